@@ -1,0 +1,66 @@
+# Every target that needs Python creates .venv on first use and installs the pinned tree.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+CDK_OUTDIR ?= cdk.out
+
+.PHONY: help install test lint format demo local synth deploy diff bench schema clean
+
+help:
+	@echo "make demo    the whole pipeline on the embedded AWS emulator (no account)"
+	@echo "make test    unit, integration and infrastructure tests"
+	@echo "make lint    ruff check, ruff format --check, mypy"
+	@echo "make synth   synthesize the stack with the pinned CDK CLI (cdk-nag + cfn-lint clean)"
+	@echo "make deploy  deploy the stack to the current AWS account"
+	@echo "make bench   benchmarks (API calls per job, import times, evaluation speed)"
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+demo: $(STAMP)
+	$(BIN)/batch-terminator demo
+
+local: $(STAMP)
+	$(BIN)/batch-terminator local
+
+schema: $(STAMP)
+	$(BIN)/batch-terminator schema > policies.schema.json
+
+synth: $(STAMP) $(NODE_STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth --quiet --output $(CDK_OUTDIR)
+	$(BIN)/cfn-lint $(CDK_OUTDIR)/*.template.json
+
+deploy: $(STAMP) $(NODE_STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk deploy
+
+diff: $(STAMP) $(NODE_STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk diff
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The `batch-terminator` command line: demo, local, plan, request, validate, audit."""

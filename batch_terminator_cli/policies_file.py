@@ -1,0 +1,107 @@
+"""Load policies.yaml with every problem tied to its line and key (synth time and `validate`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from batch_terminator.models.policies import PoliciesFile
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        return f"{where}{self.path or '(file)'}: {self.message}"
+
+
+class PoliciesFileError(ValueError):
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        listing = "\n".join(f"  {source}: {p}" for p in problems)
+        super().__init__(f"{source} is not a valid policies file:\n{listing}")
+
+
+def load_policies(path: str | Path) -> PoliciesFile:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PoliciesFileError(str(path), [Problem(None, "", f"cannot read: {exc.strerror}")]) from exc
+    return parse_policies(text, str(path))
+
+
+def parse_policies(text: str, source: str = "policies.yaml") -> PoliciesFile:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise PoliciesFileError(source, [Problem(line, "", f"not valid YAML: {exc}")]) from exc
+    if root is None:
+        raise PoliciesFileError(source, [Problem(None, "", "file is empty: it needs at least `version: 1`")])
+    duplicates = list(_duplicate_keys(root, ""))
+    if duplicates:
+        raise PoliciesFileError(source, duplicates)
+    data = yaml.safe_load(text)
+    try:
+        return PoliciesFile.model_validate(data)
+    except ValidationError as exc:
+        raise PoliciesFileError(source, [_locate(root, item) for item in exc.errors(include_url=False)]) from exc
+
+
+def _duplicate_keys(node: yaml.Node, path: str) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value)
+            child = f"{path}.{name}" if path else name
+            if name in seen:
+                yield Problem(key.start_mark.line + 1, child, "key is given twice")
+            seen.add(name)
+            yield from _duplicate_keys(value, child)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(item, f"{path}[{index}]")
+
+
+_UNKNOWN_KEY = re.compile(r"unknown key '([^']+)'")
+
+
+def _locate(root: yaml.Node, error: Any) -> Problem:
+    """Find the YAML node an error points at; for an unknown key, the key itself."""
+    node: yaml.Node | None = root
+    path = ""
+    for part in error["loc"]:
+        child = _child(node, part)
+        if child is None:
+            break  # pydantic adds locations of its own (union members): keep the nearest node
+        node = child
+        path = f"{path}[{part}]" if isinstance(part, int) else (f"{path}.{part}" if path else str(part))
+    message = str(error["msg"]).removeprefix("Value error, ")
+    unknown = _UNKNOWN_KEY.search(message)
+    if unknown and isinstance(node, yaml.MappingNode):
+        for key, _ in node.value:
+            if key.value == unknown.group(1):
+                name = f"{path}.{key.value}" if path else str(key.value)
+                return Problem(key.start_mark.line + 1, name, message)
+    line = node.start_mark.line + 1 if node is not None else None
+    return Problem(line, path, message)
+
+
+def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+        return next((value for key, value in node.value if key.value == part), None)
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        return node.value[part]
+    return None

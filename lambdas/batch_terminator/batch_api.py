@@ -1,0 +1,177 @@
+"""The one module that talks to AWS Batch: DescribeJobs, ListJobs, TerminateJobs / TerminateJob."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from batch_terminator.contract import (
+    DESCRIBE_JOBS_MAX_IDS,
+    LIST_JOBS_MAX_RESULTS,
+    TERMINATE_JOBS_MAX_IDS,
+    JobStatus,
+)
+from batch_terminator.models.job import JobSnapshot
+
+# Codes worth retrying: throttling (HTTP 429 TooManyRequestsException) and server-side faults.
+RETRYABLE_CODES: Final = frozenset(
+    {
+        "TooManyRequestsException",
+        "ThrottlingException",
+        "Throttling",
+        "ServerException",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "RequestTimeout",
+    }
+)
+# What an endpoint says when it does not know TerminateJobs (older endpoints, emulators).
+_UNKNOWN_OPERATION_CODES: Final = frozenset(
+    {"UnknownOperationException", "UnknownOperation", "InvalidAction", "NotFoundException", "404"}
+)
+
+
+@dataclass(frozen=True)
+class BatchError:
+    code: str
+    message: str
+    retryable: bool
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+    @classmethod
+    def from_client_error(cls, error: ClientError) -> BatchError:
+        details = error.response.get("Error", {})
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        code = str(details.get("Code") or status or "Unknown")
+        return cls(
+            code=code,
+            message=str(details.get("Message") or error),
+            retryable=code in RETRYABLE_CODES or status == 429 or status >= 500,
+        )
+
+    @classmethod
+    def from_bulk_entry(cls, entry: dict[str, Any]) -> BatchError:
+        code = str(entry.get("code") or "Unknown")
+        return cls(code=code, message=str(entry.get("message") or ""), retryable=code in RETRYABLE_CODES)
+
+
+class BatchCallFailed(Exception):
+    """A read call failed as a whole; `error.retryable` tells whether SQS should retry."""
+
+    def __init__(self, operation: str, error: BatchError) -> None:
+        super().__init__(f"{operation} failed: {error}")
+        self.operation = operation
+        self.error = error
+
+
+@dataclass(frozen=True)
+class TerminateResult:
+    job_id: str
+    error: BatchError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def chunked(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class BatchApi:
+    """Batch calls in the shapes this product needs; counts every call it makes."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: Counter[str] = Counter()
+        # The runtime's botocore may predate TerminateJobs; the endpoint may not know it either.
+        self._bulk = "TerminateJobs" in client.meta.service_model.operation_names
+
+    @property
+    def bulk_terminate_available(self) -> bool:
+        return self._bulk
+
+    def describe_jobs(self, job_ids: Iterable[str]) -> dict[str, JobSnapshot]:
+        """Current state of each known job, by id; unknown ids are simply absent."""
+        unique = list(dict.fromkeys(job_ids))
+        found: dict[str, JobSnapshot] = {}
+        for chunk in chunked(unique, DESCRIBE_JOBS_MAX_IDS):
+            response = self._call("DescribeJobs", self._client.describe_jobs, jobs=list(chunk))
+            for job in response.get("jobs", []):
+                snapshot = JobSnapshot.from_description(job)
+                found[snapshot.job_id] = snapshot
+        return found
+
+    def list_jobs(self, job_queue: str, status: JobStatus) -> Iterator[JobSnapshot]:
+        """Every job of one queue in one status, following every page."""
+        yield from self._list(job_queue, {"jobQueue": job_queue, "jobStatus": status.value})
+
+    def list_array_children(self, parent: JobSnapshot, status: JobStatus) -> Iterator[JobSnapshot]:
+        yield from self._list(parent.job_queue, {"arrayJobId": parent.job_id, "jobStatus": status.value})
+
+    def _list(self, job_queue: str, query: dict[str, Any]) -> Iterator[JobSnapshot]:
+        token: str | None = None
+        while True:
+            page_query = {**query, "maxResults": LIST_JOBS_MAX_RESULTS}
+            if token:
+                page_query["nextToken"] = token
+            response = self._call("ListJobs", self._client.list_jobs, **page_query)
+            for summary in response.get("jobSummaryList", []):
+                yield JobSnapshot.from_summary(summary, job_queue)
+            token = response.get("nextToken")
+            if not token:
+                return
+
+    def terminate(self, job_ids: Sequence[str], reason: str) -> list[TerminateResult]:
+        """Terminate with the bulk call where it exists, else one call per job; one result per job."""
+        results: list[TerminateResult] = []
+        for chunk in chunked(list(dict.fromkeys(job_ids)), TERMINATE_JOBS_MAX_IDS):
+            bulk = self._terminate_bulk(chunk, reason) if self._bulk else None
+            results.extend(bulk if bulk is not None else self._terminate_each(chunk, reason))
+        return results
+
+    def _terminate_bulk(self, job_ids: Sequence[str], reason: str) -> list[TerminateResult] | None:
+        self.calls["TerminateJobs"] += 1
+        try:
+            response = self._client.terminate_jobs(jobs=list(job_ids), reason=reason)
+        except ClientError as exc:
+            error = BatchError.from_client_error(exc)
+            if error.code in _UNKNOWN_OPERATION_CODES:
+                self._bulk = False
+                return None
+            return [TerminateResult(job_id, error) for job_id in job_ids]
+        # HTTP 200 is not proof: every id must be accounted for in successful[] or errors[].
+        errors = {str(e.get("job")): BatchError.from_bulk_entry(e) for e in response.get("errors", [])}
+        successful = set(response.get("successful", []))
+        missing = BatchError("NotReported", "TerminateJobs reported neither success nor error", True)
+        return [
+            TerminateResult(job_id, errors.get(job_id) or (None if job_id in successful else missing))
+            for job_id in job_ids
+        ]
+
+    def _terminate_each(self, job_ids: Sequence[str], reason: str) -> list[TerminateResult]:
+        results = []
+        for job_id in job_ids:
+            self.calls["TerminateJob"] += 1
+            try:
+                self._client.terminate_job(jobId=job_id, reason=reason)
+            except ClientError as exc:
+                results.append(TerminateResult(job_id, BatchError.from_client_error(exc)))
+            else:
+                results.append(TerminateResult(job_id))
+        return results
+
+    def _call(self, operation: str, method: Any, **kwargs: Any) -> dict[str, Any]:
+        self.calls[operation] += 1
+        try:
+            response: dict[str, Any] = method(**kwargs)
+        except ClientError as exc:
+            raise BatchCallFailed(operation, BatchError.from_client_error(exc)) from exc
+        return response

@@ -1,0 +1,79 @@
+"""Names and limits of the public contract, in one place for the runtime, the CLI and the stack."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Final
+
+EVENT_SOURCE: Final = "batch-terminator"
+REQUEST_DETAIL_TYPE: Final = "Batch Job Termination Request"
+METRICS_NAMESPACE: Final = "BatchTerminator"
+SERVICE_NAME: Final = "batch-terminator"
+
+DEFAULT_PROTECT_TAG: Final = "batch-terminator:protect"
+MAX_RUNTIME_TAG: Final = "batch-terminator:max-runtime"
+
+# TerminateJob's own limit on `reason`.
+MAX_REASON_LENGTH: Final = 1024
+# Batch API batch sizes.
+DESCRIBE_JOBS_MAX_IDS: Final = 100
+TERMINATE_JOBS_MAX_IDS: Final = 50
+LIST_JOBS_MAX_RESULTS: Final = 1000
+# A by-id request names at most this many jobs (one DescribeJobs call); the CLI splits larger sets.
+MAX_JOB_IDS_PER_REQUEST: Final = 100
+
+# SQS message attribute that internal senders use to say which path a request came from.
+SOURCE_ATTRIBUTE: Final = "source"
+# DLQ message attributes written when a request is rejected.
+ERROR_ATTRIBUTE: Final = "error"
+
+
+class JobStatus(StrEnum):
+    SUBMITTED = "SUBMITTED"
+    PENDING = "PENDING"
+    RUNNABLE = "RUNNABLE"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+    @property
+    def is_started(self) -> bool:
+        """Age is measured from startedAt for these, from createdAt before them."""
+        return self in (JobStatus.STARTING, JobStatus.RUNNING)
+
+
+ACTIVE_STATUSES: Final = (
+    JobStatus.SUBMITTED,
+    JobStatus.PENDING,
+    JobStatus.RUNNABLE,
+    JobStatus.STARTING,
+    JobStatus.RUNNING,
+)
+FINAL_STATUSES: Final = (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+class Source(StrEnum):
+    """Which path a termination decision came from (audit field `source`)."""
+
+    REQUEST = "request"
+    SWEEP = "sweep"
+    DEADLINE = "deadline"
+    ALARM = "alarm"
+    BLOCKED = "blocked"
+
+
+class Outcome(StrEnum):
+    TERMINATED = "terminated"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+def request_event_pattern() -> dict[str, Any]:
+    """The EventBridge pattern of termination requests: used by the stack's rule and the demo."""
+    return {"source": [EVENT_SOURCE], "detail-type": [REQUEST_DETAIL_TYPE]}

@@ -1,0 +1,51 @@
+"""Durations as people write them in policies and tags: `90s`, `15m`, `6h`, `2d`, `1h30m`."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Final
+
+DURATION_PATTERN: Final = r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
+_DURATION = re.compile(DURATION_PATTERN)
+_UNIT_SECONDS: Final = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse `2d`, `6h`, `90m`, `30s` or a descending combination such as `1h30m`."""
+    cleaned = text.strip().lower()
+    match = _DURATION.match(cleaned)
+    if not cleaned or match is None:
+        raise ValueError(
+            f"invalid duration {text!r}: use a number and a unit s, m, h or d, e.g. 90m, 6h, 2d"
+        )
+    seconds = sum(int(part[:-1]) * _UNIT_SECONDS[part[-1]] for part in match.groups() if part)
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {text!r}: must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """Render an age compactly and without rounding up: 12h07m, 2d03h, 45m, 30s."""
+    total = max(int(value.total_seconds()), 0)
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m{seconds:02d}s" if seconds and minutes < 10 else f"{minutes}m"
+    return f"{seconds}s"
+
+
+def format_limit(value: timedelta) -> str:
+    """Render a configured limit exactly, the way it would be written in the policies file."""
+    total = int(value.total_seconds())
+    parts = []
+    for unit, size in _UNIT_SECONDS.items():
+        amount, total = divmod(total, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts) or "0s"

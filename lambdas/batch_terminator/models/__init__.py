@@ -1,0 +1,1 @@
+"""Typed models of the public contract: requests, policies and job snapshots."""

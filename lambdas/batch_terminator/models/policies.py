@@ -1,0 +1,124 @@
+"""The policies file (`policies.yaml`): settings and the policies the sweeper and brake apply."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictBool, StrictInt, model_validator
+
+from batch_terminator.contract import DEFAULT_PROTECT_TAG, MAX_RUNTIME_TAG
+from batch_terminator.models.base import ContractModel, Duration, NonEmptyStr
+from batch_terminator.models.request import ActiveStatusList, PolicyName
+
+Patterns = Annotated[list[NonEmptyStr], Field(min_length=1)]
+
+MIN_SWEEP_INTERVAL = timedelta(minutes=1)
+MAX_SWEEP_INTERVAL = timedelta(days=1)
+
+
+class Settings(ContractModel):
+    """Global switches that every path obeys."""
+
+    dry_run: StrictBool = Field(
+        default=False, description="Decide and log, terminate nothing (every path)."
+    )
+    protect_tag: NonEmptyStr = Field(
+        default=DEFAULT_PROTECT_TAG,
+        description="A job carrying this tag key is never touched, by any path.",
+    )
+    job_queues: Patterns = Field(
+        default_factory=lambda: ["*"],
+        description="Queues the system may touch at all: names, ARNs or globs.",
+    )
+    sweep_interval: Duration = Field(
+        default=timedelta(minutes=15), description="How often the sweeper evaluates policies."
+    )
+
+    @model_validator(mode="after")
+    def _interval_in_range(self) -> Settings:
+        if not MIN_SWEEP_INTERVAL <= self.sweep_interval <= MAX_SWEEP_INTERVAL:
+            raise ValueError("sweepInterval must be between 1m and 1d")
+        return self
+
+
+class Match(ContractModel):
+    """Which jobs a policy applies to; every key given must match."""
+
+    job_queues: Patterns | None = Field(default=None, description="Queue names, ARNs or globs.")
+    job_definitions: Patterns | None = Field(
+        default=None, description="Job definition names (any revision), name:revision or globs."
+    )
+    job_names: Patterns | None = Field(default=None, description="Job name globs.")
+    tags: dict[NonEmptyStr, NonEmptyStr] | None = Field(
+        default=None, description='Exact tag values, or "*" for key present.'
+    )
+
+
+class When(ContractModel):
+    """The state and age at which a matching job is terminated."""
+
+    status: ActiveStatusList = Field(description="One status or a list.")
+    older_than: Duration | None = Field(
+        default=None,
+        description="RUNNING/STARTING: since startedAt; earlier states: since createdAt.",
+    )
+
+
+class Trigger(ContractModel):
+    """Run the policy when one of these CloudWatch alarms enters ALARM, instead of on schedule."""
+
+    alarms: Patterns
+
+
+class Policy(ContractModel):
+    name: PolicyName
+    description: NonEmptyStr | None = None
+    trigger: Trigger | None = None
+    match: Match = Field(default_factory=Match)
+    when: When
+    order: Literal["oldest-first", "newest-first"] = "oldest-first"
+    max_per_run: Annotated[StrictInt, Field(ge=1, le=10_000)] = Field(
+        default=100, description="Blast-radius cap per run; hitting it is logged and alarmed."
+    )
+    dry_run: StrictBool = False
+
+    @model_validator(mode="after")
+    def _scheduled_policies_need_an_age(self) -> Policy:
+        if self.trigger is None and self.when.older_than is None:
+            raise ValueError(
+                "a scheduled policy (no trigger) needs when.olderThan: without it every "
+                "matching job would be terminated on every sweep"
+            )
+        return self
+
+    @property
+    def is_scheduled(self) -> bool:
+        return self.trigger is None
+
+
+class PoliciesFile(ContractModel):
+    """Root of policies.yaml."""
+
+    version: Literal[1]
+    settings: Settings = Field(default_factory=Settings)
+    policies: list[Policy] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> PoliciesFile:
+        seen: set[str] = set()
+        for policy in self.policies:
+            if policy.name in seen:
+                raise ValueError(f"policy name {policy.name!r} is used twice")
+            if policy.name == TAG_LIMIT_POLICY:
+                raise ValueError(f"policy name {TAG_LIMIT_POLICY!r} is reserved")
+            seen.add(policy.name)
+        return self
+
+    def policy(self, name: str) -> Policy | None:
+        return next((p for p in self.policies if p.name == name), None)
+
+
+# The per-job limit carried by the `batch-terminator:max-runtime` tag acts as this policy.
+TAG_LIMIT_POLICY = "max-runtime-tag"
+TAG_LIMIT_KEY = MAX_RUNTIME_TAG
