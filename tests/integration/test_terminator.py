@@ -1,0 +1,176 @@
+"""The terminator, through the real handler, on the emulator: every outcome of the contract."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from batch_terminator_cli.emulator import BatchControl
+from batch_terminator_cli.emulator.world import BatchWorld
+from tests.integration.conftest import Pipeline
+
+REASON = "Terminating job."
+
+
+def test_sqs_request_terminates_running_job_with_exactly_that_reason(pipeline: Pipeline, world: BatchWorld) -> None:
+    job = world.job("train-runaway", "gpu-training", "RUNNING", age=timedelta(days=3))
+
+    pipeline.send({"reason": REASON, "jobId": job})
+    pipeline.run()
+
+    described = world.describe(job)
+    assert described["status"] == "FAILED"
+    assert described["statusReason"] == REASON
+    assert described["isTerminated"] is True
+    line = pipeline.decision(job)
+    assert line["outcome"] == "terminated"
+    assert line["status_before"] == "RUNNING"
+    assert line["job_name"] == "train-runaway"
+    assert line["source"] == "request"
+    assert line["reason"] == REASON
+
+
+def test_eventbridge_request_is_routed_by_the_rule_and_cancels_runnable_job(
+    pipeline: Pipeline, world: BatchWorld
+) -> None:
+    job = world.job("etl-stuck", "spot-cpu", "RUNNABLE", age=timedelta(hours=9))
+
+    pipeline.put_event({"reason": REASON, "jobId": job})
+    pipeline.run()
+
+    described = world.describe(job)
+    assert (described["status"], described["statusReason"], described["isCancelled"]) == ("FAILED", REASON, True)
+    assert pipeline.outcome(job) == "terminated"
+
+
+def test_events_of_other_sources_never_reach_the_queue(pipeline: Pipeline, world: BatchWorld) -> None:
+    job = world.job("etl", "spot-cpu", "RUNNING")
+    pipeline.put_event({"reason": REASON, "jobId": job}, source="someone-else")
+    assert pipeline.run() == []
+    assert world.describe(job)["status"] == "RUNNING"
+
+
+def test_second_delivery_is_harmless(pipeline: Pipeline, world: BatchWorld) -> None:
+    job = world.job("train", "gpu-training", "RUNNING")
+    body = {"reason": REASON, "jobId": job}
+    pipeline.send(body)
+    pipeline.run()
+    pipeline.send(body)
+    pipeline.run()
+
+    outcomes = [line["outcome"] for line in pipeline.audit if line["job_id"] == job]
+    assert outcomes == ["terminated", "skipped"]
+    assert pipeline.decision(job)["skip_reason"] == "already finished: FAILED"
+    assert world.describe(job)["statusReason"] == REASON
+
+
+def test_already_finished_unknown_protected_and_disallowed_jobs_are_skipped_with_the_why(
+    pipeline: Pipeline, world: BatchWorld
+) -> None:
+    finished = world.job("report", "spot-cpu", "SUCCEEDED")
+    protected = world.job("golden", "gpu-training", "RUNNING", tags={"batch-terminator:protect": "yes"})
+    elsewhere = world.job("sim", "research", "RUNNING")
+    unknown = "0f2d1f8e-0000-4000-8000-000000000000"
+
+    pipeline.send({"jobIds": [finished, protected, elsewhere, unknown], "reason": REASON})
+    pipeline.run()
+
+    why = {job: pipeline.decision(job)["skip_reason"] for job in (finished, protected, elsewhere, unknown)}
+    assert why[finished] == "already finished: SUCCEEDED"
+    assert why[protected].startswith("protected")
+    assert why[elsewhere].startswith("queue not allowed")
+    assert why[unknown].startswith("not found")
+    assert {pipeline.outcome(j) for j in why} == {"skipped"}
+    for job in (protected, elsewhere):
+        assert world.describe(job)["status"] == "RUNNING"
+    assert pipeline.queued() == 0
+
+
+def test_if_status_precondition(pipeline: Pipeline, world: BatchWorld) -> None:
+    running = world.job("a", "spot-cpu", "RUNNING")
+    runnable = world.job("b", "spot-cpu", "RUNNABLE")
+
+    pipeline.send({"jobIds": [running, runnable], "reason": REASON, "ifStatus": ["RUNNABLE"]})
+    pipeline.run()
+
+    assert pipeline.decision(running)["skip_reason"] == "precondition failed: status RUNNING is not in ifStatus [RUNNABLE]"
+    assert world.describe(running)["status"] == "RUNNING"
+    assert pipeline.outcome(runnable) == "terminated"
+
+
+def test_dry_run_request_decides_and_terminates_nothing(pipeline: Pipeline, world: BatchWorld) -> None:
+    job = world.job("a", "spot-cpu", "RUNNING")
+
+    pipeline.send({"jobId": job, "reason": REASON, "dryRun": True})
+    pipeline.run()
+
+    line = pipeline.decision(job)
+    assert (line["outcome"], line["dry_run"], line["skip_reason"]) == ("skipped", True, "dry run (request)")
+    assert world.describe(job)["status"] == "RUNNING"
+
+
+def test_invalid_request_goes_to_dlq_with_its_error_and_the_rest_of_the_batch_goes_on(
+    pipeline: Pipeline, world: BatchWorld
+) -> None:
+    job = world.job("a", "spot-cpu", "RUNNING")
+    bad = {"jobId": job, "reason": REASON, "dryrun": True}
+
+    pipeline.send(bad)
+    pipeline.send({"jobId": job, "reason": REASON})
+    invocations = pipeline.run()
+
+    assert len(invocations) == 1 and invocations[0].failed_ids == set()
+    parked = pipeline.dlq()
+    assert len(parked) == 1
+    assert json.loads(parked[0]["Body"]) == bad
+    error = parked[0]["MessageAttributes"]["error"]["StringValue"]
+    assert "unknown key 'dryrun'" in error and "did you mean 'dryRun'?" in error
+    rejected = [line for line in pipeline.audit if line["outcome"] == "rejected"]
+    assert len(rejected) == 1 and "dryrun" in rejected[0]["error"]
+    assert pipeline.outcome(job) == "terminated"
+
+
+def test_throttled_describe_is_a_batch_item_failure_then_succeeds_on_redelivery(
+    pipeline: Pipeline, world: BatchWorld, control: BatchControl
+) -> None:
+    job = world.job("a", "spot-cpu", "RUNNING")
+    control.throttle("DescribeJobs", times=1)
+
+    pipeline.send({"jobId": job, "reason": REASON})
+    first, second = pipeline.run()
+
+    assert len(first.failed_ids) == 1
+    outcomes = [line["outcome"] for line in pipeline.audit if line["job_id"] == job]
+    assert outcomes == ["failed", "terminated"]
+    assert "TooManyRequestsException" in pipeline.audit[0]["error"]
+    assert second.failed_ids == set()
+
+
+def test_throttled_terminate_is_retried(pipeline: Pipeline, world: BatchWorld, control: BatchControl) -> None:
+    job = world.job("a", "spot-cpu", "RUNNING")
+    control.throttle("TerminateJobs", times=1)
+
+    pipeline.send({"jobId": job, "reason": REASON})
+    pipeline.run()
+
+    assert [line["outcome"] for line in pipeline.audit if line["job_id"] == job] == ["failed", "terminated"]
+
+
+def test_bulk_errors_entry_is_failed_for_that_job_only_and_ends_in_dlq(
+    pipeline: Pipeline, world: BatchWorld, control: BatchControl
+) -> None:
+    stubborn = world.job("stubborn", "spot-cpu", "RUNNING")
+    fine = world.job("fine", "spot-cpu", "RUNNING")
+    control.fail_in_bulk(stubborn, "ClientException", "job cannot be terminated", times=3)
+
+    pipeline.send({"jobId": stubborn, "reason": REASON})
+    pipeline.send({"jobId": fine, "reason": REASON})
+    pipeline.run()
+
+    assert pipeline.outcome(fine) == "terminated"
+    failures = [line for line in pipeline.audit if line["job_id"] == stubborn]
+    assert [line["outcome"] for line in failures] == ["failed"] * 3
+    assert failures[0]["error"] == "ClientException: job cannot be terminated"
+    assert world.describe(stubborn)["status"] == "RUNNING"
+    parked = pipeline.dlq()
+    assert [json.loads(m["Body"])["jobId"] for m in parked] == [stubborn]
