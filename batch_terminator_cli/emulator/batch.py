@@ -53,7 +53,16 @@ class ServerException(AWSError):
     STATUS = 500
 
 
-_FAULTS: Final = {"TooManyRequestsException": TooManyRequestsException, "ServerException": ServerException}
+class UnknownOperationException(AWSError):
+    """What an endpoint that predates an operation answers."""
+
+    TYPE = "UnknownOperationException"
+    STATUS = 400
+
+
+_FAULTS: Final = {
+    fault.TYPE: fault for fault in (TooManyRequestsException, ServerException, UnknownOperationException)
+}
 
 
 def _ms(moment: datetime) -> int:

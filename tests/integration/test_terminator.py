@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from batch_terminator_cli.emulator import BatchControl
 from batch_terminator_cli.emulator.world import BatchWorld
-from tests.integration.conftest import Pipeline
+from batch_terminator_cli.sandbox import Sandbox as Pipeline
 
 REASON = "Terminating job."
 
@@ -16,7 +16,7 @@ def test_sqs_request_terminates_running_job_with_exactly_that_reason(pipeline: P
     job = world.job("train-runaway", "gpu-training", "RUNNING", age=timedelta(days=3))
 
     pipeline.send({"reason": REASON, "jobId": job})
-    pipeline.run()
+    pipeline.run_terminator()
 
     described = world.describe(job)
     assert described["status"] == "FAILED"
@@ -36,7 +36,7 @@ def test_eventbridge_request_is_routed_by_the_rule_and_cancels_runnable_job(
     job = world.job("etl-stuck", "spot-cpu", "RUNNABLE", age=timedelta(hours=9))
 
     pipeline.put_event({"reason": REASON, "jobId": job})
-    pipeline.run()
+    pipeline.run_terminator()
 
     described = world.describe(job)
     assert (described["status"], described["statusReason"], described["isCancelled"]) == ("FAILED", REASON, True)
@@ -46,7 +46,7 @@ def test_eventbridge_request_is_routed_by_the_rule_and_cancels_runnable_job(
 def test_events_of_other_sources_never_reach_the_queue(pipeline: Pipeline, world: BatchWorld) -> None:
     job = world.job("etl", "spot-cpu", "RUNNING")
     pipeline.put_event({"reason": REASON, "jobId": job}, source="someone-else")
-    assert pipeline.run() == []
+    assert pipeline.run_terminator() == []
     assert world.describe(job)["status"] == "RUNNING"
 
 
@@ -54,9 +54,9 @@ def test_second_delivery_is_harmless(pipeline: Pipeline, world: BatchWorld) -> N
     job = world.job("train", "gpu-training", "RUNNING")
     body = {"reason": REASON, "jobId": job}
     pipeline.send(body)
-    pipeline.run()
+    pipeline.run_terminator()
     pipeline.send(body)
-    pipeline.run()
+    pipeline.run_terminator()
 
     outcomes = [line["outcome"] for line in pipeline.audit if line["job_id"] == job]
     assert outcomes == ["terminated", "skipped"]
@@ -73,7 +73,7 @@ def test_already_finished_unknown_protected_and_disallowed_jobs_are_skipped_with
     unknown = "0f2d1f8e-0000-4000-8000-000000000000"
 
     pipeline.send({"jobIds": [finished, protected, elsewhere, unknown], "reason": REASON})
-    pipeline.run()
+    pipeline.run_terminator()
 
     why = {job: pipeline.decision(job)["skip_reason"] for job in (finished, protected, elsewhere, unknown)}
     assert why[finished] == "already finished: SUCCEEDED"
@@ -91,7 +91,7 @@ def test_if_status_precondition(pipeline: Pipeline, world: BatchWorld) -> None:
     runnable = world.job("b", "spot-cpu", "RUNNABLE")
 
     pipeline.send({"jobIds": [running, runnable], "reason": REASON, "ifStatus": ["RUNNABLE"]})
-    pipeline.run()
+    pipeline.run_terminator()
 
     assert pipeline.decision(running)["skip_reason"] == "precondition failed: status RUNNING is not in ifStatus [RUNNABLE]"
     assert world.describe(running)["status"] == "RUNNING"
@@ -102,7 +102,7 @@ def test_dry_run_request_decides_and_terminates_nothing(pipeline: Pipeline, worl
     job = world.job("a", "spot-cpu", "RUNNING")
 
     pipeline.send({"jobId": job, "reason": REASON, "dryRun": True})
-    pipeline.run()
+    pipeline.run_terminator()
 
     line = pipeline.decision(job)
     assert (line["outcome"], line["dry_run"], line["skip_reason"]) == ("skipped", True, "dry run (request)")
@@ -117,10 +117,10 @@ def test_invalid_request_goes_to_dlq_with_its_error_and_the_rest_of_the_batch_go
 
     pipeline.send(bad)
     pipeline.send({"jobId": job, "reason": REASON})
-    invocations = pipeline.run()
+    invocations = pipeline.run_terminator()
 
     assert len(invocations) == 1 and invocations[0].failed_ids == set()
-    parked = pipeline.dlq()
+    parked = pipeline.dead_letters()
     assert len(parked) == 1
     assert json.loads(parked[0]["Body"]) == bad
     error = parked[0]["MessageAttributes"]["error"]["StringValue"]
@@ -137,7 +137,7 @@ def test_throttled_describe_is_a_batch_item_failure_then_succeeds_on_redelivery(
     control.throttle("DescribeJobs", times=1)
 
     pipeline.send({"jobId": job, "reason": REASON})
-    first, second = pipeline.run()
+    first, second = pipeline.run_terminator()
 
     assert len(first.failed_ids) == 1
     outcomes = [line["outcome"] for line in pipeline.audit if line["job_id"] == job]
@@ -151,7 +151,7 @@ def test_throttled_terminate_is_retried(pipeline: Pipeline, world: BatchWorld, c
     control.throttle("TerminateJobs", times=1)
 
     pipeline.send({"jobId": job, "reason": REASON})
-    pipeline.run()
+    pipeline.run_terminator()
 
     assert [line["outcome"] for line in pipeline.audit if line["job_id"] == job] == ["failed", "terminated"]
 
@@ -165,12 +165,12 @@ def test_bulk_errors_entry_is_failed_for_that_job_only_and_ends_in_dlq(
 
     pipeline.send({"jobId": stubborn, "reason": REASON})
     pipeline.send({"jobId": fine, "reason": REASON})
-    pipeline.run()
+    pipeline.run_terminator()
 
     assert pipeline.outcome(fine) == "terminated"
     failures = [line for line in pipeline.audit if line["job_id"] == stubborn]
     assert [line["outcome"] for line in failures] == ["failed"] * 3
     assert failures[0]["error"] == "ClientException: job cannot be terminated"
     assert world.describe(stubborn)["status"] == "RUNNING"
-    parked = pipeline.dlq()
+    parked = pipeline.dead_letters()
     assert [json.loads(m["Body"])["jobId"] for m in parked] == [stubborn]

@@ -1,0 +1,163 @@
+"""An emulated account with the stack's runtime pieces deployed and the real handlers wired in.
+
+Shared by `demo`, `local` and the benchmarks: the same emulator, resources and handler wiring
+that the integration tests use.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from batch_terminator.contract import EVENT_SOURCE, REQUEST_DETAIL_TYPE
+from batch_terminator.handlers import terminator
+from batch_terminator.models.policies import PoliciesFile
+from batch_terminator_cli.emulator import BatchControl, install
+from batch_terminator_cli.emulator.deployment import EmulatedDeployment, deploy
+from batch_terminator_cli.emulator.lambda_runtime import Invocation, capture_logs, drain
+from batch_terminator_cli.emulator.world import BatchWorld
+
+REGION = "us-east-1"
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "emulated",
+    "AWS_SECRET_ACCESS_KEY": "emulated",
+    "AWS_DEFAULT_REGION": REGION,
+}
+# Tracing has no daemon here; one attempt per call keeps injected faults visible.
+HANDLER_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true", "AWS_MAX_ATTEMPTS": "1"}
+
+
+@dataclass
+class Sandbox:
+    session: boto3.Session
+    deployment: EmulatedDeployment
+    world: BatchWorld
+    control: BatchControl
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    # EMF blobs the handlers printed (CloudWatch turns these into metrics).
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def sqs(self) -> Any:
+        return self.session.client("sqs")
+
+    def send(self, body: dict[str, Any] | str, source: str | None = None) -> str:
+        attributes = {"source": {"DataType": "String", "StringValue": source}} if source else {}
+        return str(
+            self.sqs.send_message(
+                QueueUrl=self.deployment.request_queue_url,
+                MessageBody=body if isinstance(body, str) else json.dumps(body),
+                MessageAttributes=attributes,
+            )["MessageId"]
+        )
+
+    def put_event(self, detail: dict[str, Any], source: str = EVENT_SOURCE) -> None:
+        response = self.session.client("events").put_events(
+            Entries=[{"Source": source, "DetailType": REQUEST_DETAIL_TYPE, "Detail": json.dumps(detail)}]
+        )
+        if response["FailedEntryCount"]:
+            raise RuntimeError(f"PutEvents failed: {response['Entries']}")
+
+    def run_terminator(self, max_invocations: int = 100) -> list[Invocation]:
+        """Let the event source mapping feed the terminator until the request queue is empty."""
+        printed = io.StringIO()
+        with capture_logs(terminator.logger) as logs, redirect_stdout(printed):
+            invocations = drain(
+                self.sqs, self.deployment.request_queue_url, terminator.handler, max_invocations=max_invocations
+            )
+        self.audit.extend(logs.audit())
+        self.metrics.extend(json.loads(line) for line in printed.getvalue().splitlines() if '"_aws"' in line)
+        return invocations
+
+    def decisions(self, job_id: str) -> list[dict[str, Any]]:
+        return [line for line in self.audit if line["job_id"] == job_id]
+
+    def decision(self, job_id: str) -> dict[str, Any]:
+        """The latest audit line for a job."""
+        found = self.decisions(job_id)
+        if not found:
+            raise LookupError(f"no audit line for job {job_id}")
+        return found[-1]
+
+    def outcome(self, job_id: str) -> str:
+        return str(self.decision(job_id)["outcome"])
+
+    def queued(self) -> int:
+        """Messages still in the request queue, visible or in flight."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.deployment.request_queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    def metric_totals(self) -> dict[str, float]:
+        """Sums of the metrics the handlers emitted without a policy dimension."""
+        totals: dict[str, float] = {}
+        for blob in self.metrics:
+            for directive in blob["_aws"]["CloudWatchMetrics"]:
+                if directive["Dimensions"] != [["service"]]:
+                    continue
+                for metric in directive["Metrics"]:
+                    totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(blob[metric["Name"]])
+        return totals
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Read the DLQ without consuming it (messages stay visible for the next reader)."""
+        sqs, url = self.sqs, self.deployment.dlq_url
+        messages: list[dict[str, Any]] = []
+        while True:
+            got = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=30
+            ).get("Messages", [])
+            if not got:
+                break
+            messages.extend(got)
+        for message in messages:
+            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+        return messages
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    previous = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def sandbox(policies: PoliciesFile) -> Iterator[Sandbox]:
+    """Start the in-process emulator, deploy the runtime pieces, point the handlers at them."""
+    from moto import mock_aws
+
+    install()
+    with tempfile.TemporaryDirectory(prefix="batch-terminator-") as scratch:
+        policies_json = Path(scratch) / "policies.json"
+        policies_json.write_text(policies.model_dump_json(exclude_none=True), encoding="utf-8")
+        with environment({**FAKE_CREDENTIALS, **HANDLER_ENVIRONMENT, "POLICIES_FILE": str(policies_json)}), mock_aws():
+            session = boto3.Session(region_name=REGION)
+            deployment = deploy(session)
+            control = BatchControl(region=REGION)
+            with environment({"DLQ_URL": deployment.dlq_url, "REQUEST_QUEUE_URL": deployment.request_queue_url}):
+                terminator.dependencies.cache_clear()
+                try:
+                    yield Sandbox(session, deployment, BatchWorld(session, control), control)
+                finally:
+                    terminator.dependencies.cache_clear()
