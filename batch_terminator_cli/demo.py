@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from batch_terminator.models.policies import PoliciesFile
+from batch_terminator_cli.emulator.world import BatchWorld
 from batch_terminator_cli.sandbox import Sandbox, sandbox
 
 DEMO_POLICIES: dict[str, Any] = {
@@ -44,9 +45,9 @@ class Scene:
     before: dict[str, str]
 
 
-def build_scene(box: Sandbox) -> Scene:
-    world = box.world
-    ids = {
+def seed_jobs(world: BatchWorld) -> dict[str, str]:
+    """The demo's jobs: runaway, stuck, finished, protected, in a queue not allowed, and more."""
+    return {
         "train-bert-runaway": world.job("train-bert-runaway", "gpu-training", "RUNNING", age=timedelta(days=3)),
         "etl-stuck": world.job("etl-stuck", "spot-cpu", "RUNNABLE", age=timedelta(hours=9), definition="etl"),
         "nightly-report": world.job("nightly-report", "spot-cpu", "SUCCEEDED", definition="etl"),
@@ -57,6 +58,11 @@ def build_scene(box: Sandbox) -> Scene:
         "etl-started": world.job("etl-started", "spot-cpu", "RUNNING", definition="etl"),
         "train-canary": world.job("train-canary", "gpu-training", "RUNNING"),
     }
+
+
+def build_scene(box: Sandbox) -> Scene:
+    world = box.world
+    ids = seed_jobs(world)
     before = {name: world.describe(job_id)["status"] for name, job_id in ids.items()}
     before["(unknown id)"] = "-"
     expected = [
@@ -184,8 +190,12 @@ def _audit_view(line: dict[str, Any]) -> dict[str, Any]:
     return {key: line.get(key) for key in keys}
 
 
+def demo_policies() -> PoliciesFile:
+    return PoliciesFile.model_validate(DEMO_POLICIES)
+
+
 def run(console: Console) -> bool:
-    policies = PoliciesFile.model_validate(DEMO_POLICIES)
+    policies = demo_policies()
     with sandbox(policies) as box:
         console.rule("batch-terminator demo: requests by SQS and EventBridge, on the embedded emulator")
         scene = build_scene(box)

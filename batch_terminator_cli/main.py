@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+
+if TYPE_CHECKING:
+    from batch_terminator.models.policies import PoliciesFile
 
 
 @app.command()
@@ -26,18 +29,137 @@ def demo() -> None:
 
 
 @app.command()
+def local(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5050,
+    policies_file: Annotated[
+        Path | None, typer.Option("--policies", help="Policies file (default: the demo's settings).")
+    ] = None,
+) -> None:
+    """Serve the emulator on 127.0.0.1 with the demo jobs seeded and the terminator consuming."""
+    import tempfile
+    import time
+
+    from batch_terminator_cli import demo as demo_module
+    from batch_terminator_cli.local_server import LocalServer
+
+    policies = _load_policies_or_exit(policies_file) if policies_file else demo_module.demo_policies()
+    server = LocalServer(policies, port=port)
+    with tempfile.TemporaryDirectory(prefix="batch-terminator-local-") as scratch:
+        deployment = server.start(scratch, on_audit=_print_audit)
+        assert server.world is not None
+        jobs = demo_module.seed_jobs(server.world)
+        console.print(f"Emulator listening on [bold]{server.endpoint_url}[/bold] (region us-east-1, any credentials)")
+        console.print(f"Request queue: {deployment.request_queue_url}")
+        for name, job_id in jobs.items():
+            console.print(f"  job {name:<20} {job_id}")
+        example = next(iter(jobs.values()))
+        console.print("\nTry (any credentials work):")
+        console.print("  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1")
+        console.print(
+            f"  batch-terminator request {example} --reason 'Terminating job.' "
+            f"--endpoint-url {server.endpoint_url} --queue-url {deployment.request_queue_url}",
+            soft_wrap=True,
+        )
+        console.print(f"  aws --endpoint-url {server.endpoint_url} batch describe-jobs --jobs {example}", soft_wrap=True)
+        console.print("Ctrl-C stops.")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stop()
+
+
+def _print_audit(line: dict[str, object]) -> None:
+    import json
+
+    console.print_json(json.dumps(line), indent=None)
+
+
+@app.command()
+def request(
+    job_ids: Annotated[list[str], typer.Argument(help="Job ids (or ARNs); more than 100 are split into several requests.")],
+    reason: Annotated[str, typer.Option(help="Why: recorded as the job's statusReason (max 1024 characters).")],
+    via: Annotated[str, typer.Option(help="sqs (the request queue) or events (EventBridge).")] = "sqs",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and log, terminate nothing.")] = False,
+    if_status: Annotated[
+        list[str] | None, typer.Option("--if-status", help="Terminate only if still in this status (repeatable).")
+    ] = None,
+    requested_by: Annotated[str | None, typer.Option(help="Who asks (default: your AWS identity).")] = None,
+    stack_name: Annotated[str, typer.Option(help="Stack whose outputs name the queue.")] = "BatchTerminator",
+    queue_url: Annotated[str | None, typer.Option(help="Request queue URL (instead of reading the stack).")] = None,
+    event_bus: Annotated[str, typer.Option(help="Event bus for --via events.")] = "default",
+    endpoint_url: Annotated[str | None, typer.Option(help="AWS endpoint (e.g. batch-terminator local).")] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region.")] = None,
+) -> None:
+    """Send a termination request through the deployed stack and print what was sent."""
+    import json
+
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    from pydantic import ValidationError
+
+    from batch_terminator.models.base import describe_validation_error
+    from batch_terminator_cli import requesting
+
+    if via not in ("sqs", "events"):
+        raise typer.BadParameter("use sqs or events", param_hint="--via")
+    session = _session(endpoint_url, region)
+    try:
+        bodies = requesting.build_requests(
+            job_ids,
+            reason,
+            dry_run=dry_run,
+            if_status=if_status,
+            requested_by=requested_by or requesting.caller(session),
+        )
+    except ValidationError as error:
+        for line in describe_validation_error(error):
+            console.print(f"[red]invalid request:[/red] {line}", highlight=False)
+        raise typer.Exit(2) from error
+    try:
+        if via == "sqs" and not queue_url:
+            queue_url = requesting.stack_outputs(session, stack_name)["RequestQueueUrl"]
+        sent = requesting.send(session, bodies, via, queue_url, event_bus)  # type: ignore[arg-type]
+    except NoCredentialsError as error:
+        console.print("[red]no AWS credentials[/red]: configure a profile or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+        raise typer.Exit(2) from error
+    except (BotoCoreError, ClientError) as error:
+        console.print(f"[red]could not send:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from error
+    for item in sent:
+        console.print(f"sent via {item.via} to {item.target} (id {item.id}):", highlight=False)
+        console.print_json(json.dumps(item.body))
+
+
+def _session(endpoint_url: str | None, region: str | None) -> object:
+    """A boto3 session whose clients all use `endpoint_url` when one is given."""
+    import os
+
+    import boto3
+
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+    return boto3.Session(region_name=region)
+
+
+def _load_policies_or_exit(path: Path) -> "PoliciesFile":
+    from batch_terminator_cli.policies_file import PoliciesFileError, load_policies
+
+    try:
+        return load_policies(path)
+    except PoliciesFileError as error:
+        for problem in error.problems:
+            console.print(f"[red]{path}:{problem.line or '?'}[/red] {problem.path or '(file)'}: {problem.message}", highlight=False)
+        raise typer.Exit(1) from error
+
+
+@app.command()
 def validate(
     file: Annotated[Path, typer.Argument(help="The policies file.")] = Path("policies.yaml"),
 ) -> None:
     """Check a policies file; errors name the line and the key."""
-    from batch_terminator_cli.policies_file import PoliciesFileError, load_policies
-
-    try:
-        policies = load_policies(file)
-    except PoliciesFileError as error:
-        for problem in error.problems:
-            console.print(f"[red]{file}:{problem.line or '?'}[/red] {problem.path or '(file)'}: {problem.message}", highlight=False)
-        raise typer.Exit(1) from error
+    policies = _load_policies_or_exit(file)
     scheduled = sum(1 for p in policies.policies if p.is_scheduled)
     console.print(
         f"{file}: valid, {len(policies.policies)} policies "
