@@ -48,11 +48,19 @@ class Scene:
 def seed_jobs(world: BatchWorld) -> dict[str, str]:
     """The demo's jobs: runaway, stuck, finished, protected, in a queue not allowed, and more."""
     return {
-        "train-bert-runaway": world.job("train-bert-runaway", "gpu-training", "RUNNING", age=timedelta(days=3)),
-        "etl-stuck": world.job("etl-stuck", "spot-cpu", "RUNNABLE", age=timedelta(hours=9), definition="etl"),
+        "train-bert-runaway": world.job(
+            "train-bert-runaway", "gpu-training", "RUNNING", age=timedelta(days=3)
+        ),
+        "etl-stuck": world.job(
+            "etl-stuck", "spot-cpu", "RUNNABLE", age=timedelta(hours=9), definition="etl"
+        ),
         "nightly-report": world.job("nightly-report", "spot-cpu", "SUCCEEDED", definition="etl"),
         "golden-model": world.job(
-            "golden-model", "gpu-training", "RUNNING", tags={"batch-terminator:protect": "true"}, age=timedelta(days=2)
+            "golden-model",
+            "gpu-training",
+            "RUNNING",
+            tags={"batch-terminator:protect": "true"},
+            age=timedelta(days=2),
         ),
         "research-sim": world.job("research-sim", "research", "RUNNING", definition="sim"),
         "etl-started": world.job("etl-started", "spot-cpu", "RUNNING", definition="etl"),
@@ -66,7 +74,9 @@ def build_scene(box: Sandbox) -> Scene:
     before = {name: world.describe(job_id)["status"] for name, job_id in ids.items()}
     before["(unknown id)"] = "-"
     expected = [
-        Expected("train-bert-runaway", ("terminated", "skipped"), "FAILED", "already finished: FAILED"),
+        Expected(
+            "train-bert-runaway", ("terminated", "skipped"), "FAILED", "already finished: FAILED"
+        ),
         Expected("etl-stuck", ("terminated",), "FAILED"),
         Expected("nightly-report", ("skipped",), "SUCCEEDED", "already finished: SUCCEEDED"),
         Expected("golden-model", ("skipped",), "RUNNING", "protected"),
@@ -93,12 +103,19 @@ def send_requests(box: Sandbox, ids: dict[str, str]) -> list[tuple[str, dict[str
     sent.append(("EventBridge", event))
     sqs(
         {
-            "jobIds": [ids["nightly-report"], ids["golden-model"], ids["research-sim"], UNKNOWN_JOB],
+            "jobIds": [
+                ids["nightly-report"],
+                ids["golden-model"],
+                ids["research-sim"],
+                UNKNOWN_JOB,
+            ],
             "reason": "cleanup after incident INC-4411",
             "requestedBy": "alice",
         }
     )
-    sqs({"jobId": ids["etl-started"], "reason": "cancel if still waiting", "ifStatus": ["RUNNABLE"]})
+    sqs(
+        {"jobId": ids["etl-started"], "reason": "cancel if still waiting", "ifStatus": ["RUNNABLE"]}
+    )
     sqs({"jobId": ids["train-canary"], "reason": "what would happen?", "dryRun": True})
     sqs(json.dumps({"jobId": ids["train-canary"], "reason": "typo", "dryrun": True}))
     return sent
@@ -126,7 +143,11 @@ def check(box: Sandbox, scene: Scene) -> list[str]:
             problems.append(f"{want.label}: status {status}, expected {want.status_after}")
     rejected = [line for line in box.audit if line["outcome"] == "rejected"]
     parked = box.dead_letters()
-    if len(rejected) != 1 or len(parked) != 1 or "dryrun" not in parked[0]["MessageAttributes"]["error"]["StringValue"]:
+    if (
+        len(rejected) != 1
+        or len(parked) != 1
+        or "dryrun" not in parked[0]["MessageAttributes"]["error"]["StringValue"]
+    ):
         problems.append("the misspelt request was not rejected into the DLQ with its error")
     if box.queued():
         problems.append("messages left in the request queue")
@@ -153,19 +174,33 @@ def render(console: Console, box: Sandbox, scene: Scene, sent: list[tuple[str, A
         name = names.get(job_id, job_id)
         queue = (line.get("job_queue") or "-").rsplit("/", 1)[-1]
         after = box.world.describe(job_id).get("status", "-") if job_id != UNKNOWN_JOB else "-"
-        style = {"terminated": "bold red", "skipped": "yellow", "failed": "magenta"}.get(line["outcome"], "")
+        style = {"terminated": "bold red", "skipped": "yellow", "failed": "magenta"}.get(
+            line["outcome"], ""
+        )
         why = line.get("skip_reason") or line.get("reason") or ""
-        table.add_row(name, queue, f"{line.get('status_before') or '-'} → {after}", f"[{style}]{line['outcome']}[/]", why)
+        table.add_row(
+            name,
+            queue,
+            f"{line.get('status_before') or '-'} → {after}",
+            f"[{style}]{line['outcome']}[/]",
+            why,
+        )
     console.print(table)
-    totals = ", ".join(f"{name} {int(value)}" for name, value in sorted(box.metric_totals().items()))
+    totals = ", ".join(
+        f"{name} {int(value)}" for name, value in sorted(box.metric_totals().items())
+    )
     console.print(f"[bold]Metrics[/bold] (EMF, namespace BatchTerminator): {totals}\n")
 
-    console.print("[bold]Dead-letter queue[/bold] (rejected requests keep their body and the error):")
+    console.print(
+        "[bold]Dead-letter queue[/bold] (rejected requests keep their body and the error):"
+    )
     for message in box.dead_letters():
         console.print(f"  body  {message['Body']}")
         console.print(f"  error {message['MessageAttributes']['error']['StringValue']}")
 
-    console.print("\n[bold]Audit log lines[/bold] (one per decision, as CloudWatch Logs receives them):")
+    console.print(
+        "\n[bold]Audit log lines[/bold] (one per decision, as CloudWatch Logs receives them):"
+    )
     for line in box.audit:
         console.print_json(json.dumps(_audit_view(line)), indent=None)
 
@@ -197,7 +232,9 @@ def demo_policies() -> PoliciesFile:
 def run(console: Console) -> bool:
     policies = demo_policies()
     with sandbox(policies) as box:
-        console.rule("batch-terminator demo: requests by SQS and EventBridge, on the embedded emulator")
+        console.rule(
+            "batch-terminator demo: requests by SQS and EventBridge, on the embedded emulator"
+        )
         scene = build_scene(box)
         sent = send_requests(box, scene.ids)
         box.run_terminator()

@@ -57,7 +57,9 @@ class LocalServer:
         with environment({"DLQ_URL": self.deployment.dlq_url}):
             terminator.dependencies.cache_clear()
             terminator.dependencies()  # resolve DLQ_URL while it is set
-        self._consumer = threading.Thread(target=self._consume, args=(session, on_audit), daemon=True)
+        self._consumer = threading.Thread(
+            target=self._consume, args=(session, on_audit), daemon=True
+        )
         self._consumer.start()
         return self.deployment
 
@@ -66,7 +68,9 @@ class LocalServer:
         assert self.deployment is not None
         while not self._stop.is_set():
             with capture_logs(terminator.logger) as logs, redirect_stdout(io.StringIO()):
-                drain(sqs, self.deployment.request_queue_url, terminator.handler, max_invocations=10)
+                drain(
+                    sqs, self.deployment.request_queue_url, terminator.handler, max_invocations=10
+                )
             for line in logs.audit():
                 on_audit(line)
             self._stop.wait(self._poll_seconds)

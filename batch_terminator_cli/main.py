@@ -32,7 +32,8 @@ def demo() -> None:
 def local(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5050,
     policies_file: Annotated[
-        Path | None, typer.Option("--policies", help="Policies file (default: the demo's settings).")
+        Path | None,
+        typer.Option("--policies", help="Policies file (default: the demo's settings)."),
     ] = None,
 ) -> None:
     """Serve the emulator on 127.0.0.1 with the demo jobs seeded and the terminator consuming."""
@@ -42,25 +43,34 @@ def local(
     from batch_terminator_cli import demo as demo_module
     from batch_terminator_cli.local_server import LocalServer
 
-    policies = _load_policies_or_exit(policies_file) if policies_file else demo_module.demo_policies()
+    policies = (
+        _load_policies_or_exit(policies_file) if policies_file else demo_module.demo_policies()
+    )
     server = LocalServer(policies, port=port)
     with tempfile.TemporaryDirectory(prefix="batch-terminator-local-") as scratch:
         deployment = server.start(scratch, on_audit=_print_audit)
         assert server.world is not None
         jobs = demo_module.seed_jobs(server.world)
-        console.print(f"Emulator listening on [bold]{server.endpoint_url}[/bold] (region us-east-1, any credentials)")
+        console.print(
+            f"Emulator listening on [bold]{server.endpoint_url}[/bold] (region us-east-1, any credentials)"
+        )
         console.print(f"Request queue: {deployment.request_queue_url}")
         for name, job_id in jobs.items():
             console.print(f"  job {name:<20} {job_id}")
         example = next(iter(jobs.values()))
         console.print("\nTry (any credentials work):")
-        console.print("  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1")
+        console.print(
+            "  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1"
+        )
         console.print(
             f"  batch-terminator request {example} --reason 'Terminating job.' "
             f"--endpoint-url {server.endpoint_url} --queue-url {deployment.request_queue_url}",
             soft_wrap=True,
         )
-        console.print(f"  aws --endpoint-url {server.endpoint_url} batch describe-jobs --jobs {example}", soft_wrap=True)
+        console.print(
+            f"  aws --endpoint-url {server.endpoint_url} batch describe-jobs --jobs {example}",
+            soft_wrap=True,
+        )
         console.print("Ctrl-C stops.")
         try:
             while True:
@@ -79,18 +89,36 @@ def _print_audit(line: dict[str, object]) -> None:
 
 @app.command()
 def request(
-    job_ids: Annotated[list[str], typer.Argument(help="Job ids (or ARNs); more than 100 are split into several requests.")],
-    reason: Annotated[str, typer.Option(help="Why: recorded as the job's statusReason (max 1024 characters).")],
-    via: Annotated[str, typer.Option(help="sqs (the request queue) or events (EventBridge).")] = "sqs",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and log, terminate nothing.")] = False,
+    job_ids: Annotated[
+        list[str],
+        typer.Argument(help="Job ids (or ARNs); more than 100 are split into several requests."),
+    ],
+    reason: Annotated[
+        str, typer.Option(help="Why: recorded as the job's statusReason (max 1024 characters).")
+    ],
+    via: Annotated[
+        str, typer.Option(help="sqs (the request queue) or events (EventBridge).")
+    ] = "sqs",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Decide and log, terminate nothing.")
+    ] = False,
     if_status: Annotated[
-        list[str] | None, typer.Option("--if-status", help="Terminate only if still in this status (repeatable).")
+        list[str] | None,
+        typer.Option("--if-status", help="Terminate only if still in this status (repeatable)."),
     ] = None,
-    requested_by: Annotated[str | None, typer.Option(help="Who asks (default: your AWS identity).")] = None,
-    stack_name: Annotated[str, typer.Option(help="Stack whose outputs name the queue.")] = "BatchTerminator",
-    queue_url: Annotated[str | None, typer.Option(help="Request queue URL (instead of reading the stack).")] = None,
+    requested_by: Annotated[
+        str | None, typer.Option(help="Who asks (default: your AWS identity).")
+    ] = None,
+    stack_name: Annotated[
+        str, typer.Option(help="Stack whose outputs name the queue.")
+    ] = "BatchTerminator",
+    queue_url: Annotated[
+        str | None, typer.Option(help="Request queue URL (instead of reading the stack).")
+    ] = None,
     event_bus: Annotated[str, typer.Option(help="Event bus for --via events.")] = "default",
-    endpoint_url: Annotated[str | None, typer.Option(help="AWS endpoint (e.g. batch-terminator local).")] = None,
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="AWS endpoint (e.g. batch-terminator local).")
+    ] = None,
     region: Annotated[str | None, typer.Option(help="AWS region.")] = None,
 ) -> None:
     """Send a termination request through the deployed stack and print what was sent."""
@@ -122,7 +150,9 @@ def request(
             queue_url = requesting.stack_outputs(session, stack_name)["RequestQueueUrl"]
         sent = requesting.send(session, bodies, via, queue_url, event_bus)  # type: ignore[arg-type]
     except NoCredentialsError as error:
-        console.print("[red]no AWS credentials[/red]: configure a profile or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+        console.print(
+            "[red]no AWS credentials[/red]: configure a profile or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+        )
         raise typer.Exit(2) from error
     except (BotoCoreError, ClientError) as error:
         console.print(f"[red]could not send:[/red] {error}", highlight=False)
@@ -143,14 +173,17 @@ def _session(endpoint_url: str | None, region: str | None) -> object:
     return boto3.Session(region_name=region)
 
 
-def _load_policies_or_exit(path: Path) -> "PoliciesFile":
+def _load_policies_or_exit(path: Path) -> PoliciesFile:
     from batch_terminator_cli.policies_file import PoliciesFileError, load_policies
 
     try:
         return load_policies(path)
     except PoliciesFileError as error:
         for problem in error.problems:
-            console.print(f"[red]{path}:{problem.line or '?'}[/red] {problem.path or '(file)'}: {problem.message}", highlight=False)
+            console.print(
+                f"[red]{path}:{problem.line or '?'}[/red] {problem.path or '(file)'}: {problem.message}",
+                highlight=False,
+            )
         raise typer.Exit(1) from error
 
 

@@ -37,7 +37,9 @@ def load_policies(path: str | Path) -> PoliciesFile:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PoliciesFileError(str(path), [Problem(None, "", f"cannot read: {exc.strerror}")]) from exc
+        raise PoliciesFileError(
+            str(path), [Problem(None, "", f"cannot read: {exc.strerror}")]
+        ) from exc
     return parse_policies(text, str(path))
 
 
@@ -49,7 +51,9 @@ def parse_policies(text: str, source: str = "policies.yaml") -> PoliciesFile:
         line = mark.line + 1 if mark is not None else None
         raise PoliciesFileError(source, [Problem(line, "", f"not valid YAML: {exc}")]) from exc
     if root is None:
-        raise PoliciesFileError(source, [Problem(None, "", "file is empty: it needs at least `version: 1`")])
+        raise PoliciesFileError(
+            source, [Problem(None, "", "file is empty: it needs at least `version: 1`")]
+        )
     duplicates = list(_duplicate_keys(root, ""))
     if duplicates:
         raise PoliciesFileError(source, duplicates)
@@ -57,7 +61,9 @@ def parse_policies(text: str, source: str = "policies.yaml") -> PoliciesFile:
     try:
         return PoliciesFile.model_validate(data)
     except ValidationError as exc:
-        raise PoliciesFileError(source, [_locate(root, item) for item in exc.errors(include_url=False)]) from exc
+        raise PoliciesFileError(
+            source, [_locate(root, item) for item in exc.errors(include_url=False)]
+        ) from exc
 
 
 def _duplicate_keys(node: yaml.Node, path: str) -> Any:
@@ -87,7 +93,11 @@ def _locate(root: yaml.Node, error: Any) -> Problem:
         if child is None:
             break  # pydantic adds locations of its own (union members): keep the nearest node
         node = child
-        path = f"{path}[{part}]" if isinstance(part, int) else (f"{path}.{part}" if path else str(part))
+        path = (
+            f"{path}[{part}]"
+            if isinstance(part, int)
+            else (f"{path}.{part}" if path else str(part))
+        )
     message = str(error["msg"]).removeprefix("Value error, ")
     unknown = _UNKNOWN_KEY.search(message)
     if unknown and isinstance(node, yaml.MappingNode):
@@ -101,7 +111,9 @@ def _locate(root: yaml.Node, error: Any) -> Problem:
 
 def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-        return next((value for key, value in node.value if key.value == part), None)
+        found: yaml.Node | None = next((value for key, value in node.value if key.value == part), None)
+        return found
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-        return node.value[part]
+        item: yaml.Node = node.value[part]
+        return item
     return None

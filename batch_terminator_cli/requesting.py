@@ -68,7 +68,9 @@ def stack_outputs(session: Any, stack_name: str) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
 
 
-def send(session: Any, bodies: list[dict[str, Any]], via: Via, queue_url: str | None, event_bus: str) -> list[Sent]:
+def send(
+    session: Any, bodies: list[dict[str, Any]], via: Via, queue_url: str | None, event_bus: str
+) -> list[Sent]:
     sent: list[Sent] = []
     for start in range(0, len(bodies), MAX_ENTRIES_PER_CALL):
         chunk = bodies[start : start + MAX_ENTRIES_PER_CALL]
@@ -95,10 +97,18 @@ def _send_sqs(sqs: Any, queue_url: str, bodies: list[dict[str, Any]]) -> list[Se
 def _put_events(events: Any, event_bus: str, bodies: list[dict[str, Any]]) -> list[Sent]:
     response = events.put_events(
         Entries=[
-            {"Source": EVENT_SOURCE, "DetailType": REQUEST_DETAIL_TYPE, "Detail": json.dumps(body), "EventBusName": event_bus}
+            {
+                "Source": EVENT_SOURCE,
+                "DetailType": REQUEST_DETAIL_TYPE,
+                "Detail": json.dumps(body),
+                "EventBusName": event_bus,
+            }
             for body in bodies
         ]
     )
     if response.get("FailedEntryCount"):
         raise RuntimeError(f"PutEvents failed: {response['Entries']}")
-    return [Sent("events", event_bus, entry["EventId"], body) for entry, body in zip(response["Entries"], bodies, strict=True)]
+    return [
+        Sent("events", event_bus, entry["EventId"], body)
+        for entry, body in zip(response["Entries"], bodies, strict=True)
+    ]

@@ -62,7 +62,9 @@ class Sandbox:
 
     def put_event(self, detail: dict[str, Any], source: str = EVENT_SOURCE) -> None:
         response = self.session.client("events").put_events(
-            Entries=[{"Source": source, "DetailType": REQUEST_DETAIL_TYPE, "Detail": json.dumps(detail)}]
+            Entries=[
+                {"Source": source, "DetailType": REQUEST_DETAIL_TYPE, "Detail": json.dumps(detail)}
+            ]
         )
         if response["FailedEntryCount"]:
             raise RuntimeError(f"PutEvents failed: {response['Entries']}")
@@ -72,10 +74,15 @@ class Sandbox:
         printed = io.StringIO()
         with capture_logs(terminator.logger) as logs, redirect_stdout(printed):
             invocations = drain(
-                self.sqs, self.deployment.request_queue_url, terminator.handler, max_invocations=max_invocations
+                self.sqs,
+                self.deployment.request_queue_url,
+                terminator.handler,
+                max_invocations=max_invocations,
             )
         self.audit.extend(logs.audit())
-        self.metrics.extend(json.loads(line) for line in printed.getvalue().splitlines() if '"_aws"' in line)
+        self.metrics.extend(
+            json.loads(line) for line in printed.getvalue().splitlines() if '"_aws"' in line
+        )
         return invocations
 
     def decisions(self, job_id: str) -> list[dict[str, Any]]:
@@ -109,7 +116,9 @@ class Sandbox:
                 if directive["Dimensions"] != [["service"]]:
                     continue
                 for metric in directive["Metrics"]:
-                    totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(blob[metric["Name"]])
+                    totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(
+                        blob[metric["Name"]]
+                    )
         return totals
 
     def dead_letters(self) -> list[dict[str, Any]]:
@@ -118,13 +127,18 @@ class Sandbox:
         messages: list[dict[str, Any]] = []
         while True:
             got = sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=30
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                VisibilityTimeout=30,
             ).get("Messages", [])
             if not got:
                 break
             messages.extend(got)
         for message in messages:
-            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+            sqs.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
         return messages
 
 
@@ -151,11 +165,18 @@ def sandbox(policies: PoliciesFile) -> Iterator[Sandbox]:
     with tempfile.TemporaryDirectory(prefix="batch-terminator-") as scratch:
         policies_json = Path(scratch) / "policies.json"
         policies_json.write_text(policies.model_dump_json(exclude_none=True), encoding="utf-8")
-        with environment({**FAKE_CREDENTIALS, **HANDLER_ENVIRONMENT, "POLICIES_FILE": str(policies_json)}), mock_aws():
+        with (
+            environment(
+                {**FAKE_CREDENTIALS, **HANDLER_ENVIRONMENT, "POLICIES_FILE": str(policies_json)}
+            ),
+            mock_aws(),
+        ):
             session = boto3.Session(region_name=REGION)
             deployment = deploy(session)
             control = BatchControl(region=REGION)
-            with environment({"DLQ_URL": deployment.dlq_url, "REQUEST_QUEUE_URL": deployment.request_queue_url}):
+            with environment(
+                {"DLQ_URL": deployment.dlq_url, "REQUEST_QUEUE_URL": deployment.request_queue_url}
+            ):
                 terminator.dependencies.cache_clear()
                 try:
                     yield Sandbox(session, deployment, BatchWorld(session, control), control)

@@ -31,7 +31,7 @@ from moto.batch import urls as batch_urls
 from moto.batch.exceptions import ClientException
 from moto.batch.models import BatchBackend, Job
 from moto.batch.responses import BatchResponse
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.base_backend import BackendDict
 from moto.core.exceptions import AWSError
 
@@ -61,7 +61,8 @@ class UnknownOperationException(AWSError):
 
 
 _FAULTS: Final = {
-    fault.TYPE: fault for fault in (TooManyRequestsException, ServerException, UnknownOperationException)
+    fault.TYPE: fault
+    for fault in (TooManyRequestsException, ServerException, UnknownOperationException)
 }
 
 
@@ -81,11 +82,11 @@ class EmulatedJob(Job):
         self.parent: EmulatedJob | None = None
 
     # A plain attribute: moto's state manager would advance it on every read.
-    @property  # type: ignore[override]
+    @property
     def status(self) -> str:
         if self._child_jobs:
             return self._array_status()
-        return self._status
+        return str(self._status)
 
     @status.setter
     def status(self, value: str) -> None:
@@ -117,7 +118,7 @@ class EmulatedJob(Job):
         if self._child_jobs:
             summary = dict.fromkeys(ALL_STATUSES, 0)
             for child in self._child_jobs:
-                summary[child._status] += 1
+                summary[str(child._status)] += 1
             return {"arrayProperties": {"size": len(self._child_jobs), "statusSummary": summary}}
         if self.parent is not None:
             return {"arrayProperties": {"index": self.array_properties.get("index")}}
@@ -206,7 +207,15 @@ class EmulatedBatchBackend(BatchBackend):
             "timeout": timeout,
             "parameters": parameters,
         }
-        job = EmulatedJob(job_name, job_def, queue, self, array_properties=array_properties or {}, tags=tags, **common)
+        job = EmulatedJob(
+            job_name,
+            job_def,
+            queue,
+            self,
+            array_properties=array_properties or {},
+            tags=tags,
+            **common,
+        )
         self._jobs[job.job_id] = job
         size = int((array_properties or {}).get("size", 0))
         if size:
@@ -258,7 +267,9 @@ class EmulatedBatchBackend(BatchBackend):
         else:
             status = job_status or "RUNNING"
             if status not in ALL_STATUSES:
-                raise ClientException(f"jobStatus {status} is not one of {' | '.join(ALL_STATUSES)}")
+                raise ClientException(
+                    f"jobStatus {status} is not one of {' | '.join(ALL_STATUSES)}"
+                )
             selected = [job for job in candidates if job.status == status]
         page_size = max_results or MAX_PAGE
         if not 1 <= page_size <= MAX_PAGE:
@@ -269,7 +280,9 @@ class EmulatedBatchBackend(BatchBackend):
         token = _encode_token(end) if end < len(selected) else None
         return [job.describe_short() for job in page], token
 
-    def _list_candidates(self, job_queue: str | None, array_job_id: str | None) -> list[EmulatedJob]:
+    def _list_candidates(
+        self, job_queue: str | None, array_job_id: str | None
+    ) -> list[EmulatedJob]:
         if array_job_id:
             parent = self._jobs.get(array_job_id)
             return list(parent._child_jobs or []) if parent is not None else []  # type: ignore[arg-type]
@@ -278,7 +291,7 @@ class EmulatedBatchBackend(BatchBackend):
         queue = self.get_job_queue(job_queue)
         if queue is None:
             raise ClientException(f"Job queue {job_queue} does not exist")
-        return list(queue.jobs)
+        return [job for job in queue.jobs if isinstance(job, EmulatedJob)]
 
     def terminate_job(self, job_id: str, reason: str) -> None:
         self.count("TerminateJob")
@@ -289,7 +302,9 @@ class EmulatedBatchBackend(BatchBackend):
         if isinstance(job, EmulatedJob):
             job.stop_job(reason)
 
-    def terminate_jobs(self, job_ids: list[str], reason: str) -> tuple[list[str], list[dict[str, str]]]:
+    def terminate_jobs(
+        self, job_ids: list[str], reason: str
+    ) -> tuple[list[str], list[dict[str, str]]]:
         self.count("TerminateJobs")
         _check_reason(reason)
         if not 1 <= len(job_ids) <= 50:
@@ -304,7 +319,9 @@ class EmulatedBatchBackend(BatchBackend):
                     del self._bulk_errors[job_id]
                 errors.append({"job": job_id, "code": injected.code, "message": injected.message})
             elif not _JOB_ID.match(job_id):
-                errors.append({"job": job_id, "code": "ValidationException", "message": "malformed job ID"})
+                errors.append(
+                    {"job": job_id, "code": "ValidationException", "message": "malformed job ID"}
+                )
             else:
                 job = self._jobs.get(job_id)
                 if isinstance(job, EmulatedJob):
@@ -358,17 +375,21 @@ def _filter_matches(job: EmulatedJob, query: dict[str, Any]) -> bool:
         created = _ms(job.job_created_at)
         limit = int(values[0])
         return created < limit if name == "BEFORE_CREATED_AT" else created > limit
-    raise ClientException(f"filter {name} is not one of JOB_NAME, JOB_DEFINITION, BEFORE_CREATED_AT, AFTER_CREATED_AT")
+    raise ClientException(
+        f"filter {name} is not one of JOB_NAME, JOB_DEFINITION, BEFORE_CREATED_AT, AFTER_CREATED_AT"
+    )
 
 
-emulated_batch_backends: BackendDict[EmulatedBatchBackend] = BackendDict(EmulatedBatchBackend, "batch")
+emulated_batch_backends: BackendDict[EmulatedBatchBackend] = BackendDict(
+    EmulatedBatchBackend, "batch"
+)
 
 
 class EmulatedBatchResponse(BatchResponse):
     """moto's Batch responses, served from the emulated backend, plus TerminateJobs and paging."""
 
     @property
-    def batch_backend(self) -> EmulatedBatchBackend:  # type: ignore[override]
+    def batch_backend(self) -> EmulatedBatchBackend:
         return emulated_batch_backends[self.current_account][self.region]
 
     def listjobs(self) -> str:
@@ -444,7 +465,9 @@ class BatchControl:
             job.job_stopped = True
             job.job_stopped_at = datetime.now(UTC)
 
-    def throttle(self, operation: str, times: int = 1, code: str = "TooManyRequestsException") -> None:
+    def throttle(
+        self, operation: str, times: int = 1, code: str = "TooManyRequestsException"
+    ) -> None:
         """The next `times` calls of `operation` fail as a whole (429 by default, or ServerException)."""
         self.backend._faults[operation].extend([code] * times)
 

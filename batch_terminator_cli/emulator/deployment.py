@@ -32,7 +32,9 @@ class EmulatedDeployment:
         }
 
 
-def deploy(session: Any, *, max_receive_count: int = 3, prefix: str = "batch-terminator") -> EmulatedDeployment:
+def deploy(
+    session: Any, *, max_receive_count: int = 3, prefix: str = "batch-terminator"
+) -> EmulatedDeployment:
     sqs = session.client("sqs")
     events = session.client("events")
     dlq_url = sqs.create_queue(QueueName=f"{prefix}-dlq")["QueueUrl"]
@@ -41,14 +43,22 @@ def deploy(session: Any, *, max_receive_count: int = 3, prefix: str = "batch-ter
         QueueName=f"{prefix}-requests",
         Attributes={
             "VisibilityTimeout": "720",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}
+            ),
         },
     )["QueueUrl"]
     queue_arn = _arn(sqs, queue_url)
-    events.put_rule(Name=REQUEST_RULE_NAME, EventPattern=json.dumps(request_event_pattern()), State="ENABLED")
+    events.put_rule(
+        Name=REQUEST_RULE_NAME, EventPattern=json.dumps(request_event_pattern()), State="ENABLED"
+    )
     events.put_targets(Rule=REQUEST_RULE_NAME, Targets=[{"Id": "request-queue", "Arn": queue_arn}])
     return EmulatedDeployment(queue_url, queue_arn, dlq_url, REQUEST_RULE_NAME)
 
 
 def _arn(sqs: Any, url: str) -> str:
-    return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+    return str(
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+    )

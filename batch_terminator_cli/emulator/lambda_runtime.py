@@ -17,7 +17,9 @@ class LambdaContext:
     function_name: str = "batch-terminator-terminator"
     function_version: str = "$LATEST"
     memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:batch-terminator-terminator"
+    invoked_function_arn: str = (
+        "arn:aws:lambda:us-east-1:123456789012:function:batch-terminator-terminator"
+    )
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     log_group_name: str = "/aws/lambda/batch-terminator-terminator"
     log_stream_name: str = "emulated"
@@ -93,7 +95,9 @@ def drain(
     Like the event source mapping with ReportBatchItemFailures: successes are deleted, items the
     handler reports as failures stay, and SQS's redrive policy moves them to the DLQ in the end.
     """
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
     invocations: list[Invocation] = []
     for _ in range(max_invocations):
         messages = receive_batch(sqs, queue_url, batch_size)

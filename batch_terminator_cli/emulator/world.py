@@ -34,7 +34,11 @@ class BatchWorld:
             self.batch.register_job_definition(
                 jobDefinitionName=name,
                 type="container",
-                containerProperties={"image": "public.ecr.aws/docker/library/busybox", "vcpus": 1, "memory": 512},
+                containerProperties={
+                    "image": "public.ecr.aws/docker/library/busybox",
+                    "vcpus": 1,
+                    "memory": 512,
+                },
             )
             self._definitions.add(name)
         return name
@@ -53,7 +57,11 @@ class BatchWorld:
     ) -> str:
         """Submit a job and put it in `status`, `age` old by the clock that status is measured on."""
         self.queue(queue)
-        request: dict[str, Any] = {"jobName": name, "jobQueue": queue, "jobDefinition": self.definition(definition)}
+        request: dict[str, Any] = {
+            "jobName": name,
+            "jobQueue": queue,
+            "jobDefinition": self.definition(definition),
+        }
         if tags:
             request["tags"] = tags
         if array_size:
@@ -66,7 +74,9 @@ class BatchWorld:
         """RUNNING/STARTING: started `age` ago; earlier states: created `age` ago."""
         moment = (now or datetime.now(UTC)) - age
         if status in ("STARTING", "RUNNING", "SUCCEEDED", "FAILED"):
-            self.control.set_state(job_id, status, created_at=moment - timedelta(minutes=3), started_at=moment)
+            self.control.set_state(
+                job_id, status, created_at=moment - timedelta(minutes=3), started_at=moment
+            )
         else:
             self.control.set_state(job_id, status, created_at=moment)
 
@@ -82,7 +92,11 @@ class BatchWorld:
                     {
                         "Version": "2012-10-17",
                         "Statement": [
-                            {"Effect": "Allow", "Principal": {"Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "batch.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
                         ],
                     }
                 ),

@@ -58,7 +58,9 @@ class BatchError:
     @classmethod
     def from_bulk_entry(cls, entry: dict[str, Any]) -> BatchError:
         code = str(entry.get("code") or "Unknown")
-        return cls(code=code, message=str(entry.get("message") or ""), retryable=code in RETRYABLE_CODES)
+        return cls(
+            code=code, message=str(entry.get("message") or ""), retryable=code in RETRYABLE_CODES
+        )
 
 
 class BatchCallFailed(Exception):
@@ -114,7 +116,9 @@ class BatchApi:
         yield from self._list(job_queue, {"jobQueue": job_queue, "jobStatus": status.value})
 
     def list_array_children(self, parent: JobSnapshot, status: JobStatus) -> Iterator[JobSnapshot]:
-        yield from self._list(parent.job_queue, {"arrayJobId": parent.job_id, "jobStatus": status.value})
+        yield from self._list(
+            parent.job_queue, {"arrayJobId": parent.job_id, "jobStatus": status.value}
+        )
 
     def _list(self, job_queue: str, query: dict[str, Any]) -> Iterator[JobSnapshot]:
         token: str | None = None
@@ -148,11 +152,17 @@ class BatchApi:
                 return None
             return [TerminateResult(job_id, error) for job_id in job_ids]
         # HTTP 200 is not proof: every id must be accounted for in successful[] or errors[].
-        errors = {str(e.get("job")): BatchError.from_bulk_entry(e) for e in response.get("errors", [])}
+        errors = {
+            str(e.get("job")): BatchError.from_bulk_entry(e) for e in response.get("errors", [])
+        }
         successful = set(response.get("successful", []))
-        missing = BatchError("NotReported", "TerminateJobs reported neither success nor error", True)
+        missing = BatchError(
+            "NotReported", "TerminateJobs reported neither success nor error", True
+        )
         return [
-            TerminateResult(job_id, errors.get(job_id) or (None if job_id in successful else missing))
+            TerminateResult(
+                job_id, errors.get(job_id) or (None if job_id in successful else missing)
+            )
             for job_id in job_ids
         ]
 

@@ -33,8 +33,8 @@ def count_outcomes(
     by_policy: Counter[tuple[str, str | None]] = Counter(
         (METRIC_BY_OUTCOME[r.outcome], r.policy) for r in records
     )
-    for policy, count in (capped or {}).items():
-        by_policy[(POLICY_CAP_REACHED, policy)] += count
+    for capped_policy, count in (capped or {}).items():
+        by_policy[(POLICY_CAP_REACHED, capped_policy)] += count
     totals: Counter[str] = Counter()
     for (name, _), count in by_policy.items():
         totals[name] += count

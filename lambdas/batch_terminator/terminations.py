@@ -13,7 +13,6 @@ from batch_terminator.logic.safety import Verdict
 from batch_terminator.models.audit import AuditRecord
 from batch_terminator.models.policies import PoliciesFile
 
-
 UNDECIDED = Verdict(terminate=False, skip_reason=None)
 
 
@@ -77,7 +76,9 @@ def _terminate(planned: Sequence[PlannedJob], batch: BatchApi) -> dict[str, Term
     return results
 
 
-def _account(item: PlannedJob, results: dict[str, TerminateResult], batch_result: BatchResult) -> AuditRecord:
+def _account(
+    item: PlannedJob, results: dict[str, TerminateResult], batch_result: BatchResult
+) -> AuditRecord:
     if not item.verdict.terminate:
         return item.audit(Outcome.SKIPPED)
     outcome = results[item.named.job_id]

@@ -15,7 +15,10 @@ from batch_terminator_cli.sandbox import Sandbox, sandbox
 
 TEST_POLICIES: dict[str, Any] = {
     "version": 1,
-    "settings": {"jobQueues": ["gpu-training", "spot-cpu"], "protectTag": "batch-terminator:protect"},
+    "settings": {
+        "jobQueues": ["gpu-training", "spot-cpu"],
+        "protectTag": "batch-terminator:protect",
+    },
     "policies": [],
 }
 

@@ -66,10 +66,13 @@ def test_old_runtime_terminates_job_by_job(
     assert {pipeline.outcome(j) for j in jobs} == {"terminated"}
     assert {world.describe(j)["statusReason"] for j in jobs} == {"old runtime"}
     calls = control.calls()
-    assert calls.get("TerminateJob") == 3 and "TerminateJobs" not in calls
+    assert calls.get("TerminateJob") == 3
+    assert "TerminateJobs" not in calls
 
 
-def test_current_model_uses_one_bulk_call(pipeline: Pipeline, world: BatchWorld, control: BatchControl) -> None:
+def test_current_model_uses_one_bulk_call(
+    pipeline: Pipeline, world: BatchWorld, control: BatchControl
+) -> None:
     jobs = [world.job(f"j{i}", "spot-cpu", "RUNNING") for i in range(3)]
     control.reset_calls()
 
@@ -80,7 +83,9 @@ def test_current_model_uses_one_bulk_call(pipeline: Pipeline, world: BatchWorld,
     assert control.calls() == {"DescribeJobs": 1, "TerminateJobs": 1}
 
 
-def test_endpoint_without_bulk_call_falls_back_and_remembers(world: BatchWorld, control: BatchControl) -> None:
+def test_endpoint_without_bulk_call_falls_back_and_remembers(
+    world: BatchWorld, control: BatchControl
+) -> None:
     jobs = [world.job(f"j{i}", "spot-cpu", "RUNNING") for i in range(2)]
     control.throttle("TerminateJobs", times=1, code="UnknownOperationException")
     api = BatchApi(boto3.client("batch"))
@@ -93,7 +98,9 @@ def test_endpoint_without_bulk_call_falls_back_and_remembers(world: BatchWorld, 
     assert {world.describe(j)["status"] for j in jobs} == {"FAILED"}
 
 
-def test_bulk_call_result_not_reported_is_a_failure(world: BatchWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bulk_call_result_not_reported_is_a_failure(
+    world: BatchWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An HTTP 200 is not proof: an id missing from both successful[] and errors[] is not terminated."""
     client = boto3.client("batch")
     job = world.job("j", "spot-cpu", "RUNNING")
@@ -101,4 +108,6 @@ def test_bulk_call_result_not_reported_is_a_failure(world: BatchWorld, monkeypat
 
     [result] = BatchApi(client).terminate([job], "r")
 
-    assert result.error is not None and result.error.code == "NotReported" and result.error.retryable
+    assert result.error is not None
+    assert result.error.code == "NotReported"
+    assert result.error.retryable

@@ -12,7 +12,9 @@ from batch_terminator_cli.sandbox import Sandbox as Pipeline
 REASON = "Terminating job."
 
 
-def test_sqs_request_terminates_running_job_with_exactly_that_reason(pipeline: Pipeline, world: BatchWorld) -> None:
+def test_sqs_request_terminates_running_job_with_exactly_that_reason(
+    pipeline: Pipeline, world: BatchWorld
+) -> None:
     job = world.job("train-runaway", "gpu-training", "RUNNING", age=timedelta(days=3))
 
     pipeline.send({"reason": REASON, "jobId": job})
@@ -39,11 +41,17 @@ def test_eventbridge_request_is_routed_by_the_rule_and_cancels_runnable_job(
     pipeline.run_terminator()
 
     described = world.describe(job)
-    assert (described["status"], described["statusReason"], described["isCancelled"]) == ("FAILED", REASON, True)
+    assert (described["status"], described["statusReason"], described["isCancelled"]) == (
+        "FAILED",
+        REASON,
+        True,
+    )
     assert pipeline.outcome(job) == "terminated"
 
 
-def test_events_of_other_sources_never_reach_the_queue(pipeline: Pipeline, world: BatchWorld) -> None:
+def test_events_of_other_sources_never_reach_the_queue(
+    pipeline: Pipeline, world: BatchWorld
+) -> None:
     job = world.job("etl", "spot-cpu", "RUNNING")
     pipeline.put_event({"reason": REASON, "jobId": job}, source="someone-else")
     assert pipeline.run_terminator() == []
@@ -68,14 +76,19 @@ def test_already_finished_unknown_protected_and_disallowed_jobs_are_skipped_with
     pipeline: Pipeline, world: BatchWorld
 ) -> None:
     finished = world.job("report", "spot-cpu", "SUCCEEDED")
-    protected = world.job("golden", "gpu-training", "RUNNING", tags={"batch-terminator:protect": "yes"})
+    protected = world.job(
+        "golden", "gpu-training", "RUNNING", tags={"batch-terminator:protect": "yes"}
+    )
     elsewhere = world.job("sim", "research", "RUNNING")
     unknown = "0f2d1f8e-0000-4000-8000-000000000000"
 
     pipeline.send({"jobIds": [finished, protected, elsewhere, unknown], "reason": REASON})
     pipeline.run_terminator()
 
-    why = {job: pipeline.decision(job)["skip_reason"] for job in (finished, protected, elsewhere, unknown)}
+    why = {
+        job: pipeline.decision(job)["skip_reason"]
+        for job in (finished, protected, elsewhere, unknown)
+    }
     assert why[finished] == "already finished: SUCCEEDED"
     assert why[protected].startswith("protected")
     assert why[elsewhere].startswith("queue not allowed")
@@ -93,19 +106,28 @@ def test_if_status_precondition(pipeline: Pipeline, world: BatchWorld) -> None:
     pipeline.send({"jobIds": [running, runnable], "reason": REASON, "ifStatus": ["RUNNABLE"]})
     pipeline.run_terminator()
 
-    assert pipeline.decision(running)["skip_reason"] == "precondition failed: status RUNNING is not in ifStatus [RUNNABLE]"
+    assert (
+        pipeline.decision(running)["skip_reason"]
+        == "precondition failed: status RUNNING is not in ifStatus [RUNNABLE]"
+    )
     assert world.describe(running)["status"] == "RUNNING"
     assert pipeline.outcome(runnable) == "terminated"
 
 
-def test_dry_run_request_decides_and_terminates_nothing(pipeline: Pipeline, world: BatchWorld) -> None:
+def test_dry_run_request_decides_and_terminates_nothing(
+    pipeline: Pipeline, world: BatchWorld
+) -> None:
     job = world.job("a", "spot-cpu", "RUNNING")
 
     pipeline.send({"jobId": job, "reason": REASON, "dryRun": True})
     pipeline.run_terminator()
 
     line = pipeline.decision(job)
-    assert (line["outcome"], line["dry_run"], line["skip_reason"]) == ("skipped", True, "dry run (request)")
+    assert (line["outcome"], line["dry_run"], line["skip_reason"]) == (
+        "skipped",
+        True,
+        "dry run (request)",
+    )
     assert world.describe(job)["status"] == "RUNNING"
 
 
@@ -119,14 +141,17 @@ def test_invalid_request_goes_to_dlq_with_its_error_and_the_rest_of_the_batch_go
     pipeline.send({"jobId": job, "reason": REASON})
     invocations = pipeline.run_terminator()
 
-    assert len(invocations) == 1 and invocations[0].failed_ids == set()
+    assert len(invocations) == 1
+    assert invocations[0].failed_ids == set()
     parked = pipeline.dead_letters()
     assert len(parked) == 1
     assert json.loads(parked[0]["Body"]) == bad
     error = parked[0]["MessageAttributes"]["error"]["StringValue"]
-    assert "unknown key 'dryrun'" in error and "did you mean 'dryRun'?" in error
+    assert "unknown key 'dryrun'" in error
+    assert "did you mean 'dryRun'?" in error
     rejected = [line for line in pipeline.audit if line["outcome"] == "rejected"]
-    assert len(rejected) == 1 and "dryrun" in rejected[0]["error"]
+    assert len(rejected) == 1
+    assert "dryrun" in rejected[0]["error"]
     assert pipeline.outcome(job) == "terminated"
 
 
@@ -146,14 +171,19 @@ def test_throttled_describe_is_a_batch_item_failure_then_succeeds_on_redelivery(
     assert second.failed_ids == set()
 
 
-def test_throttled_terminate_is_retried(pipeline: Pipeline, world: BatchWorld, control: BatchControl) -> None:
+def test_throttled_terminate_is_retried(
+    pipeline: Pipeline, world: BatchWorld, control: BatchControl
+) -> None:
     job = world.job("a", "spot-cpu", "RUNNING")
     control.throttle("TerminateJobs", times=1)
 
     pipeline.send({"jobId": job, "reason": REASON})
     pipeline.run_terminator()
 
-    assert [line["outcome"] for line in pipeline.audit if line["job_id"] == job] == ["failed", "terminated"]
+    assert [line["outcome"] for line in pipeline.audit if line["job_id"] == job] == [
+        "failed",
+        "terminated",
+    ]
 
 
 def test_bulk_errors_entry_is_failed_for_that_job_only_and_ends_in_dlq(

@@ -26,7 +26,14 @@ def test_invalid_durations(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(30, "30s"), (125, "2m05s"), (2700, "45m"), (43200, "12h"), (43620, "12h07m"), (183600, "2d03h")],
+    [
+        (30, "30s"),
+        (125, "2m05s"),
+        (2700, "45m"),
+        (43200, "12h"),
+        (43620, "12h07m"),
+        (183600, "2d03h"),
+    ],
 )
 def test_format_duration(seconds: int, text: str) -> None:
     assert format_duration(timedelta(seconds=seconds)) == text

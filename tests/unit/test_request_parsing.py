@@ -37,7 +37,9 @@ def test_job_ids_are_deduplicated_in_order() -> None:
 
 
 def test_job_arn_is_accepted_as_its_id() -> None:
-    request = parse_request(body(jobId=f"arn:aws:batch:us-east-1:123456789012:job/{JOB}", reason="r"))
+    request = parse_request(
+        body(jobId=f"arn:aws:batch:us-east-1:123456789012:job/{JOB}", reason="r")
+    )
     assert request.job_id_list == [JOB]
 
 
@@ -63,7 +65,11 @@ def test_eventbridge_event_is_unwrapped() -> None:
 
 
 def test_event_of_another_kind_is_rejected() -> None:
-    event = {"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": {"jobId": JOB}}
+    event = {
+        "source": "aws.batch",
+        "detail-type": "Batch Job State Change",
+        "detail": {"jobId": JOB},
+    }
     message = error_of(json.dumps(event))
     assert "'aws.batch' / 'Batch Job State Change' is not a termination request" in message
 
@@ -87,10 +93,22 @@ def test_event_of_another_kind_is_rejected() -> None:
         (body(jobIds=[], reason="r"), "jobIds: List should have at least 1 item"),
         (body(jobIds=[JOB] * 101, reason="r"), "jobIds: List should have at most 100 items"),
         (body(jobId=JOB, reason="r", ifStatus=["DONE"]), "ifStatus.0: Input should be"),
-        (body(selector={"statuses": ["RUNNING"]}, reason="r"), "selector.jobQueues: Field required"),
-        (body(selector={"jobQueues": ["q"], "statuses": ["SUCCEEDED"]}, reason="r"), "finished jobs cannot be terminated"),
-        (body(selector={"jobQueues": ["q"], "minAge": "soon"}, reason="r"), "invalid duration 'soon'"),
-        (body(selector={"jobQueues": ["q"], "createdBefore": "2026-01-01T00:00:00"}, reason="r"), "timezone"),
+        (
+            body(selector={"statuses": ["RUNNING"]}, reason="r"),
+            "selector.jobQueues: Field required",
+        ),
+        (
+            body(selector={"jobQueues": ["q"], "statuses": ["SUCCEEDED"]}, reason="r"),
+            "finished jobs cannot be terminated",
+        ),
+        (
+            body(selector={"jobQueues": ["q"], "minAge": "soon"}, reason="r"),
+            "invalid duration 'soon'",
+        ),
+        (
+            body(selector={"jobQueues": ["q"], "createdBefore": "2026-01-01T00:00:00"}, reason="r"),
+            "timezone",
+        ),
         (body(jobId=JOB, reason="r", policy="Not_A_Name"), "policy: String should match pattern"),
     ],
 )
@@ -103,8 +121,12 @@ def test_reason_of_exactly_1024_characters_is_accepted() -> None:
 
 
 def test_if_status_accepts_one_status_or_a_list() -> None:
-    assert parse_request(body(jobId=JOB, reason="r", ifStatus="RUNNABLE")).if_status == [JobStatus.RUNNABLE]
-    assert parse_request(body(jobId=JOB, reason="r", ifStatus=["RUNNABLE", "RUNNING"])).if_status == [
+    assert parse_request(body(jobId=JOB, reason="r", ifStatus="RUNNABLE")).if_status == [
+        JobStatus.RUNNABLE
+    ]
+    assert parse_request(
+        body(jobId=JOB, reason="r", ifStatus=["RUNNABLE", "RUNNING"])
+    ).if_status == [
         JobStatus.RUNNABLE,
         JobStatus.RUNNING,
     ]
@@ -113,7 +135,9 @@ def test_if_status_accepts_one_status_or_a_list() -> None:
 def test_selector_request_defaults() -> None:
     request = parse_request(body(selector={"jobQueues": ["spot-cpu"], "minAge": "6h"}, reason="r"))
     assert request.selector is not None
-    assert request.selector.statuses == [JobStatus(s) for s in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")]
+    assert request.selector.statuses == [
+        JobStatus(s) for s in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+    ]
     assert request.selector_limit == 100
     assert request.selector.min_age_or_zero.total_seconds() == 6 * 3600
 
@@ -128,5 +152,6 @@ def test_source_attribute() -> None:
 def test_parse_record_never_raises() -> None:
     record = parse_record({"messageId": "m1", "body": "{"})
     assert record.request is None
-    assert record.error is not None and record.error.startswith("body is not JSON")
+    assert record.error is not None
+    assert record.error.startswith("body is not JSON")
     assert record.message_id == "m1"

@@ -7,19 +7,20 @@ from typing import Any
 
 import pytest
 
-from batch_terminator.contract import JobStatus
+from batch_terminator.contract import JobStatus, Source
 from batch_terminator.logic.plan import Named, by_reason, plan
 from batch_terminator.logic.safety import judge
 from batch_terminator.models.job import JobSnapshot
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator.models.request import TerminationRequest
-from batch_terminator.contract import Source
 
 JOB = "4c7599ae-0a82-49aa-ba5a-4727fcce14a8"
 QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/gpu-training"
 
 
-def job(status: str = "RUNNING", tags: dict[str, str] | None = None, queue: str = QUEUE, **extra: Any) -> JobSnapshot:
+def job(
+    status: str = "RUNNING", tags: dict[str, str] | None = None, queue: str = QUEUE, **extra: Any
+) -> JobSnapshot:
     return JobSnapshot(
         job_id=JOB,
         job_name="train",
@@ -41,7 +42,11 @@ def config(**settings: Any) -> PoliciesFile:
             "version": 1,
             "settings": {"jobQueues": ["gpu-*"], **settings},
             "policies": [
-                {"name": "careful", "when": {"status": "RUNNING", "olderThan": "1h"}, "dryRun": True},
+                {
+                    "name": "careful",
+                    "when": {"status": "RUNNING", "olderThan": "1h"},
+                    "dryRun": True,
+                },
                 {"name": "bold", "when": {"status": "RUNNING", "olderThan": "1h"}},
             ],
         }
@@ -50,14 +55,19 @@ def config(**settings: Any) -> PoliciesFile:
 
 def test_active_job_in_allowed_queue_is_terminated() -> None:
     verdict = judge(job(), request(), config())
-    assert verdict.terminate and verdict.skip_reason is None and not verdict.dry_run
+    assert verdict.terminate
+    assert verdict.skip_reason is None
+    assert not verdict.dry_run
 
 
 @pytest.mark.parametrize(
     ("snapshot", "why"),
     [
         (None, "not found: DescribeJobs does not know this job id"),
-        (job(tags={"batch-terminator:protect": ""}), "protected: job carries tag batch-terminator:protect"),
+        (
+            job(tags={"batch-terminator:protect": ""}),
+            "protected: job carries tag batch-terminator:protect",
+        ),
         (job(queue="arn:aws:batch:us-east-1:123456789012:job-queue/research"), "queue not allowed"),
         (job("SUCCEEDED"), "already finished: SUCCEEDED"),
         (job("FAILED"), "already finished: FAILED"),
@@ -65,10 +75,13 @@ def test_active_job_in_allowed_queue_is_terminated() -> None:
         (job("RUNNABLE", is_cancelled=True), "already terminating: RUNNABLE"),
     ],
 )
-def test_jobs_that_must_not_be_touched_are_skipped_with_the_why(snapshot: JobSnapshot | None, why: str) -> None:
+def test_jobs_that_must_not_be_touched_are_skipped_with_the_why(
+    snapshot: JobSnapshot | None, why: str
+) -> None:
     verdict = judge(snapshot, request(), config())
     assert not verdict.terminate
-    assert verdict.skip_reason is not None and verdict.skip_reason.startswith(why)
+    assert verdict.skip_reason is not None
+    assert verdict.skip_reason.startswith(why)
 
 
 def test_protection_wins_over_every_other_instruction() -> None:
@@ -86,7 +99,10 @@ def test_custom_protect_tag() -> None:
 def test_if_status() -> None:
     assert judge(job("RUNNABLE"), request(ifStatus=["RUNNABLE"]), config()).terminate
     verdict = judge(job("RUNNING"), request(ifStatus=["RUNNABLE", "STARTING"]), config())
-    assert verdict.skip_reason == "precondition failed: status RUNNING is not in ifStatus [RUNNABLE, STARTING]"
+    assert (
+        verdict.skip_reason
+        == "precondition failed: status RUNNING is not in ifStatus [RUNNABLE, STARTING]"
+    )
 
 
 @pytest.mark.parametrize(
@@ -100,7 +116,11 @@ def test_if_status() -> None:
 )
 def test_dry_run_at_every_level(cfg: PoliciesFile, req: TerminationRequest, level: str) -> None:
     verdict = judge(job(), req, cfg)
-    assert (verdict.terminate, verdict.dry_run, verdict.skip_reason) == (False, True, f"dry run ({level})")
+    assert (verdict.terminate, verdict.dry_run, verdict.skip_reason) == (
+        False,
+        True,
+        f"dry run ({level})",
+    )
 
 
 def test_a_policy_without_dry_run_does_not_force_one() -> None:

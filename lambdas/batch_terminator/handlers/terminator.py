@@ -57,7 +57,11 @@ def process_event(event: dict[str, Any], deps: Dependencies) -> dict[str, Any]:
         "batch processed",
         extra={"records": len(records), "retried": len(retry), "batch_calls": dict(batch.calls)},
     )
-    return {"batchItemFailures": [{"itemIdentifier": r.message_id} for r in records if r.message_id in retry]}
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": r.message_id} for r in records if r.message_id in retry
+        ]
+    }
 
 
 def park_rejected(deps: Dependencies, rejected: list[ParsedRecord]) -> set[str]:
@@ -72,11 +76,16 @@ def park_rejected(deps: Dependencies, rejected: list[ParsedRecord]) -> set[str]:
                 QueueUrl=deps.dlq_url,
                 MessageBody=record.body or "<empty>",
                 MessageAttributes={
-                    ERROR_ATTRIBUTE: {"DataType": "String", "StringValue": record.error or "invalid"},
+                    ERROR_ATTRIBUTE: {
+                        "DataType": "String",
+                        "StringValue": record.error or "invalid",
+                    },
                     "rejectedMessageId": {"DataType": "String", "StringValue": record.message_id},
                 },
             )
         except Exception:  # any failure: keep the message, SQS will redeliver it
-            logger.exception("could not park rejected request", extra={"message_id": record.message_id})
+            logger.exception(
+                "could not park rejected request", extra={"message_id": record.message_id}
+            )
             unparked.add(record.message_id)
     return unparked

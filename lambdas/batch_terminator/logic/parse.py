@@ -31,7 +31,9 @@ def parse_request(body: str) -> TerminationRequest:
     try:
         payload: Any = json.loads(body)
     except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        raise InvalidRequest(
+            f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
     if not isinstance(payload, dict):
         raise InvalidRequest(f"body must be a JSON object, got {type(payload).__name__}")
     if "detail-type" in payload:

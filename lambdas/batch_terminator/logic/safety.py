@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from batch_terminator.logic.matching import queue_matches
 from batch_terminator.models.job import JobSnapshot
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator.models.request import TerminationRequest
-from batch_terminator.logic.matching import queue_matches
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,13 @@ def judge(job: JobSnapshot | None, request: TerminationRequest, config: Policies
     settings = config.settings
     dry_run = dry_run_level(request, config)
     if job is None:
-        return Verdict(False, "not found: DescribeJobs does not know this job id", dry_run is not None)
+        return Verdict(
+            False, "not found: DescribeJobs does not know this job id", dry_run is not None
+        )
     if is_protected(job, settings.protect_tag):
-        return Verdict(False, f"protected: job carries tag {settings.protect_tag}", dry_run is not None)
+        return Verdict(
+            False, f"protected: job carries tag {settings.protect_tag}", dry_run is not None
+        )
     if not queue_matches(job.job_queue, settings.job_queues):
         return Verdict(
             False,
@@ -56,7 +60,9 @@ def judge(job: JobSnapshot | None, request: TerminationRequest, config: Policies
         return Verdict(False, f"already finished: {job.status.value}", dry_run is not None)
     if job.termination_in_progress:
         return Verdict(
-            False, f"already terminating: {job.status.value} and marked terminated", dry_run is not None
+            False,
+            f"already terminating: {job.status.value} and marked terminated",
+            dry_run is not None,
         )
     if request.if_status is not None and job.status not in request.if_status:
         wanted = ", ".join(s.value for s in request.if_status)

@@ -44,7 +44,9 @@ class JobSnapshot:
     @classmethod
     def from_description(cls, job: dict[str, Any]) -> JobSnapshot:
         """From one DescribeJobs `jobs[]` entry."""
-        return cls._build(job, job_queue=str(job.get("jobQueue", "")), tags=dict(job.get("tags") or {}))
+        return cls._build(
+            job, job_queue=str(job.get("jobQueue", "")), tags=dict(job.get("tags") or {})
+        )
 
     @classmethod
     def from_summary(cls, summary: dict[str, Any], job_queue: str) -> JobSnapshot:
@@ -52,7 +54,9 @@ class JobSnapshot:
         return cls._build(summary, job_queue=job_queue, tags=None)
 
     @classmethod
-    def _build(cls, job: dict[str, Any], job_queue: str, tags: dict[str, str] | None) -> JobSnapshot:
+    def _build(
+        cls, job: dict[str, Any], job_queue: str, tags: dict[str, str] | None
+    ) -> JobSnapshot:
         job_id = str(job["jobId"])
         array = job.get("arrayProperties") or {}
         parent = job_id.split(":", 1)[0] if ":" in job_id else None

@@ -94,9 +94,9 @@ class TerminationRequest(ContractModel):
     """Exactly one of `jobId`, `jobIds` or `selector`, and a `reason`."""
 
     job_id: JobId | None = None
-    job_ids: Annotated[list[JobId], Field(min_length=1, max_length=MAX_JOB_IDS_PER_REQUEST)] | None = (
-        None
-    )
+    job_ids: (
+        Annotated[list[JobId], Field(min_length=1, max_length=MAX_JOB_IDS_PER_REQUEST)] | None
+    ) = None
     selector: Selector | None = None
     reason: Reason
     limit: Annotated[StrictInt, Field(ge=1, le=MAX_SELECTOR_LIMIT)] | None = None
