@@ -111,7 +111,9 @@ def _locate(root: yaml.Node, error: Any) -> Problem:
 
 def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-        found: yaml.Node | None = next((value for key, value in node.value if key.value == part), None)
+        found: yaml.Node | None = next(
+            (value for key, value in node.value if key.value == part), None
+        )
         return found
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
         item: yaml.Node = node.value[part]

@@ -10,20 +10,27 @@ import io
 import json
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 from batch_terminator.contract import EVENT_SOURCE, REQUEST_DETAIL_TYPE
-from batch_terminator.handlers import terminator
+from batch_terminator.handlers import sweeper, terminator
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator import BatchControl, install
 from batch_terminator_cli.emulator.deployment import EmulatedDeployment, deploy
-from batch_terminator_cli.emulator.lambda_runtime import Invocation, capture_logs, drain
+from batch_terminator_cli.emulator.lambda_runtime import (
+    Invocation,
+    LambdaContext,
+    capture_logs,
+    drain,
+)
 from batch_terminator_cli.emulator.world import BatchWorld
 
 REGION = "us-east-1"
@@ -45,6 +52,7 @@ class Sandbox:
     audit: list[dict[str, Any]] = field(default_factory=list)
     # EMF blobs the handlers printed (CloudWatch turns these into metrics).
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    sweeper_logs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def sqs(self) -> Any:
@@ -84,6 +92,19 @@ class Sandbox:
             json.loads(line) for line in printed.getvalue().splitlines() if '"_aws"' in line
         )
         return invocations
+
+    def run_sweeper(self) -> dict[str, Any]:
+        """Invoke the sweeper as its schedule would, and return its summary log line."""
+        event = scheduled_event(self.session.region_name)
+        printed = io.StringIO()
+        with capture_logs(sweeper.logger) as logs, redirect_stdout(printed):
+            sweeper.handler(event, LambdaContext(function_name="batch-terminator-sweeper"))
+        self.metrics.extend(
+            json.loads(line) for line in printed.getvalue().splitlines() if '"_aws"' in line
+        )
+        self.sweeper_logs.extend(logs.lines())
+        [summary] = [line for line in logs.lines() if line.get("message") == "policy run"]
+        return summary
 
     def decisions(self, job_id: str) -> list[dict[str, Any]]:
         return [line for line in self.audit if line["job_id"] == job_id]
@@ -177,8 +198,29 @@ def sandbox(policies: PoliciesFile) -> Iterator[Sandbox]:
             with environment(
                 {"DLQ_URL": deployment.dlq_url, "REQUEST_QUEUE_URL": deployment.request_queue_url}
             ):
-                terminator.dependencies.cache_clear()
+                _clear_caches()
                 try:
                     yield Sandbox(session, deployment, BatchWorld(session, control), control)
                 finally:
-                    terminator.dependencies.cache_clear()
+                    _clear_caches()
+
+
+def _clear_caches() -> None:
+    """Handlers build clients and read policies once per container; each sandbox is a new one."""
+    terminator.dependencies.cache_clear()
+    sweeper.dependencies.cache_clear()
+
+
+def scheduled_event(region: str) -> dict[str, Any]:
+    """The event an EventBridge schedule rule delivers to its target."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:123456789012:rule/batch-terminator-sweep"],
+        "detail": {},
+    }

@@ -31,9 +31,9 @@ from moto.batch import urls as batch_urls
 from moto.batch.exceptions import ClientException
 from moto.batch.models import BatchBackend, Job
 from moto.batch.responses import BatchResponse
-from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.base_backend import BackendDict
 from moto.core.exceptions import AWSError
+from moto.core.models import DEFAULT_ACCOUNT_ID
 
 ACTIVE: Final = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 BEFORE_STARTING: Final = ("SUBMITTED", "PENDING", "RUNNABLE")

@@ -90,8 +90,9 @@ def chunked(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 class BatchApi:
     """Batch calls in the shapes this product needs; counts every call it makes."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, page_size: int = LIST_JOBS_MAX_RESULTS) -> None:
         self._client = client
+        self._page_size = page_size
         self.calls: Counter[str] = Counter()
         # The runtime's botocore may predate TerminateJobs; the endpoint may not know it either.
         self._bulk = "TerminateJobs" in client.meta.service_model.operation_names
@@ -111,6 +112,20 @@ class BatchApi:
                 found[snapshot.job_id] = snapshot
         return found
 
+    def describe_job_queues(self) -> list[dict[str, Any]]:
+        """Every job queue of the account and region, following every page."""
+        queues: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            query: dict[str, Any] = {"maxResults": 100}
+            if token:
+                query["nextToken"] = token
+            response = self._call("DescribeJobQueues", self._client.describe_job_queues, **query)
+            queues.extend(response.get("jobQueues", []))
+            token = response.get("nextToken")
+            if not token:
+                return queues
+
     def list_jobs(self, job_queue: str, status: JobStatus) -> Iterator[JobSnapshot]:
         """Every job of one queue in one status, following every page."""
         yield from self._list(job_queue, {"jobQueue": job_queue, "jobStatus": status.value})
@@ -123,7 +138,7 @@ class BatchApi:
     def _list(self, job_queue: str, query: dict[str, Any]) -> Iterator[JobSnapshot]:
         token: str | None = None
         while True:
-            page_query = {**query, "maxResults": LIST_JOBS_MAX_RESULTS}
+            page_query = {**query, "maxResults": self._page_size}
             if token:
                 page_query["nextToken"] = token
             response = self._call("ListJobs", self._client.list_jobs, **page_query)

@@ -27,7 +27,9 @@ def write_audit(logger: Logger, records: Iterable[AuditRecord]) -> None:
 
 
 def count_outcomes(
-    metrics: Metrics, records: Iterable[AuditRecord], capped: Mapping[str, int] | None = None
+    metrics: Metrics,
+    records: Iterable[AuditRecord],
+    capped: Mapping[str | None, int] | Mapping[str, int] | None = None,
 ) -> None:
     """Totals carry the service dimension; where a policy applies, a second series adds `policy`."""
     by_policy: Counter[tuple[str, str | None]] = Counter(
@@ -38,6 +40,8 @@ def count_outcomes(
     totals: Counter[str] = Counter()
     for (name, _), count in by_policy.items():
         totals[name] += count
+    if capped is not None:
+        totals.setdefault(POLICY_CAP_REACHED, 0)  # every policy run reports, so alarms see data
     for name, count in totals.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
     for (name, policy), count in by_policy.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -48,10 +49,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def process_event(event: dict[str, Any], deps: Dependencies) -> dict[str, Any]:
     records = [parse_record(record) for record in event.get("Records", [])]
     batch = BatchApi(deps.batch_client)
-    result = process(records, batch, deps.config)
+    result = process(records, batch, deps.config, datetime.now(UTC))
     unparked = park_rejected(deps, result.rejected)
     write_audit(logger, result.audit)
-    count_outcomes(metrics, result.audit)
+    for message_id, policy, limited in result.limited:
+        logger.warning(
+            "selector limit reached",
+            extra={"message_id": message_id, "policy": policy, "left_for_later": limited},
+        )
+    count_outcomes(metrics, result.audit, capped=_capped_by_policy(result.limited) or None)
     retry = result.retry_message_ids | unparked
     logger.info(
         "batch processed",
@@ -62,6 +68,13 @@ def process_event(event: dict[str, Any], deps: Dependencies) -> dict[str, Any]:
             {"itemIdentifier": r.message_id} for r in records if r.message_id in retry
         ]
     }
+
+
+def _capped_by_policy(limited: list[tuple[str, str | None, int]]) -> dict[str | None, int]:
+    capped: dict[str | None, int] = {}
+    for _, policy, _count in limited:
+        capped[policy] = capped.get(policy, 0) + 1
+    return capped
 
 
 def park_rejected(deps: Dependencies, rejected: list[ParsedRecord]) -> set[str]:

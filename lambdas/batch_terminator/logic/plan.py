@@ -22,6 +22,8 @@ class Named:
     request: TerminationRequest
     source: Source
     job_id: str
+    # Decided before planning (a selector's limit reached), instead of by the safety rules.
+    preset: Verdict | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def plan(
             verdict = Verdict(False, f"duplicate: also named by message {earlier} in this batch")
         else:
             first_named_by[item.job_id] = item.message_id
-            verdict = judge(job, item.request, config)
+            verdict = item.preset or judge(job, item.request, config)
         planned.append(PlannedJob(item, job, verdict))
     return planned
 

@@ -17,9 +17,11 @@ class Verdict:
     terminate: bool
     skip_reason: str | None = None
     dry_run: bool = False
+    # True when the job is terminated, or would be but for a dry run: what limits count.
+    would_terminate: bool = False
 
 
-TERMINATE = Verdict(terminate=True)
+TERMINATE = Verdict(terminate=True, would_terminate=True)
 
 
 def is_protected(job: JobSnapshot, protect_tag: str) -> bool:
@@ -72,5 +74,5 @@ def judge(job: JobSnapshot | None, request: TerminationRequest, config: Policies
             dry_run is not None,
         )
     if dry_run is not None:
-        return Verdict(False, f"dry run ({dry_run})", True)
+        return Verdict(False, f"dry run ({dry_run})", dry_run=True, would_terminate=True)
     return TERMINATE

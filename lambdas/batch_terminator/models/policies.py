@@ -34,6 +34,13 @@ class Settings(ContractModel):
     sweep_interval: Duration = Field(
         default=timedelta(minutes=15), description="How often the sweeper evaluates policies."
     )
+    max_runtime_tag: StrictBool = Field(
+        default=True,
+        description=(
+            "Honour each job's own batch-terminator:max-runtime tag. Reading tags costs one "
+            "DescribeJobs call per 100 RUNNING/STARTING jobs per sweep; false saves those calls."
+        ),
+    )
 
     @model_validator(mode="after")
     def _interval_in_range(self) -> Settings:

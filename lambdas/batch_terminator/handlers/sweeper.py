@@ -1,0 +1,85 @@
+"""Sweeper: on a schedule, evaluate the policies and enqueue a request per selected job."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from batch_terminator.batch_api import BatchApi
+from batch_terminator.clients import batch_client, sqs_client
+from batch_terminator.config import load_config
+from batch_terminator.contract import METRICS_NAMESPACE, SERVICE_NAME
+from batch_terminator.logging_setup import make_logger
+from batch_terminator.logic.evaluate import Scheduled
+from batch_terminator.models.policies import PoliciesFile
+from batch_terminator.queueing import enqueue
+from batch_terminator.reporting import count_outcomes
+from batch_terminator.sweeping import PolicyRun, run_policies
+
+logger = make_logger()
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+tracer = Tracer(service=SERVICE_NAME)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    config: PoliciesFile
+    batch_client: Any
+    sqs_client: Any
+    request_queue_url: str
+
+
+@cache
+def dependencies() -> Dependencies:
+    return Dependencies(
+        load_config(), batch_client(), sqs_client(), os.environ["REQUEST_QUEUE_URL"]
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return sweep(
+        dependencies(), run_id=str(event.get("id") or context.aws_request_id), now=datetime.now(UTC)
+    )
+
+
+def sweep(deps: Dependencies, run_id: str, now: datetime) -> dict[str, Any]:
+    api = BatchApi(deps.batch_client)
+    run = run_policies(api, deps.config, now, Scheduled())
+    return report_run(run, deps.sqs_client, deps.request_queue_url, run_id, api)
+
+
+def report_run(
+    run: PolicyRun, sqs: Any, queue_url: str, run_id: str, api: BatchApi
+) -> dict[str, Any]:
+    """Enqueue the run's requests, then log its summary and count capped policies."""
+    requests = run.requests(run_id)
+    send_calls = enqueue(sqs, queue_url, requests, run.source)
+    summary = {
+        **run.summary(),
+        "run_id": run_id,
+        "enqueued": len(requests),
+        "batch_calls": dict(api.calls),
+        "send_calls": send_calls,
+    }
+    for name, capped in run.evaluation.capped_policies.items():
+        logger.warning(
+            "policy cap reached",
+            extra={
+                "policy": name,
+                "capped": capped,
+                "max_per_run": run.evaluation.counts[name].cap,
+                "run_id": run_id,
+            },
+        )
+    count_outcomes(metrics, [], capped=dict.fromkeys(run.evaluation.capped_policies, 1))
+    logger.info("policy run", extra=summary)
+    return {"enqueued": len(requests), "capped": run.evaluation.capped_policies}

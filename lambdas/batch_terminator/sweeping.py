@@ -1,0 +1,99 @@
+"""A policy run: list what the policies need, evaluate, turn selections into requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from batch_terminator.batch_api import BatchApi
+from batch_terminator.contract import JobStatus, Source
+from batch_terminator.listing import Listing, list_jobs, resolve_queues, statuses_for
+from batch_terminator.logic.evaluate import (
+    TAG_LIMIT_STATUSES,
+    AlarmFired,
+    Evaluation,
+    Scheduled,
+    Selection,
+    Trigger,
+    applicable_policies,
+    evaluate,
+    worth_describing,
+)
+from batch_terminator.models.policies import PoliciesFile
+
+REQUESTED_BY = {Source.SWEEP: "batch-terminator/sweeper", Source.ALARM: "batch-terminator/brake"}
+
+
+@dataclass
+class PolicyRun:
+    trigger: Trigger
+    queues: list[str]
+    listing: Listing
+    evaluation: Evaluation
+
+    @property
+    def source(self) -> Source:
+        return Source.ALARM if isinstance(self.trigger, AlarmFired) else Source.SWEEP
+
+    def requests(self, run_id: str) -> list[dict[str, Any]]:
+        return [
+            to_request(s, run_id, REQUESTED_BY[self.source]) for s in self.evaluation.selections
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        """The one summary log line of a run: per policy, evaluated, matched, enqueued, capped."""
+        return {
+            "trigger": "schedule"
+            if isinstance(self.trigger, Scheduled)
+            else f"alarm {self.trigger.alarm_name}",
+            "queues": len(self.queues),
+            "jobs_listed": self.listing.listed,
+            "jobs_described": self.listing.described,
+            "jobs_evaluated": self.evaluation.evaluated,
+            "protected": self.evaluation.protected,
+            "invalid_max_runtime_tags": self.evaluation.invalid_tags,
+            "policies": {
+                name: {
+                    "evaluated": self.evaluation.evaluated,
+                    "matched": count.matched,
+                    "enqueued": count.selected,
+                    "capped": count.capped,
+                    "max_per_run": count.cap,
+                }
+                for name, count in self.evaluation.counts.items()
+            },
+        }
+
+
+def to_request(selection: Selection, run_id: str, requested_by: str) -> dict[str, Any]:
+    """The request the terminator acts on: it re-reads the job and terminates only if it is still
+    in the status it was judged in (`ifStatus`)."""
+    request: dict[str, Any] = {
+        "jobId": selection.job.job_id,
+        "reason": selection.reason,
+        "policy": selection.policy,
+        "ifStatus": [selection.job.status.value],
+        "requestId": run_id,
+        "requestedBy": requested_by,
+    }
+    if selection.dry_run:
+        request["dryRun"] = True
+    return request
+
+
+def run_policies(
+    api: BatchApi, policies: PoliciesFile, now: datetime, trigger: Trigger
+) -> PolicyRun:
+    active = applicable_policies(policies, trigger)
+    needs: list[tuple[list[str] | None, list[JobStatus] | tuple[JobStatus, ...]]] = [
+        (p.match.job_queues, p.when.status) for p in active
+    ]
+    if isinstance(trigger, Scheduled) and policies.settings.max_runtime_tag:
+        needs.append((None, TAG_LIMIT_STATUSES))
+    queues = resolve_queues(api, policies.settings.job_queues) if needs else []
+    queue_statuses = {q: s for q in queues if (s := statuses_for(q, needs))}
+    listing = list_jobs(
+        api, queue_statuses, lambda job: worth_describing(job, policies, trigger, now)
+    )
+    return PolicyRun(trigger, queues, listing, evaluate(listing.jobs, policies, now, trigger))
