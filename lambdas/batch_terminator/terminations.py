@@ -110,7 +110,8 @@ def expand_selector(
     """List the selector's queues and statuses, read the candidates' tags, keep what matches,
     oldest first. Jobs past the request's limit are skipped with the why, never dropped."""
     request = record.request
-    assert request is not None and request.selector is not None
+    assert request is not None
+    assert request.selector is not None
     selector = request.selector
     listing = list_jobs(
         batch,

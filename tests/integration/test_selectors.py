@@ -114,7 +114,8 @@ def test_selector_created_window_and_definition(pipeline: Sandbox, world: BatchW
     pipeline.run_terminator()
 
     assert pipeline.outcome(inside) == "terminated"
-    assert pipeline.decisions(wrong_definition) == [] and pipeline.decisions(too_old) == []
+    assert pipeline.decisions(wrong_definition) == []
+    assert pipeline.decisions(too_old) == []
 
 
 def test_selector_dry_run_terminates_nothing(pipeline: Sandbox, world: BatchWorld) -> None:

@@ -208,7 +208,7 @@ def evaluate(
         count.selected += len(kept)
         count.capped += len(ordered) - len(kept)
         for match in kept:
-            result.selections.append(_select(match, policy, policies, children, now))
+            result.selections.append(_select(match, policy, policies, children))
     for policy in active:
         result.counts.setdefault(policy.name, PolicyCount(cap=policy.max_per_run))
     return result
@@ -261,7 +261,6 @@ def _select(
     policy: Policy | None,
     policies: PoliciesFile,
     children: dict[str, list[JobSnapshot]],
-    now: datetime,
 ) -> Selection:
     job, age = match.job, match.age
     kids = tuple(children.get(job.job_id, ())) if job.array_size else ()
