@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -12,18 +13,10 @@ from rich.table import Table
 
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator.world import BatchWorld
+from batch_terminator_cli.policies_file import load_policies
 from batch_terminator_cli.sandbox import Sandbox, sandbox
 
-DEMO_POLICIES: dict[str, Any] = {
-    "version": 1,
-    "settings": {
-        "dryRun": False,
-        "protectTag": "batch-terminator:protect",
-        "jobQueues": ["gpu-training", "spot-cpu"],
-        "sweepInterval": "15m",
-    },
-    "policies": [],
-}
+DEMO_POLICIES = Path(__file__).with_name("demo_policies.yaml")
 REASON = "Terminating job."
 UNKNOWN_JOB = "0f2d1f8e-5b7a-4c1e-9d3a-000000000000"
 
@@ -226,7 +219,123 @@ def _audit_view(line: dict[str, Any]) -> dict[str, Any]:
 
 
 def demo_policies() -> PoliciesFile:
-    return PoliciesFile.model_validate(DEMO_POLICIES)
+    return load_policies(DEMO_POLICIES)
+
+
+@dataclass
+class PolicyAct:
+    ids: dict[str, str]
+    planned: set[str]
+    first_sweep: dict[str, Any]
+    second_sweep: dict[str, Any]
+
+
+def seed_policy_jobs(world: BatchWorld) -> dict[str, str]:
+    """Jobs for the policies to find: three runaways for a cap of two, one under its limit, a
+    stuck array, and a notebook past the limit its owner tagged it with."""
+    hours = timedelta(hours=1)
+    ids = {
+        f"train-gpt-{letter}": world.job(
+            f"train-gpt-{letter}",
+            "gpu-training",
+            "RUNNING",
+            age=age * hours,
+            definition="train-gpt",
+        )
+        for letter, age in (("a", 14), ("b", 15), ("c", 16))
+    }
+    ids["train-small"] = world.job(
+        "train-small", "gpu-training", "RUNNING", age=2 * hours, definition="train-gpt"
+    )
+    render = world.job(
+        "render-frames", "spot-cpu", "RUNNABLE", age=9 * hours, array_size=3, definition="render"
+    )
+    for index in range(3):
+        world.age(f"{render}:{index}", "RUNNABLE", 8 * hours)
+    ids["render-frames"] = render
+    ids["adhoc-notebook"] = world.job(
+        "adhoc-notebook",
+        "spot-cpu",
+        "RUNNING",
+        age=90 * timedelta(minutes=1),
+        definition="etl",
+        tags={"batch-terminator:max-runtime": "1h", "owner": "bob"},
+    )
+    return ids
+
+
+def act_policies(console: Console, box: Sandbox, names: dict[str, str]) -> PolicyAct:
+    from datetime import UTC, datetime
+
+    from batch_terminator_cli.planning import make_plan, render_plan
+
+    ids = seed_policy_jobs(box.world)
+    names.update({job_id: name for name, job_id in ids.items()})
+    console.rule("Policies: plan, then two sweeps")
+    plan = make_plan(box.session.client("batch"), box.policies, datetime.now(UTC))
+    render_plan(console, plan)
+    planned = {s.job.job_id for s in plan.evaluation.selections if not s.dry_run}
+    already = len(box.audit)
+    first = box.run_sweeper()
+    box.run_terminator()
+    second = box.run_sweeper()
+    box.run_terminator()
+    table = Table(title="Sweeps: decisions (one audit line each)")
+    for column in ("sweep", "job", "policy", "outcome", "reason"):
+        table.add_column(column, overflow="fold")
+    for line in box.audit[already:]:
+        sweep = "1st" if line["request_id"] == first["run_id"] else "2nd"
+        table.add_row(
+            sweep,
+            names.get(line["job_id"], line["job_id"]),
+            line["policy"],
+            line["outcome"],
+            line["reason"],
+        )
+    console.print(table)
+    for label, summary in (("1st", first), ("2nd", second)):
+        per_policy = ", ".join(
+            f"{name}: {c['enqueued']} enqueued" + (f", {c['capped']} capped" if c["capped"] else "")
+            for name, c in summary["policies"].items()
+        )
+        console.print(
+            f"{label} sweep: {summary['jobs_listed']} listed, {summary['jobs_described']} described; {per_policy}"
+        )
+    return PolicyAct(ids, planned, first, second)
+
+
+def check_policies(box: Sandbox, act: PolicyAct) -> list[str]:
+    ids, problems = act.ids, []
+    swept_first = {
+        line["job_id"]
+        for line in box.audit
+        if line["source"] == "sweep"
+        and line["outcome"] == "terminated"
+        and line["request_id"] == act.first_sweep["run_id"]
+    }
+    if act.planned != swept_first:
+        problems.append("plan did not list exactly the jobs the sweep terminated")
+    expected_first = {
+        ids["train-gpt-b"],
+        ids["train-gpt-c"],
+        ids["render-frames"],
+        ids["adhoc-notebook"],
+    }
+    if swept_first != expected_first:
+        problems.append(
+            "the first sweep did not terminate the two oldest runaways, the array and the notebook"
+        )
+    if act.first_sweep["policies"]["gpu-runtime-cap"]["capped"] != 1:
+        problems.append("the gpu-runtime-cap policy did not report its cap")
+    if box.outcome(ids["train-gpt-a"]) != "terminated":
+        problems.append("the capped job was not terminated by the next sweep")
+    for name in ("train-small",):
+        if box.world.describe(ids[name])["status"] != "RUNNING" or box.decisions(ids[name]):
+            problems.append(f"{name} was touched although under its limit")
+    children = [box.world.describe(f"{ids['render-frames']}:{i}")["status"] for i in range(3)]
+    if children != ["FAILED"] * 3 or len(box.decisions(ids["render-frames"])) != 1:
+        problems.append("the stuck array was not terminated once through its parent")
+    return problems
 
 
 def run(console: Console) -> bool:
@@ -242,6 +351,11 @@ def run(console: Console) -> bool:
         box.run_terminator()
         render(console, box, scene, sent)
         problems = check(box, scene)
+        names = {job_id: label for label, job_id in scene.ids.items()}
+        act = act_policies(console, box, names)
+        problems += check_policies(box, act)
+        if box.world.describe(scene.ids["golden-model"])["status"] != "RUNNING":
+            problems.append("the protected job was touched")
     if problems:
         console.print("[bold red]Demo FAILED:[/bold red]")
         for problem in problems:

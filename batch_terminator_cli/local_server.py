@@ -1,7 +1,8 @@
-"""`batch-terminator local`: the emulator as a server on 127.0.0.1, with the terminator consuming.
+"""`batch-terminator local`: the emulator as a server on 127.0.0.1, with the handlers running.
 
-boto3, the AWS CLI and `batch-terminator --endpoint-url` can be pointed at it. The terminator runs
-in this process, polling the emulated request queue as the event source mapping would.
+boto3, the AWS CLI and `batch-terminator --endpoint-url` can be pointed at it. The terminator
+consumes the emulated request queue as the event source mapping would, and the sweeper runs on
+its interval, both in this process.
 """
 
 from __future__ import annotations
@@ -9,70 +10,137 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 from collections.abc import Callable
-from contextlib import redirect_stdout
+from contextlib import ExitStack, redirect_stdout
+from pathlib import Path
 from typing import Any
 
 import boto3
+import requests
 
-from batch_terminator.handlers import terminator
+from batch_terminator.handlers import sweeper, terminator
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator import BatchControl, install
 from batch_terminator_cli.emulator.deployment import EmulatedDeployment, deploy
-from batch_terminator_cli.emulator.lambda_runtime import capture_logs, drain
+from batch_terminator_cli.emulator.lambda_runtime import LambdaContext, capture_logs, drain
 from batch_terminator_cli.emulator.world import BatchWorld
-from batch_terminator_cli.sandbox import FAKE_CREDENTIALS, HANDLER_ENVIRONMENT, REGION, environment
+from batch_terminator_cli.sandbox import (
+    FAKE_CREDENTIALS,
+    HANDLER_ENVIRONMENT,
+    REGION,
+    environment,
+    scheduled_event,
+)
 
-AuditSink = Callable[[dict[str, Any]], None]
+Sink = Callable[[dict[str, Any]], None]
+
+
+def _ignore(_line: dict[str, Any]) -> None:
+    return None
 
 
 class LocalServer:
-    def __init__(self, policies: PoliciesFile, port: int = 5050, poll_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        policies: PoliciesFile,
+        port: int = 5050,
+        poll_seconds: float = 1.0,
+        sweep_seconds: float | None = None,
+    ) -> None:
         from moto.server import ThreadedMotoServer
 
         install()
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per request
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
         self.port = port
         self.endpoint_url = f"http://127.0.0.1:{port}"
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._policies = policies
         self._poll_seconds = poll_seconds
+        # None: sweep at the policies' own interval; 0: only when asked (sweep_now).
+        interval = policies.settings.sweep_interval.total_seconds()
+        self._sweep_seconds = interval if sweep_seconds is None else sweep_seconds
+        self._next_sweep = time.monotonic() + self._sweep_seconds
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._consumer: threading.Thread | None = None
-        self._environment: Any = None
+        self._context = ExitStack()
+        self._session: Any = None
+        self._on_audit: Sink = _ignore
+        self._on_sweep: Sink = _ignore
         self.deployment: EmulatedDeployment | None = None
         self.world: BatchWorld | None = None
 
-    def start(self, scratch: str, on_audit: AuditSink) -> EmulatedDeployment:
+    def start(
+        self, scratch: str, on_audit: Sink = _ignore, on_sweep: Sink = _ignore
+    ) -> EmulatedDeployment:
         self._server.start()
-        policies_json = f"{scratch}/policies.json"
-        with open(policies_json, "w", encoding="utf-8") as out:
-            out.write(self._policies.model_dump_json(exclude_none=True))
-        values = {**FAKE_CREDENTIALS, **HANDLER_ENVIRONMENT, "AWS_ENDPOINT_URL": self.endpoint_url}
-        self._environment = environment({**values, "POLICIES_FILE": policies_json})
-        self._environment.__enter__()
-        session = boto3.Session(region_name=REGION)
-        self.deployment = deploy(session)
-        self.world = BatchWorld(session, BatchControl(region=REGION))
-        with environment({"DLQ_URL": self.deployment.dlq_url}):
-            terminator.dependencies.cache_clear()
-            terminator.dependencies()  # resolve DLQ_URL while it is set
-        self._consumer = threading.Thread(
-            target=self._consume, args=(session, on_audit), daemon=True
+        # The emulator's state lives in this process: start from an empty account every time.
+        requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
+        policies_json = Path(scratch) / "policies.json"
+        policies_json.write_text(
+            self._policies.model_dump_json(exclude_none=True), encoding="utf-8"
         )
+        # The handlers' boto3 clients take the endpoint from the environment, as in Lambda.
+        self._context.enter_context(
+            environment(
+                {
+                    **FAKE_CREDENTIALS,
+                    **HANDLER_ENVIRONMENT,
+                    "AWS_ENDPOINT_URL": self.endpoint_url,
+                    "POLICIES_FILE": str(policies_json),
+                }
+            )
+        )
+        self._session = boto3.Session(region_name=REGION)
+        self.deployment = deploy(self._session)
+        self.world = BatchWorld(self._session, BatchControl(region=REGION))
+        self._context.enter_context(
+            environment(
+                {
+                    "DLQ_URL": self.deployment.dlq_url,
+                    "REQUEST_QUEUE_URL": self.deployment.request_queue_url,
+                }
+            )
+        )
+        terminator.dependencies.cache_clear()
+        sweeper.dependencies.cache_clear()
+        self._on_audit, self._on_sweep = on_audit, on_sweep
+        self._consumer = threading.Thread(target=self._run, daemon=True)
         self._consumer.start()
         return self.deployment
 
-    def _consume(self, session: Any, on_audit: AuditSink) -> None:
-        sqs = session.client("sqs")
+    def process_requests(self) -> None:
+        """Let the terminator consume the request queue until it is empty."""
         assert self.deployment is not None
-        while not self._stop.is_set():
+        with self._lock:
             with capture_logs(terminator.logger) as logs, redirect_stdout(io.StringIO()):
                 drain(
-                    sqs, self.deployment.request_queue_url, terminator.handler, max_invocations=10
+                    self._session.client("sqs"),
+                    self.deployment.request_queue_url,
+                    terminator.handler,
+                    max_invocations=10,
                 )
             for line in logs.audit():
-                on_audit(line)
+                self._on_audit(line)
+
+    def sweep_now(self) -> dict[str, Any]:
+        """Run the sweeper as its schedule would; returns its summary line."""
+        with self._lock:
+            with capture_logs(sweeper.logger) as logs, redirect_stdout(io.StringIO()):
+                sweeper.handler(
+                    scheduled_event(REGION), LambdaContext(function_name="batch-terminator-sweeper")
+                )
+            [summary] = [line for line in logs.lines() if line.get("message") == "policy run"]
+        self._on_sweep(summary)
+        return summary
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._sweep_seconds and time.monotonic() >= self._next_sweep:
+                self._next_sweep = time.monotonic() + self._sweep_seconds
+                self.sweep_now()
+            self.process_requests()
             self._stop.wait(self._poll_seconds)
 
     def stop(self) -> None:
@@ -80,6 +148,6 @@ class LocalServer:
         if self._consumer is not None:
             self._consumer.join(timeout=10)
         self._server.stop()
-        if self._environment is not None:
-            self._environment.__exit__(None, None, None)
+        self._context.close()
         terminator.dependencies.cache_clear()
+        sweeper.dependencies.cache_clear()

@@ -17,6 +17,7 @@ console = Console()
 
 if TYPE_CHECKING:
     from batch_terminator.models.policies import PoliciesFile
+    from batch_terminator_cli.aws import Aws
 
 
 @app.command()
@@ -33,10 +34,17 @@ def local(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5050,
     policies_file: Annotated[
         Path | None,
-        typer.Option("--policies", help="Policies file (default: the demo's settings)."),
+        typer.Option("--policies", help="Policies file (default: the demo's policies)."),
+    ] = None,
+    sweep_interval: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds between sweeps (default: the policies' sweepInterval; 0: never)."
+        ),
     ] = None,
 ) -> None:
-    """Serve the emulator on 127.0.0.1 with the demo jobs seeded and the terminator consuming."""
+    """Serve the emulator on 127.0.0.1: demo jobs seeded, the terminator consuming the request
+    queue, the sweeper running on its interval."""
     import tempfile
     import time
 
@@ -46,11 +54,11 @@ def local(
     policies = (
         _load_policies_or_exit(policies_file) if policies_file else demo_module.demo_policies()
     )
-    server = LocalServer(policies, port=port)
+    server = LocalServer(policies, port=port, sweep_seconds=sweep_interval)
     with tempfile.TemporaryDirectory(prefix="batch-terminator-local-") as scratch:
-        deployment = server.start(scratch, on_audit=_print_audit)
+        deployment = server.start(scratch, on_audit=_print_audit, on_sweep=_print_sweep)
         assert server.world is not None
-        jobs = demo_module.seed_jobs(server.world)
+        jobs = {**demo_module.seed_jobs(server.world), **demo_module.seed_policy_jobs(server.world)}
         console.print(
             f"Emulator listening on [bold]{server.endpoint_url}[/bold] (region us-east-1, any credentials)"
         )
@@ -71,6 +79,11 @@ def local(
             f"  aws --endpoint-url {server.endpoint_url} batch describe-jobs --jobs {example}",
             soft_wrap=True,
         )
+        console.print(
+            f"  batch-terminator plan --policies {demo_module.DEMO_POLICIES} "
+            f"--endpoint-url {server.endpoint_url}",
+            soft_wrap=True,
+        )
         console.print("Ctrl-C stops.")
         try:
             while True:
@@ -79,6 +92,12 @@ def local(
             pass
         finally:
             server.stop()
+
+
+def _print_sweep(summary: dict[str, object]) -> None:
+    import json
+
+    console.print(f"[bold]sweep[/bold] {json.dumps(summary.get('policies'))}", highlight=False)
 
 
 def _print_audit(line: dict[str, object]) -> None:
@@ -132,7 +151,7 @@ def request(
 
     if via not in ("sqs", "events"):
         raise typer.BadParameter("use sqs or events", param_hint="--via")
-    session = _session(endpoint_url, region)
+    session = _aws(endpoint_url, region)
     try:
         bodies = requesting.build_requests(
             job_ids,
@@ -162,15 +181,10 @@ def request(
         console.print_json(json.dumps(item.body))
 
 
-def _session(endpoint_url: str | None, region: str | None) -> object:
-    """A boto3 session whose clients all use `endpoint_url` when one is given."""
-    import os
+def _aws(endpoint_url: str | None, region: str | None) -> Aws:
+    from batch_terminator_cli.aws import Aws
 
-    import boto3
-
-    if endpoint_url:
-        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
-    return boto3.Session(region_name=region)
+    return Aws.connect(endpoint_url, region)
 
 
 def _load_policies_or_exit(path: Path) -> PoliciesFile:
@@ -201,11 +215,51 @@ def validate(
 
 
 @app.command()
+def plan(
+    policies_file: Annotated[Path, typer.Option("--policies", help="The policies file.")] = Path(
+        "policies.yaml"
+    ),
+    alarm: Annotated[
+        str | None,
+        typer.Option(help="Preview the policies this alarm triggers instead of a sweep."),
+    ] = None,
+    output: Annotated[str, typer.Option(help="table or json.")] = "table",
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="AWS endpoint (e.g. batch-terminator local).")
+    ] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region.")] = None,
+) -> None:
+    """Read-only: what the policies would terminate now, and why (the next sweep's decisions)."""
+    import json
+    from datetime import UTC, datetime
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from batch_terminator.batch_api import BatchCallFailed
+    from batch_terminator_cli import planning
+
+    if output not in ("table", "json"):
+        raise typer.BadParameter("use table or json", param_hint="--output")
+    policies = _load_policies_or_exit(policies_file)
+    try:
+        run = planning.make_plan(
+            _aws(endpoint_url, region).client("batch"), policies, datetime.now(UTC), alarm
+        )
+    except (BatchCallFailed, BotoCoreError, ClientError) as error:
+        console.print(f"[red]could not read Batch:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from error
+    if output == "json":
+        typer.echo(json.dumps(planning.plan_as_json(run), indent=2))
+    else:
+        planning.render_plan(console, run)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the policies file (committed as policies.schema.json)."""
     from batch_terminator_cli.schema import policies_schema_json
 
-    typer.echo(policies_schema_json())
+    typer.echo(policies_schema_json(), nl=False)
 
 
 if __name__ == "__main__":

@@ -55,21 +55,21 @@ def build_requests(
     return bodies
 
 
-def caller(session: Any) -> str:
+def caller(aws: Any) -> str:
     """Who is asking: the caller's ARN where STS answers, else the local user name."""
     try:
-        return str(session.client("sts").get_caller_identity()["Arn"])
+        return str(aws.client("sts").get_caller_identity()["Arn"])
     except (BotoCoreError, ClientError):
         return getpass.getuser()
 
 
-def stack_outputs(session: Any, stack_name: str) -> dict[str, str]:
-    stacks = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+def stack_outputs(aws: Any, stack_name: str) -> dict[str, str]:
+    stacks = aws.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
 
 
 def send(
-    session: Any, bodies: list[dict[str, Any]], via: Via, queue_url: str | None, event_bus: str
+    aws: Any, bodies: list[dict[str, Any]], via: Via, queue_url: str | None, event_bus: str
 ) -> list[Sent]:
     sent: list[Sent] = []
     for start in range(0, len(bodies), MAX_ENTRIES_PER_CALL):
@@ -77,9 +77,9 @@ def send(
         if via == "sqs":
             if not queue_url:
                 raise ValueError("no request queue: give --queue-url or deploy the stack")
-            sent.extend(_send_sqs(session.client("sqs"), queue_url, chunk))
+            sent.extend(_send_sqs(aws.client("sqs"), queue_url, chunk))
         else:
-            sent.extend(_put_events(session.client("events"), event_bus, chunk))
+            sent.extend(_put_events(aws.client("events"), event_bus, chunk))
     return sent
 
 

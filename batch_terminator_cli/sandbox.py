@@ -46,6 +46,7 @@ HANDLER_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true", "AWS_MAX_ATTEMPTS": 
 @dataclass
 class Sandbox:
     session: boto3.Session
+    policies: PoliciesFile
     deployment: EmulatedDeployment
     world: BatchWorld
     control: BatchControl
@@ -200,7 +201,9 @@ def sandbox(policies: PoliciesFile) -> Iterator[Sandbox]:
             ):
                 _clear_caches()
                 try:
-                    yield Sandbox(session, deployment, BatchWorld(session, control), control)
+                    yield Sandbox(
+                        session, policies, deployment, BatchWorld(session, control), control
+                    )
                 finally:
                     _clear_caches()
 

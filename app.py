@@ -1,0 +1,28 @@
+#!/usr/bin/env python3
+"""CDK entry point: `npx cdk synth` runs it; so can `CDK_OUTDIR=out python app.py`."""
+
+from __future__ import annotations
+
+import sys
+
+from aws_cdk import App
+
+from batch_terminator_cli.policies_file import PoliciesFileError
+from infra.application import build_app
+from infra.settings import SettingsError
+
+
+def main() -> int:
+    app = App()
+    try:
+        build_app(app)
+    except (PoliciesFileError, SettingsError) as error:
+        # A broken policies file or context value stops the synth with its own message.
+        print(error, file=sys.stderr)
+        return 1
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The batch-terminator stack: AWS CDK constructs, settings and the Lambda asset build."""

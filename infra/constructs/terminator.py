@@ -1,0 +1,144 @@
+"""Terminator: the request queue's consumer and the only function allowed to terminate jobs."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.constructs.lambda_package import (
+    LambdaPackage,
+    acknowledge_role_wildcards,
+    base_environment,
+    batch_read_statement,
+    drop_redundant_role_dependency,
+    fixed,
+    function_role,
+    log_group_statement,
+    xray_statement,
+)
+from infra.nag import acknowledge
+from infra.settings import StackSettings
+
+HANDLER: Final = "batch_terminator.handlers.terminator.handler"
+# The SQS event source's maximum concurrency cannot go below 2.
+MIN_EVENT_SOURCE_CONCURRENCY: Final = 2
+
+
+def job_arn_pattern(scope: Construct) -> str:
+    """Every Batch job of this account and region: IAM cannot scope TerminateJob by queue (job
+    ARNs carry none), so the allowed-queue check is made in code against DescribeJobs."""
+    return Stack.of(scope).format_arn(
+        service="batch",
+        resource="job",
+        resource_name="*",
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
+
+
+class Terminator(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        package: LambdaPackage,
+        settings: StackSettings,
+        request_queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        self.log_group = logs.LogGroup(self, "LogGroup", retention=package.log_retention)
+        self.role = function_role(
+            self,
+            "Role",
+            [
+                # Bulk TerminateJobs has no IAM action of its own: it needs batch:TerminateJob.
+                iam.PolicyStatement(
+                    sid="TerminateJobs",
+                    actions=["batch:TerminateJob"],
+                    resources=[job_arn_pattern(self)],
+                ),
+                batch_read_statement(),
+                iam.PolicyStatement(
+                    sid="ConsumeRequests",
+                    actions=[
+                        "sqs:ReceiveMessage",
+                        "sqs:DeleteMessage",
+                        "sqs:ChangeMessageVisibility",
+                        "sqs:GetQueueAttributes",
+                    ],
+                    resources=[request_queue.queue_arn],
+                ),
+                # Rejected requests are parked in the DLQ by the function, with their error.
+                iam.PolicyStatement(
+                    sid="ParkRejectedRequests",
+                    actions=["sqs:SendMessage"],
+                    resources=[dead_letter_queue.queue_arn],
+                ),
+                xray_statement(),
+                log_group_statement(self.log_group),
+            ],
+        )
+        acknowledge_role_wildcards(self.role)
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:batch:<AWS::Region>:"
+            "<AWS::AccountId>:job/*]",
+            "batch:TerminateJob on job/* of this account and region: job ARNs carry no queue, so "
+            "IAM cannot narrow it further; the function checks each job's queue against the "
+            "allowed queues (DescribeJobs) before it terminates anything.",
+        )
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            code=package.code,
+            handler=HANDLER,
+            runtime=package.runtime,
+            architecture=package.architecture,
+            layers=[package.powertools_layer],
+            memory_size=settings.terminator_memory_mb,
+            timeout=Duration.seconds(settings.terminator_timeout_seconds),
+            # The one throttle on terminations, whatever path the requests come from.
+            reserved_concurrent_executions=settings.terminator_reserved_concurrency,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            role=fixed(self.role),
+            environment={**base_environment(), "DLQ_URL": dead_letter_queue.queue_url},
+        )
+        drop_redundant_role_dependency(self.function)
+        package.acknowledge_runtime(self.function)
+        acknowledge(
+            self.function,
+            "Serverless-LambdaDLQ",
+            "The terminator is only invoked synchronously, by its SQS event source; a function "
+            "DLQ applies to asynchronous invocations. Failed messages reach the dead-letter queue "
+            "through the request queue's redrive policy, rejected ones are parked there by the "
+            "function itself.",
+        )
+
+        self.event_source = self.function.add_event_source_mapping(
+            "RequestQueueSource",
+            event_source_arn=request_queue.queue_arn,
+            batch_size=settings.terminator_batch_size,
+            max_batching_window=Duration.seconds(settings.terminator_batching_window_seconds),
+            # Partial batch responses: one bad job never makes SQS redeliver the whole batch.
+            report_batch_item_failures=True,
+            max_concurrency=max(
+                MIN_EVENT_SOURCE_CONCURRENCY, settings.terminator_reserved_concurrency
+            ),
+        )
+        acknowledge(
+            self.event_source,
+            "Serverless-LambdaEventSourceMappingDestination",
+            "SQS event source mappings take no on-failure destination (Lambda supports one for "
+            "stream and Kafka sources only); a message that keeps failing moves to the "
+            "dead-letter queue through the request queue's redrive policy (maxReceiveCount).",
+        )

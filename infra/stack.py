@@ -1,0 +1,75 @@
+"""BatchTerminatorStack: intake, terminator, policies and monitoring, with the CLI's outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from batch_terminator.contract import EVENT_SOURCE, REQUEST_DETAIL_TYPE
+from batch_terminator.models.policies import PoliciesFile
+from infra.constructs.intake import Intake
+from infra.constructs.lambda_package import LambdaPackage
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.policies import Policies
+from infra.constructs.terminator import Terminator
+from infra.settings import StackSettings
+
+
+class BatchTerminatorStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StackSettings,
+        policies: PoliciesFile,
+        asset_dir: Path,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            stack_name=settings.stack_name,
+            description="batch-terminator: terminates AWS Batch jobs by policy or on request",
+            **kwargs,
+        )
+        package = LambdaPackage.create(self, settings, asset_dir)
+        self.intake = Intake(self, "Intake", settings=settings)
+        self.terminator = Terminator(
+            self,
+            "Terminator",
+            package=package,
+            settings=settings,
+            request_queue=self.intake.queue,
+            dead_letter_queue=self.intake.dead_letter_queue,
+        )
+        self.policies = Policies(
+            self, "Policies", package=package, policies=policies, request_queue=self.intake.queue
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            dead_letter_queue=self.intake.dead_letter_queue,
+            sweep_failure_queue=self.policies.failure_queue,
+            audit_log_groups=[self.terminator.log_group, self.policies.log_group],
+            alarm_topic_arn=settings.alarm_topic_arn,
+        )
+        self._outputs()
+
+    def _outputs(self) -> None:
+        # The CLI finds the deployed stack through these ids (CloudFormation DescribeStacks).
+        outputs = {
+            "RequestQueueUrl": self.intake.queue.queue_url,
+            "RequestQueueArn": self.intake.queue.queue_arn,
+            "DeadLetterQueueUrl": self.intake.dead_letter_queue.queue_url,
+            "EventSource": EVENT_SOURCE,
+            "EventDetailType": REQUEST_DETAIL_TYPE,
+            "TerminatorFunctionName": self.terminator.function.function_name,
+            "TerminatorLogGroupName": self.terminator.log_group.log_group_name,
+            "SweeperLogGroupName": self.policies.log_group.log_group_name,
+        }
+        for output_id, value in outputs.items():
+            CfnOutput(self, output_id, value=value)

@@ -1,0 +1,28 @@
+"""Synthesize the app once per session, the way app.py does (cdk-nag included), and share it."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk.assertions import Template
+
+from tests.infra.support import OVERRIDE_CONTEXT, OVERRIDE_POLICIES, Synthesized, synthesize
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The default deployment: cdk.json's values and the project's policies.yaml."""
+    return synthesize(tmp_path_factory.mktemp("default"))
+
+
+@pytest.fixture(scope="session")
+def template(synth: Synthesized) -> Template:
+    return synth.template
+
+
+@pytest.fixture(scope="session")
+def overridden(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """Every context key overridden, the policies file included."""
+    root = tmp_path_factory.mktemp("overridden")
+    policies = root / "policies.yaml"
+    policies.write_text(OVERRIDE_POLICIES, encoding="utf-8")
+    return synthesize(root, {**OVERRIDE_CONTEXT, "policiesFile": str(policies)})

@@ -1,0 +1,80 @@
+"""Helpers for the infrastructure tests: synthesize the app as app.py does, find resources."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import App
+from aws_cdk.assertions import Template
+
+from infra.application import build_app
+from infra.stack import BatchTerminatorStack
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    stack: BatchTerminatorStack
+    template: Template
+    template_path: Path
+    outdir: Path
+
+
+def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> Synthesized:
+    """Build and synthesize a whole app; cdk-nag runs, so any unacknowledged finding raises."""
+    app = App(outdir=str(outdir / "cdk.out"), context=context or {})
+    stack = build_app(app, asset_dir=outdir / "asset")
+    assembly = app.synth()
+    artifact = assembly.get_stack_artifact(stack.artifact_id)
+    return Synthesized(
+        stack=stack,
+        template=Template.from_stack(stack),
+        template_path=Path(artifact.template_full_path),
+        outdir=outdir / "cdk.out",
+    )
+
+
+OVERRIDE_POLICIES = """\
+version: 1
+settings:
+  sweepInterval: 2h
+"""
+
+# Every key given as `-c key=value` gives it: strings, not JSON numbers.
+OVERRIDE_CONTEXT = {
+    "stackName": "BatchTerminatorTest",
+    "powertoolsLayerVersion": "31",
+    "pythonRuntime": "python3.12",
+    "architecture": "x86_64",
+    "terminatorReservedConcurrency": "7",
+    "terminatorBatchSize": "10",
+    "terminatorBatchingWindowSeconds": "0",
+    "terminatorTimeoutSeconds": "60",
+    "terminatorMemoryMB": "1024",
+    "maxReceiveCount": "5",
+    "logRetentionDays": "30",
+    "alarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:batch-terminator-alarms",
+}
+
+
+def resources_of(template: Template, resource_type: str) -> Mapping[str, Mapping[str, Any]]:
+    return template.find_resources(resource_type)
+
+
+def only_resource(template: Template, resource_type: str, path_part: str) -> Mapping[str, Any]:
+    """The one resource of this type whose logical id contains `path_part`."""
+    matches = {
+        logical_id: resource
+        for logical_id, resource in resources_of(template, resource_type).items()
+        if path_part in logical_id
+    }
+    assert len(matches) == 1, f"{resource_type} with {path_part!r}: {sorted(matches)}"
+    return next(iter(matches.values()))
+
+
+def logical_id(template: Template, resource_type: str, path_part: str) -> str:
+    ids = [i for i in resources_of(template, resource_type) if path_part in i]
+    assert len(ids) == 1, f"{resource_type} with {path_part!r}: {ids}"
+    return ids[0]

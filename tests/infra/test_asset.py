@@ -1,0 +1,110 @@
+"""The Lambda asset: runtime package, policies.json, and the newer Batch model for botocore."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+from aws_cdk import FileSystem
+
+from batch_terminator.models.policies import PoliciesFile
+from batch_terminator_cli.policies_file import load_policies
+from infra.asset import BATCH_MODEL, build_lambda_asset
+from infra.paths import LAMBDA_PACKAGE_DIR, PROJECT_ROOT
+from tests.infra.support import Synthesized
+
+
+@pytest.fixture(scope="module")
+def policies() -> PoliciesFile:
+    return load_policies(PROJECT_ROOT / "policies.yaml")
+
+
+@pytest.fixture(scope="module")
+def asset(policies: PoliciesFile, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_lambda_asset(policies, tmp_path_factory.mktemp("asset") / "lambda-asset")
+
+
+def tree(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(path.relative_to(root)): (path.read_bytes(), path.stat().st_mode & 0o777)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_top_level_holds_the_package_and_the_models(asset: Path) -> None:
+    assert sorted(p.name for p in asset.iterdir()) == ["batch_terminator", "botocore_data"]
+
+
+def test_package_is_a_copy_without_bytecode(asset: Path) -> None:
+    copied = {
+        str(p.relative_to(asset / "batch_terminator"))
+        for p in (asset / "batch_terminator").rglob("*")
+        if p.is_file()
+    }
+    source = {
+        str(p.relative_to(LAMBDA_PACKAGE_DIR))
+        for p in LAMBDA_PACKAGE_DIR.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
+    assert copied == source | {"policies.json"}
+    assert "handlers/terminator.py" in copied
+    assert not any("__pycache__" in name or name.endswith(".pyc") for name in copied)
+
+
+def test_policies_json_round_trips(asset: Path, policies: PoliciesFile) -> None:
+    text = (asset / "batch_terminator" / "policies.json").read_text(encoding="utf-8")
+    assert PoliciesFile.model_validate_json(text) == policies
+    # Written by alias, as the runtime reads it.
+    assert "sweepInterval" in json.loads(text)["settings"]
+
+
+def test_batch_model_knows_bulk_terminate_jobs(asset: Path) -> None:
+    model_path = asset / "botocore_data" / BATCH_MODEL
+    assert model_path.relative_to(asset).as_posix() == (
+        "botocore_data/batch/2016-08-10/service-2.json.gz"
+    )
+    with gzip.open(model_path, "rt", encoding="utf-8") as model_file:
+        model = json.load(model_file)
+    assert model["metadata"]["serviceId"] == "Batch"
+    assert "TerminateJobs" in model["operations"]
+    assert "TerminateJob" in model["operations"]
+
+
+def test_files_are_world_readable(asset: Path) -> None:
+    for path in asset.rglob("*"):
+        assert path.stat().st_mode & 0o777 == (0o755 if path.is_dir() else 0o644), path
+
+
+def test_rebuild_is_identical_and_hashes_the_same(
+    asset: Path, policies: PoliciesFile, tmp_path: Path
+) -> None:
+    again = build_lambda_asset(policies, tmp_path / "again")
+    assert tree(again) == tree(asset)
+    assert FileSystem.fingerprint(str(again)) == FileSystem.fingerprint(str(asset))
+
+
+def test_rebuild_replaces_the_previous_asset(policies: PoliciesFile, tmp_path: Path) -> None:
+    out = tmp_path / "asset"
+    build_lambda_asset(policies, out)
+    (out / "batch_terminator" / "stale.py").write_text("", encoding="utf-8")
+    build_lambda_asset(policies, out)
+    assert not (out / "batch_terminator" / "stale.py").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["asset"]  # no staging directory left
+
+
+def test_refuses_to_replace_a_foreign_directory(policies: PoliciesFile, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(ValueError, match="refusing"):
+        build_lambda_asset(policies, tmp_path)
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_stack_deploys_the_built_asset(synth: Synthesized) -> None:
+    [staged] = [p for p in synth.outdir.iterdir() if p.name.startswith("asset.")]
+    assert (staged / "botocore_data" / BATCH_MODEL).is_file()
+    assert (staged / "batch_terminator" / "policies.json").is_file()
+    assert os.access(staged / "batch_terminator" / "handlers" / "terminator.py", os.R_OK)

@@ -1,0 +1,170 @@
+"""The command line: validate, schema, plan (read-only, equal to the next sweep), request, local."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from batch_terminator.models.policies import PoliciesFile
+from batch_terminator_cli import demo
+from batch_terminator_cli.local_server import LocalServer
+from batch_terminator_cli.main import app
+from batch_terminator_cli.planning import READ_ONLY_OPERATIONS, make_plan
+from batch_terminator_cli.sandbox import Sandbox
+from batch_terminator_cli.schema import policies_schema_json
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def test_validate_accepts_the_shipped_example() -> None:
+    result = runner.invoke(app, ["validate", str(ROOT / "policies.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "valid, 3 policies" in result.output
+
+
+def test_validate_names_the_line_and_the_misspelt_key(tmp_path: Path) -> None:
+    broken = tmp_path / "policies.yaml"
+    broken.write_text(
+        "version: 1\n"
+        "policies:\n"
+        "  - name: cap\n"
+        "    when: {status: RUNNING, olderThan: 2h}\n"
+        "    maxPerRuns: 5\n"
+    )
+    result = runner.invoke(app, ["validate", str(broken)])
+    assert result.exit_code == 1
+    assert f"{broken}:5" in result.output
+    assert "policies[0].maxPerRuns" in result.output
+    assert "did you mean 'maxPerRun'?" in result.output
+
+
+def test_committed_schema_is_generated_from_the_model() -> None:
+    committed = (ROOT / "policies.schema.json").read_text()
+    assert committed == policies_schema_json(), "policies.schema.json is stale: run `make schema`"
+
+
+def test_schema_rejects_unknown_keys_for_editors() -> None:
+    schema = json.loads(policies_schema_json())
+    assert schema["additionalProperties"] is False
+    assert schema["$defs"]["Policy"]["additionalProperties"] is False
+
+
+@pytest.fixture
+def policies() -> PoliciesFile:
+    return demo.demo_policies()
+
+
+def test_plan_calls_only_read_apis(pipeline: Sandbox, world: Any) -> None:
+    demo.seed_jobs(world)
+    demo.seed_policy_jobs(world)
+    client = pipeline.session.client("batch")
+    called: list[str] = []
+    client.meta.events.register("before-call.batch.*", lambda model, **_: called.append(model.name))
+
+    run = make_plan(client, pipeline.policies, datetime.now(UTC))
+
+    assert run.evaluation.selections
+    assert set(called) <= READ_ONLY_OPERATIONS
+    assert "TerminateJob" not in READ_ONLY_OPERATIONS
+    assert "TerminateJobs" not in READ_ONLY_OPERATIONS
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Iterator[LocalServer]:
+    server = LocalServer(demo.demo_policies(), port=free_port(), poll_seconds=0.2, sweep_seconds=0)
+    audit: list[dict[str, Any]] = []
+    server.start(str(tmp_path), on_audit=audit.append)
+    server.audit = audit  # type: ignore[attr-defined]
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_plan_against_local_lists_exactly_what_the_next_sweep_terminates(
+    local: LocalServer, tmp_path: Path
+) -> None:
+    assert local.world is not None
+    demo.seed_jobs(local.world)
+    ids = demo.seed_policy_jobs(local.world)
+    policies_file = tmp_path / "demo.yaml"
+    policies_file.write_text(demo.DEMO_POLICIES.read_text())
+
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            "--policies",
+            str(policies_file),
+            "--output",
+            "json",
+            "--endpoint-url",
+            local.endpoint_url,
+            "--region",
+            "us-east-1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    planned = {s["jobId"] for s in json.loads(result.output)["selections"] if not s["dryRun"]}
+
+    local.sweep_now()
+    local.process_requests()
+
+    terminated = {line["job_id"] for line in local.audit if line["outcome"] == "terminated"}  # type: ignore[attr-defined]
+    assert planned == terminated
+    assert ids["train-gpt-c"] in planned
+    assert ids["train-small"] not in planned
+
+
+def test_request_command_terminates_through_local(
+    local: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert local.world is not None
+    assert local.deployment is not None
+    job = local.world.job("runaway", "gpu-training", "RUNNING", age=timedelta(days=1))
+
+    result = runner.invoke(
+        app,
+        [
+            "request",
+            job,
+            "--reason",
+            "Terminating job.",
+            "--endpoint-url",
+            local.endpoint_url,
+            "--queue-url",
+            local.deployment.request_queue_url,
+            "--region",
+            "us-east-1",
+            "--requested-by",
+            "alice",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert '"requestedBy": "alice"' in result.output
+    local.process_requests()
+
+    described = local.world.describe(job)
+    assert (described["status"], described["statusReason"]) == ("FAILED", "Terminating job.")
+
+
+def test_request_command_validates_before_sending() -> None:
+    result = runner.invoke(
+        app, ["request", "not a job id!", "--reason", "x", "--queue-url", "http://127.0.0.1:1/q"]
+    )
+    assert result.exit_code == 2
+    assert "is not a Batch job id" in result.output
