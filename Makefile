@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 CDK_OUTDIR ?= cdk.out
+# Extra CDK CLI arguments, e.g. CDK_ARGS="-c alarmTopicArn=arn:aws:sns:…"
+CDK_ARGS ?=
 # Node 20 is past jsii's support window; the banner it prints is noise here.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
@@ -53,14 +55,14 @@ schema: $(STAMP)
 	$(BIN)/batch-terminator schema > policies.schema.json
 
 synth: $(STAMP) $(NODE_STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth --quiet --output $(CDK_OUTDIR)
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth --quiet --output $(CDK_OUTDIR) $(CDK_ARGS)
 	$(BIN)/cfn-lint $(CDK_OUTDIR)/*.template.json
 
 deploy: $(STAMP) $(NODE_STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk deploy
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk deploy $(CDK_ARGS)
 
 diff: $(STAMP) $(NODE_STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk diff
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk diff $(CDK_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -179,20 +179,26 @@ def environment(values: dict[str, str]) -> Iterator[None]:
 
 
 @contextmanager
-def sandbox(policies: PoliciesFile) -> Iterator[Sandbox]:
-    """Start the in-process emulator, deploy the runtime pieces, point the handlers at them."""
+def sandbox(
+    policies: PoliciesFile, extra_environment: dict[str, str] | None = None
+) -> Iterator[Sandbox]:
+    """Start the in-process emulator, deploy the runtime pieces, point the handlers at them.
+
+    `extra_environment` is set for the handlers as a function's environment would be (for
+    example AWS_DATA_PATH, to give botocore other API models)."""
     from moto import mock_aws
 
     install()
     with tempfile.TemporaryDirectory(prefix="batch-terminator-") as scratch:
         policies_json = Path(scratch) / "policies.json"
         policies_json.write_text(policies.model_dump_json(exclude_none=True), encoding="utf-8")
-        with (
-            environment(
-                {**FAKE_CREDENTIALS, **HANDLER_ENVIRONMENT, "POLICIES_FILE": str(policies_json)}
-            ),
-            mock_aws(),
-        ):
+        handler_environment = {
+            **FAKE_CREDENTIALS,
+            **HANDLER_ENVIRONMENT,
+            **(extra_environment or {}),
+            "POLICIES_FILE": str(policies_json),
+        }
+        with environment(handler_environment), mock_aws():
             session = boto3.Session(region_name=REGION)
             deployment = deploy(session)
             control = BatchControl(region=REGION)

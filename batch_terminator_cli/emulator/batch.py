@@ -24,7 +24,7 @@ import threading
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from moto.batch import urls as batch_urls
@@ -464,6 +464,50 @@ class BatchControl:
         if status in FINAL:
             job.job_stopped = True
             job.job_stopped_at = datetime.now(UTC)
+
+    def add_jobs(
+        self,
+        queue: str,
+        definition: str,
+        jobs: Iterable[tuple[str, str, datetime, dict[str, str] | None]],
+    ) -> list[str]:
+        """Seed many jobs at once, straight into the backend (benchmarks need 100,000 quickly).
+
+        Each item is (name, status, since, tags): `since` is startedAt for STARTING/RUNNING and
+        createdAt before that. Queue and definition must exist already.
+        """
+        backend = self.backend
+        job_queue = backend.get_job_queue(queue)
+        job_definition = backend.get_job_definition(definition)
+        if job_queue is None or job_definition is None:
+            raise ValueError(f"create queue {queue} and job definition {definition} first")
+        ids = []
+        for name, status, since, tags in jobs:
+            job = EmulatedJob(
+                name,
+                job_definition,
+                job_queue,
+                backend,
+                log_backend=backend.logs_backend,
+                container_overrides=None,
+                eks_properties_override=None,
+                depends_on=None,
+                all_jobs=backend._jobs,
+                timeout=None,
+                array_properties={},
+                parameters=None,
+                tags=tags,
+            )
+            backend._jobs[job.job_id] = job
+            started = status in ("STARTING", "RUNNING")
+            self.set_state(
+                job.job_id,
+                status,
+                created_at=since - timedelta(minutes=3) if started else since,
+                started_at=since if started else None,
+            )
+            ids.append(job.job_id)
+        return ids
 
     def throttle(
         self, operation: str, times: int = 1, code: str = "TooManyRequestsException"

@@ -3,45 +3,32 @@ endpoint predates it: both paths, through the real handler."""
 
 from __future__ import annotations
 
-import gzip
-import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore
-import botocore.session
 import pytest
 
 from batch_terminator.batch_api import BatchApi
-from batch_terminator.handlers import terminator
+from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator import BatchControl
+from batch_terminator_cli.emulator.botocore_models import (
+    batch_client_with_data_path,
+    batch_model_without,
+)
 from batch_terminator_cli.emulator.world import BatchWorld
 from batch_terminator_cli.sandbox import Sandbox as Pipeline
-
-MODEL = Path(botocore.__file__).parent / "data" / "batch" / "2016-08-10" / "service-2.json.gz"
+from batch_terminator_cli.sandbox import sandbox
 
 
 def old_botocore_data(root: Path) -> Path:
-    """A botocore data directory whose Batch model predates TerminateJobs (as older runtimes ship)."""
-    model = json.loads(gzip.decompress(MODEL.read_bytes()))
-    del model["operations"]["TerminateJobs"]
-    target = root / "batch" / "2016-08-10"
-    target.mkdir(parents=True)
-    (target / "service-2.json").write_text(json.dumps(model))
-    return root
-
-
-def client_with_data_path(*paths: Path) -> Any:
-    session = botocore.session.Session()
-    session.set_config_variable("data_path", ":".join(str(p) for p in paths))
-    return boto3.Session(botocore_session=session, region_name="us-east-1").client("batch")
+    return batch_model_without("TerminateJobs", root)
 
 
 @pytest.fixture
 def old_runtime_client(aws: boto3.Session, tmp_path: Path) -> Any:
-    return client_with_data_path(old_botocore_data(tmp_path / "old"))
+    return batch_client_with_data_path(old_botocore_data(tmp_path / "old"))
 
 
 def test_client_from_an_old_model_has_no_bulk_call(old_runtime_client: Any) -> None:
@@ -49,25 +36,23 @@ def test_client_from_an_old_model_has_no_bulk_call(old_runtime_client: Any) -> N
     assert not hasattr(old_runtime_client, "terminate_jobs")
 
 
-def test_old_runtime_terminates_job_by_job(
-    pipeline: Pipeline,
-    world: BatchWorld,
-    control: BatchControl,
-    old_runtime_client: Any,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(terminator, "batch_client", lambda: old_runtime_client)
-    jobs = [world.job(f"j{i}", "spot-cpu", "RUNNING", age=timedelta(hours=2)) for i in range(3)]
-    control.reset_calls()
+def test_old_runtime_terminates_job_by_job(policies: PoliciesFile, tmp_path: Path) -> None:
+    """The function's botocore sees only a Batch model without TerminateJobs."""
+    old = old_botocore_data(tmp_path / "old")
+    with sandbox(policies, {"AWS_DATA_PATH": str(old)}) as box:
+        jobs = [
+            box.world.job(f"j{i}", "spot-cpu", "RUNNING", age=timedelta(hours=2)) for i in range(3)
+        ]
+        box.control.reset_calls()
 
-    pipeline.send({"jobIds": jobs, "reason": "old runtime"})
-    pipeline.run_terminator()
+        box.send({"jobIds": jobs, "reason": "old runtime"})
+        box.run_terminator()
 
-    assert {pipeline.outcome(j) for j in jobs} == {"terminated"}
-    assert {world.describe(j)["statusReason"] for j in jobs} == {"old runtime"}
-    calls = control.calls()
-    assert calls.get("TerminateJob") == 3
-    assert "TerminateJobs" not in calls
+        assert {box.outcome(j) for j in jobs} == {"terminated"}
+        assert {box.world.describe(j)["statusReason"] for j in jobs} == {"old runtime"}
+        calls = box.control.calls()
+        assert calls.get("TerminateJob") == 3
+        assert "TerminateJobs" not in calls
 
 
 def test_current_model_uses_one_bulk_call(
@@ -111,3 +96,25 @@ def test_bulk_call_result_not_reported_is_a_failure(
     assert result.error is not None
     assert result.error.code == "NotReported"
     assert result.error.retryable
+
+
+def test_model_shipped_in_the_asset_gives_an_old_runtime_the_bulk_call(
+    policies: PoliciesFile, tmp_path: Path
+) -> None:
+    """As deployed: AWS_DATA_PATH=/var/task/botocore_data puts the asset's Batch model ahead of
+    the runtime's own older one."""
+    from infra.asset import AWS_DATA_PATH, BOTOCORE_DATA_DIR, LAMBDA_TASK_ROOT, build_lambda_asset
+
+    asset = build_lambda_asset(policies, tmp_path / "asset")
+    shipped = str(asset / BOTOCORE_DATA_DIR)
+    assert f"{LAMBDA_TASK_ROOT}/{BOTOCORE_DATA_DIR}" == AWS_DATA_PATH
+    old = old_botocore_data(tmp_path / "old")
+    with sandbox(policies, {"AWS_DATA_PATH": f"{shipped}:{old}"}) as box:
+        jobs = [box.world.job(f"j{i}", "spot-cpu", "RUNNING") for i in range(3)]
+        box.control.reset_calls()
+
+        box.send({"jobIds": jobs, "reason": "shipped model"})
+        box.run_terminator()
+
+        assert box.control.calls() == {"DescribeJobs": 1, "TerminateJobs": 1}
+        assert {box.outcome(j) for j in jobs} == {"terminated"}

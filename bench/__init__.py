@@ -1,0 +1,1 @@
+"""Benchmarks: printed tables, each with a naive baseline measured in the same run."""
