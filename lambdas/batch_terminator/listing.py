@@ -70,6 +70,16 @@ def list_jobs(
     )
 
 
+def describe_with_parents(api: BatchApi, job_ids: list[str]) -> dict[str, JobSnapshot]:
+    """DescribeJobs for these ids; an array child also gets its parent's tags, so a protect tag
+    on the array protects every child of it."""
+    parents = {job_id.split(":", 1)[0] for job_id in job_ids if ":" in job_id}
+    described = api.describe_jobs([*job_ids, *sorted(parents - set(job_ids))])
+    return {
+        job_id: _merge(job, described) for job_id, job in described.items() if job_id in job_ids
+    }
+
+
 def _merge(job: JobSnapshot, described: dict[str, JobSnapshot]) -> JobSnapshot:
     """The described facts where known; array children also carry their parent's tags."""
     full = described.get(job.job_id, job)

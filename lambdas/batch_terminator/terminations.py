@@ -8,7 +8,7 @@ from datetime import datetime
 
 from batch_terminator.batch_api import BatchApi, BatchCallFailed, TerminateResult
 from batch_terminator.contract import Outcome
-from batch_terminator.listing import list_jobs
+from batch_terminator.listing import describe_with_parents, list_jobs
 from batch_terminator.logic.parse import ParsedRecord
 from batch_terminator.logic.plan import Named, PlannedJob, by_reason, plan
 from batch_terminator.logic.safety import Verdict, judge
@@ -86,7 +86,10 @@ def process(
         return result
     try:
         # Safety rule 3: the current state of every job is read before anything is terminated.
-        jobs = {**known, **batch.describe_jobs(i.job_id for i in named if i.job_id not in known)}
+        jobs = {
+            **known,
+            **describe_with_parents(batch, [i.job_id for i in named if i.job_id not in known]),
+        }
     except BatchCallFailed as exc:
         _fail_all(result, named, str(exc))
         return result

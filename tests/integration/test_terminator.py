@@ -204,3 +204,23 @@ def test_bulk_errors_entry_is_failed_for_that_job_only_and_ends_in_dlq(
     assert world.describe(stubborn)["status"] == "RUNNING"
     parked = pipeline.dead_letters()
     assert [json.loads(m["Body"])["jobId"] for m in parked] == [stubborn]
+
+
+def test_child_of_a_protected_array_is_protected_even_without_the_tag_itself(
+    pipeline: Pipeline, world: BatchWorld
+) -> None:
+    parent = world.job(
+        "render", "spot-cpu", "RUNNABLE", array_size=2, tags={"batch-terminator:protect": "yes"}
+    )
+    child = f"{parent}:1"
+    world.age(child, "RUNNING", timedelta(hours=1))
+    # Whatever Batch reports on the child itself, the array's protect tag must hold.
+    child_arn = world.describe(child)["jobArn"]
+    world.batch.untag_resource(resourceArn=child_arn, tagKeys=["batch-terminator:protect"])
+    assert "batch-terminator:protect" not in world.describe(child).get("tags", {})
+
+    pipeline.send({"jobId": child, "reason": REASON})
+    pipeline.run_terminator()
+
+    assert pipeline.decision(child)["skip_reason"].startswith("protected")
+    assert world.describe(child)["status"] == "RUNNING"
