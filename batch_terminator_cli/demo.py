@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from batch_terminator.models.audit import AuditRecord
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator.world import BatchWorld
 from batch_terminator_cli.policies_file import load_policies
@@ -199,23 +200,11 @@ def render(console: Console, box: Sandbox, scene: Scene, sent: list[tuple[str, A
 
 
 def _audit_view(line: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "message",
-        "outcome",
-        "job_id",
-        "job_name",
-        "job_queue",
-        "status_before",
-        "reason",
-        "policy",
-        "source",
-        "requested_by",
-        "request_id",
-        "dry_run",
-        "error",
-        "skip_reason",
-    )
-    return {key: line.get(key) for key in keys}
+    """The audit keys of a log line, without Powertools' own (level, location, function_*)."""
+    return {
+        "message": line.get("message"),
+        **{f.name: line.get(f.name) for f in fields(AuditRecord)},
+    }
 
 
 def demo_policies() -> PoliciesFile:

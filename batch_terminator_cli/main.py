@@ -15,6 +15,11 @@ app = typer.Typer(
 )
 console = Console()
 
+EndpointOption = Annotated[
+    str | None, typer.Option(help="AWS endpoint, e.g. the one `batch-terminator local` serves.")
+]
+RegionOption = Annotated[str | None, typer.Option(help="AWS region.")]
+
 if TYPE_CHECKING:
     from batch_terminator.models.policies import PoliciesFile
     from batch_terminator_cli.aws import Aws
@@ -135,10 +140,8 @@ def request(
         str | None, typer.Option(help="Request queue URL (instead of reading the stack).")
     ] = None,
     event_bus: Annotated[str, typer.Option(help="Event bus for --via events.")] = "default",
-    endpoint_url: Annotated[
-        str | None, typer.Option(help="AWS endpoint (e.g. batch-terminator local).")
-    ] = None,
-    region: Annotated[str | None, typer.Option(help="AWS region.")] = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
 ) -> None:
     """Send a termination request through the deployed stack and print what was sent."""
     import json
@@ -224,10 +227,8 @@ def plan(
         typer.Option(help="Preview the policies this alarm triggers instead of a sweep."),
     ] = None,
     output: Annotated[str, typer.Option(help="table or json.")] = "table",
-    endpoint_url: Annotated[
-        str | None, typer.Option(help="AWS endpoint (e.g. batch-terminator local).")
-    ] = None,
-    region: Annotated[str | None, typer.Option(help="AWS region.")] = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
 ) -> None:
     """Read-only: what the policies would terminate now, and why (the next sweep's decisions)."""
     import json
