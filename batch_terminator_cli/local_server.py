@@ -7,12 +7,11 @@ its interval, both in this process.
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
 from collections.abc import Callable
-from contextlib import ExitStack, redirect_stdout
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import requests
 from batch_terminator.handlers import sweeper, terminator
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator import BatchControl, install
-from batch_terminator_cli.emulator.deployment import EmulatedDeployment, deploy
+from batch_terminator_cli.emulator.deployment import EmulatedDeployment, deploy, ship_logs
 from batch_terminator_cli.emulator.lambda_runtime import LambdaContext, capture_logs, drain
 from batch_terminator_cli.emulator.world import BatchWorld
 from batch_terminator_cli.sandbox import (
@@ -89,6 +88,9 @@ class LocalServer:
                     **HANDLER_ENVIRONMENT,
                     "AWS_ENDPOINT_URL": self.endpoint_url,
                     "POLICIES_FILE": str(policies_json),
+                    # EMF lines would go to this process's stdout; redirecting stdout from a
+                    # background thread would steal the console from the foreground.
+                    "POWERTOOLS_METRICS_DISABLED": "true",
                 }
             )
         )
@@ -114,20 +116,21 @@ class LocalServer:
         """Let the terminator consume the request queue until it is empty."""
         assert self.deployment is not None
         with self._lock:
-            with capture_logs(terminator.logger) as logs, redirect_stdout(io.StringIO()):
+            with capture_logs(terminator.logger) as logs:
                 drain(
                     self._session.client("sqs"),
                     self.deployment.request_queue_url,
                     terminator.handler,
                     max_invocations=10,
                 )
+            ship_logs(self._session, self.deployment.terminator_log_group, logs.lines())
             for line in logs.audit():
                 self._on_audit(line)
 
     def sweep_now(self) -> dict[str, Any]:
         """Run the sweeper as its schedule would; returns its summary line."""
         with self._lock:
-            with capture_logs(sweeper.logger) as logs, redirect_stdout(io.StringIO()):
+            with capture_logs(sweeper.logger) as logs:
                 sweeper.handler(
                     scheduled_event(REGION), LambdaContext(function_name="batch-terminator-sweeper")
                 )

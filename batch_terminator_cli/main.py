@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 app = typer.Typer(
-    help="Terminate AWS Batch jobs by policy or on request: demo, plan, request, validate, audit.",
+    help="Terminate AWS Batch jobs by policy or on request.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -48,8 +48,7 @@ def local(
         ),
     ] = None,
 ) -> None:
-    """Serve the emulator on 127.0.0.1: demo jobs seeded, the terminator consuming the request
-    queue, the sweeper running on its interval."""
+    """Serve the emulator on 127.0.0.1, with demo jobs, the terminator and the sweeper running."""
     import tempfile
     import time
 
@@ -68,6 +67,7 @@ def local(
             f"Emulator listening on [bold]{server.endpoint_url}[/bold] (region us-east-1, any credentials)"
         )
         console.print(f"Request queue: {deployment.request_queue_url}")
+        console.print(f"Audit log group: {deployment.terminator_log_group}")
         for name, job_id in jobs.items():
             console.print(f"  job {name:<20} {job_id}")
         example = next(iter(jobs.values()))
@@ -86,6 +86,11 @@ def local(
         )
         console.print(
             f"  batch-terminator plan --policies {demo_module.DEMO_POLICIES} "
+            f"--endpoint-url {server.endpoint_url}",
+            soft_wrap=True,
+        )
+        console.print(
+            f"  batch-terminator audit --log-group {deployment.terminator_log_group} "
             f"--endpoint-url {server.endpoint_url}",
             soft_wrap=True,
         )
@@ -253,6 +258,58 @@ def plan(
         typer.echo(json.dumps(planning.plan_as_json(run), indent=2))
     else:
         planning.render_plan(console, run)
+
+
+@app.command()
+def audit(
+    job_id: Annotated[str | None, typer.Option(help="Only this job.")] = None,
+    outcome: Annotated[
+        str | None, typer.Option(help="terminated, skipped, failed or rejected.")
+    ] = None,
+    policy: Annotated[str | None, typer.Option(help="Only decisions of this policy.")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="request, sweep, deadline, alarm, blocked.")
+    ] = None,
+    requested_by: Annotated[str | None, typer.Option(help="Only requests by this caller.")] = None,
+    since: Annotated[str, typer.Option(help="How far back: 90m, 6h, 2d.")] = "24h",
+    limit: Annotated[int, typer.Option(help="At most this many lines, newest first.")] = 50,
+    output: Annotated[str, typer.Option(help="table or json.")] = "table",
+    log_group: Annotated[
+        str | None, typer.Option(help="The terminator's log group (instead of reading the stack).")
+    ] = None,
+    stack_name: Annotated[str, typer.Option(help="Stack whose outputs name the log group.")] = (
+        "BatchTerminator"
+    ),
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Query the audit log: one line per job decision, from the terminator's log group."""
+    import json
+    from datetime import UTC, datetime
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from batch_terminator.logic.durations import parse_duration
+    from batch_terminator_cli import auditing, requesting
+
+    if output not in ("table", "json"):
+        raise typer.BadParameter("use table or json", param_hint="--output")
+    try:
+        window = parse_duration(since)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--since") from error
+    query = auditing.AuditQuery(window, job_id, outcome, policy, source, requested_by, limit)
+    aws = _aws(endpoint_url, region)
+    try:
+        group = log_group or requesting.stack_outputs(aws, stack_name)["TerminatorLogGroupName"]
+        lines = auditing.read_audit(aws.client("logs"), group, query, datetime.now(UTC))
+    except (BotoCoreError, ClientError) as error:
+        console.print(f"[red]could not read the audit log:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from error
+    if output == "json":
+        typer.echo(json.dumps([auditing.audit_fields(line) for line in lines], indent=2))
+    else:
+        auditing.render_audit(console, lines)
 
 
 @app.command()

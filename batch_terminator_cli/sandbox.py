@@ -24,7 +24,7 @@ from batch_terminator.contract import EVENT_SOURCE, REQUEST_DETAIL_TYPE
 from batch_terminator.handlers import sweeper, terminator
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator import BatchControl, install
-from batch_terminator_cli.emulator.deployment import EmulatedDeployment, deploy
+from batch_terminator_cli.emulator.deployment import EmulatedDeployment, deploy, ship_logs
 from batch_terminator_cli.emulator.lambda_runtime import (
     Invocation,
     LambdaContext,
@@ -89,6 +89,7 @@ class Sandbox:
                 max_invocations=max_invocations,
             )
         self.audit.extend(logs.audit())
+        ship_logs(self.session, self.deployment.terminator_log_group, logs.lines())
         self.metrics.extend(
             json.loads(line) for line in printed.getvalue().splitlines() if '"_aws"' in line
         )

@@ -8,12 +8,15 @@ pattern targeting the queue.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from batch_terminator.contract import request_event_pattern
 
 REQUEST_RULE_NAME = "batch-terminator-requests"
+TERMINATOR_LOG_GROUP = "/aws/lambda/batch-terminator-terminator"
+LOG_STREAM = "emulated"
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class EmulatedDeployment:
     request_queue_arn: str
     dlq_url: str
     rule_name: str
+    terminator_log_group: str
 
     def outputs(self) -> dict[str, str]:
         """The stack outputs the CLI reads, as DescribeStacks would return them."""
@@ -29,6 +33,7 @@ class EmulatedDeployment:
             "RequestQueueUrl": self.request_queue_url,
             "RequestQueueArn": self.request_queue_arn,
             "DeadLetterQueueUrl": self.dlq_url,
+            "TerminatorLogGroupName": self.terminator_log_group,
         }
 
 
@@ -53,7 +58,24 @@ def deploy(
         Name=REQUEST_RULE_NAME, EventPattern=json.dumps(request_event_pattern()), State="ENABLED"
     )
     events.put_targets(Rule=REQUEST_RULE_NAME, Targets=[{"Id": "request-queue", "Arn": queue_arn}])
-    return EmulatedDeployment(queue_url, queue_arn, dlq_url, REQUEST_RULE_NAME)
+    logs = session.client("logs")
+    logs.create_log_group(logGroupName=TERMINATOR_LOG_GROUP)
+    logs.create_log_stream(logGroupName=TERMINATOR_LOG_GROUP, logStreamName=LOG_STREAM)
+    return EmulatedDeployment(
+        queue_url, queue_arn, dlq_url, REQUEST_RULE_NAME, TERMINATOR_LOG_GROUP
+    )
+
+
+def ship_logs(session: Any, log_group: str, lines: list[dict[str, Any]]) -> None:
+    """Put a function's JSON log lines into its log group, as Lambda does with what it prints."""
+    if not lines:
+        return
+    now = int(time.time() * 1000)
+    session.client("logs").put_log_events(
+        logGroupName=log_group,
+        logStreamName=LOG_STREAM,
+        logEvents=[{"timestamp": now, "message": json.dumps(line)} for line in lines],
+    )
 
 
 def _arn(sqs: Any, url: str) -> str:

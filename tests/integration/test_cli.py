@@ -168,3 +168,46 @@ def test_request_command_validates_before_sending() -> None:
     )
     assert result.exit_code == 2
     assert "is not a Batch job id" in result.output
+
+
+def test_audit_reads_decisions_back_from_the_log_group(pipeline: Sandbox, world: Any) -> None:
+    terminated = world.job("runaway", "gpu-training", "RUNNING")
+    protected = world.job(
+        "golden", "gpu-training", "RUNNING", tags={"batch-terminator:protect": "1"}
+    )
+    pipeline.send({"jobIds": [terminated, protected], "reason": "cleanup", "requestedBy": "alice"})
+    pipeline.send('{"jobId": "x", "reason": "typo", "dryrun": true}')
+    pipeline.run_terminator()
+    group = ["--log-group", pipeline.deployment.terminator_log_group]
+
+    everything = runner.invoke(app, ["audit", *group, "--output", "json"])
+    skipped = runner.invoke(app, ["audit", *group, "--outcome", "skipped", "--output", "json"])
+    by_job = runner.invoke(app, ["audit", *group, "--job-id", terminated])
+    table = runner.invoke(app, ["audit", *group, "--requested-by", "alice"])
+
+    assert everything.exit_code == 0, everything.output
+    assert sorted(line["outcome"] for line in json.loads(everything.output)) == [
+        "rejected",
+        "skipped",
+        "terminated",
+    ]
+    [line] = json.loads(skipped.output)
+    assert (line["job_id"], line["skip_reason"]) == (
+        protected,
+        "protected: job carries tag batch-terminator:protect",
+    )
+    assert "runaway" in by_job.output
+    assert "golden" not in by_job.output
+    assert "runaway" in table.output
+    assert "golden" in table.output
+    assert "typo" not in table.output
+
+
+def test_audit_filter_pattern_is_a_json_pattern() -> None:
+    from batch_terminator_cli.auditing import AuditQuery
+
+    query = AuditQuery(timedelta(hours=1), job_id="j-1", outcome="skipped")
+    assert (
+        query.filter_pattern()
+        == '{ $.message = "termination" && $.job_id = "j-1" && $.outcome = "skipped" }'
+    )
