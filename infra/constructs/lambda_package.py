@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from aws_cdk import Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from batch_terminator.contract import METRICS_NAMESPACE, SERVICE_NAME
@@ -70,6 +71,41 @@ class LambdaPackage:
             ),
             log_retention=_retention(settings.log_retention_days),
         )
+
+    def function(
+        self,
+        scope: Construct,
+        *,
+        handler: str,
+        memory_size: int,
+        timeout: Duration,
+        reserved_concurrency: int,
+        log_group: logs.ILogGroup,
+        role: iam.Role,
+        environment: dict[str, str],
+        dead_letter_queue: sqs.IQueue | None = None,
+    ) -> lambda_.Function:
+        """A function of this package: its layer, tracing on, its own log group and a fixed role."""
+        function = lambda_.Function(
+            scope,
+            "Function",
+            code=self.code,
+            handler=handler,
+            runtime=self.runtime,
+            architecture=self.architecture,
+            layers=[self.powertools_layer],
+            memory_size=memory_size,
+            timeout=timeout,
+            reserved_concurrent_executions=reserved_concurrency,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            role=fixed(role),
+            dead_letter_queue=dead_letter_queue,
+            environment={**base_environment(), **environment},
+        )
+        drop_redundant_role_dependency(function)
+        self.acknowledge_runtime(function)
+        return function
 
     def acknowledge_runtime(self, function: lambda_.Function) -> None:
         if self.runtime.name == _latest_python().name:

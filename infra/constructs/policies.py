@@ -9,7 +9,6 @@ from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -19,11 +18,8 @@ from infra.constructs.intake import DLQ_HAS_NO_REDRIVE, DLQ_RETENTION, encrypted
 from infra.constructs.lambda_package import (
     LambdaPackage,
     acknowledge_role_wildcards,
-    base_environment,
     batch_queue_discovery_statement,
     batch_read_statement,
-    drop_redundant_role_dependency,
-    fixed,
     function_role,
     log_group_statement,
     xray_statement,
@@ -90,25 +86,17 @@ class Policies(Construct):
         )
         acknowledge_role_wildcards(self.role)
 
-        self.function = lambda_.Function(
+        self.function = package.function(
             self,
-            "Function",
-            code=package.code,
             handler=HANDLER,
-            runtime=package.runtime,
-            architecture=package.architecture,
-            layers=[package.powertools_layer],
             memory_size=MEMORY_MB,
             timeout=TIMEOUT,
-            reserved_concurrent_executions=RESERVED_CONCURRENCY,
-            tracing=lambda_.Tracing.ACTIVE,
+            reserved_concurrency=RESERVED_CONCURRENCY,
             log_group=self.log_group,
-            role=fixed(self.role),
+            role=self.role,
             dead_letter_queue=self.failure_queue,
-            environment={**base_environment(), "REQUEST_QUEUE_URL": request_queue.queue_url},
+            environment={"REQUEST_QUEUE_URL": request_queue.queue_url},
         )
-        drop_redundant_role_dependency(self.function)
-        package.acknowledge_runtime(self.function)
 
         minutes = sweep_minutes(policies.settings.sweep_interval)
         self.schedule = events.Rule(

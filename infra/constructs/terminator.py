@@ -6,7 +6,6 @@ from typing import Final
 
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -14,10 +13,7 @@ from constructs import Construct
 from infra.constructs.lambda_package import (
     LambdaPackage,
     acknowledge_role_wildcards,
-    base_environment,
     batch_read_statement,
-    drop_redundant_role_dependency,
-    fixed,
     function_role,
     log_group_statement,
     xray_statement,
@@ -96,25 +92,17 @@ class Terminator(Construct):
             "allowed queues (DescribeJobs) before it terminates anything.",
         )
 
-        self.function = lambda_.Function(
+        self.function = package.function(
             self,
-            "Function",
-            code=package.code,
             handler=HANDLER,
-            runtime=package.runtime,
-            architecture=package.architecture,
-            layers=[package.powertools_layer],
             memory_size=settings.terminator_memory_mb,
             timeout=Duration.seconds(settings.terminator_timeout_seconds),
             # The one throttle on terminations, whatever path the requests come from.
-            reserved_concurrent_executions=settings.terminator_reserved_concurrency,
-            tracing=lambda_.Tracing.ACTIVE,
+            reserved_concurrency=settings.terminator_reserved_concurrency,
             log_group=self.log_group,
-            role=fixed(self.role),
-            environment={**base_environment(), "DLQ_URL": dead_letter_queue.queue_url},
+            role=self.role,
+            environment={"DLQ_URL": dead_letter_queue.queue_url},
         )
-        drop_redundant_role_dependency(self.function)
-        package.acknowledge_runtime(self.function)
         acknowledge(
             self.function,
             "Serverless-LambdaDLQ",
