@@ -33,6 +33,21 @@ def service_metric(metric_name: str) -> cloudwatch.Metric:
     )
 
 
+def _job_fields(why: str) -> list[str]:
+    """The columns of a per-job listing; `why` is the reason or the skip reason."""
+    return [
+        "@timestamp",
+        "job_id",
+        "job_name",
+        "job_queue",
+        "status_before",
+        why,
+        "policy",
+        "source",
+        "requested_by",
+    ]
+
+
 def audit_queries() -> dict[str, logs.QueryString]:
     """Saved query name (below the folder) -> query over the audit lines."""
     return {
@@ -41,33 +56,13 @@ def audit_queries() -> dict[str, logs.QueryString]:
             stats_statements=["count(*) as jobs by outcome"],
         ),
         "terminated-jobs": logs.QueryString(
-            fields=[
-                "@timestamp",
-                "job_id",
-                "job_name",
-                "job_queue",
-                "status_before",
-                "reason",
-                "policy",
-                "source",
-                "requested_by",
-            ],
+            fields=_job_fields("reason"),
             filter_statements=[_AUDIT_FILTER, 'outcome = "terminated"'],
             sort="@timestamp desc",
             limit=_LATEST,
         ),
         "skipped-jobs": logs.QueryString(
-            fields=[
-                "@timestamp",
-                "job_id",
-                "job_name",
-                "job_queue",
-                "status_before",
-                "skip_reason",
-                "policy",
-                "source",
-                "requested_by",
-            ],
+            fields=_job_fields("skip_reason"),
             filter_statements=[_AUDIT_FILTER, 'outcome = "skipped"'],
             sort="@timestamp desc",
             limit=_LATEST,
