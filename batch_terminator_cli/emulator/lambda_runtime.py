@@ -24,8 +24,12 @@ class LambdaContext:
     log_group_name: str = "/aws/lambda/batch-terminator-terminator"
     log_stream_name: str = "emulated"
 
+    # What get_remaining_time_in_millis answers: a number, or a function asked each time.
+    remaining_millis: int | Callable[[], int] = 120_000
+
     def get_remaining_time_in_millis(self) -> int:
-        return 120_000
+        left = self.remaining_millis
+        return left() if callable(left) else left
 
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
@@ -89,6 +93,7 @@ def drain(
     batch_size: int = 100,
     max_invocations: int = 100,
     region: str = "us-east-1",
+    context: Callable[[], Any] = LambdaContext,
 ) -> list[Invocation]:
     """Invoke `handler` until the queue is empty; failed items become visible again at once.
 
@@ -104,7 +109,7 @@ def drain(
         if not messages:
             break
         event = sqs_event(messages, queue_arn, region)
-        response = handler(event, LambdaContext()) or {}
+        response = handler(event, context()) or {}
         invocation = Invocation(event, response)
         invocations.append(invocation)
         for message in messages:

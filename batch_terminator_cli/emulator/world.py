@@ -1,4 +1,6 @@
-"""Build Batch scenes on the emulator through the real API: queues, definitions, jobs of any age."""
+"""Build Batch scenes on the emulator through the real API: queues, definitions, jobs of any age,
+array and multi-node jobs, retried jobs. Time and state, which Batch has no API for, are moved
+with `BatchControl`; every job gets a consistent history (see `control.story`)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from batch_terminator_cli.emulator.batch import BatchControl
+from batch_terminator_cli.emulator.control import HOST_TERMINATED, LAUNCH, BatchControl, story
+
+_CONTAINER: dict[str, Any] = {
+    "image": "public.ecr.aws/docker/library/busybox",
+    "vcpus": 1,
+    "memory": 512,
+}
 
 
 class BatchWorld:
@@ -16,7 +24,7 @@ class BatchWorld:
         self.control = control or BatchControl(region=session.region_name)
         self._compute_environment: str | None = None
         self._queues: dict[str, str] = {}
-        self._definitions: set[str] = set()
+        self._definitions: dict[str, str] = {}  # name -> type
 
     def queue(self, name: str) -> str:
         """The queue's ARN, creating it (and a compute environment) on first use."""
@@ -29,18 +37,28 @@ class BatchWorld:
             )["jobQueueArn"]
         return self._queues[name]
 
-    def definition(self, name: str) -> str:
-        if name not in self._definitions:
+    def definition(self, name: str, *, kind: str = "container") -> str:
+        """A job definition: `container`, or `multinode` (nodes from nodeOverrides at submit)."""
+        known = self._definitions.get(name)
+        if known is not None:
+            if known != kind:
+                raise ValueError(f"job definition {name} is a {known} definition, not {kind}")
+            return name
+        if kind == "multinode":
             self.batch.register_job_definition(
                 jobDefinitionName=name,
-                type="container",
-                containerProperties={
-                    "image": "public.ecr.aws/docker/library/busybox",
-                    "vcpus": 1,
-                    "memory": 512,
+                type="multinode",
+                nodeProperties={
+                    "numNodes": 2,
+                    "mainNode": 0,
+                    "nodeRangeProperties": [{"targetNodes": "0:", "container": _CONTAINER}],
                 },
             )
-            self._definitions.add(name)
+        else:
+            self.batch.register_job_definition(
+                jobDefinitionName=name, type="container", containerProperties=_CONTAINER
+            )
+        self._definitions[name] = kind
         return name
 
     def job(
@@ -54,35 +72,118 @@ class BatchWorld:
         definition: str = "train-bert",
         array_size: int | None = None,
         now: datetime | None = None,
+        depends_on: list[str] | None = None,
+        retry_attempts: int | None = None,
     ) -> str:
-        """Submit a job and put it in `status`, `age` old by the clock that status is measured on."""
-        self.queue(queue)
-        request: dict[str, Any] = {
-            "jobName": name,
-            "jobQueue": queue,
-            "jobDefinition": self.definition(definition),
-        }
-        if tags:
-            request["tags"] = tags
+        """Submit a job and put it in `status`, in it for `age` (see `age`).
+
+        An array job's children are all put in `status`; the parent follows them.
+        """
+        request: dict[str, Any] = self._request(name, queue, self.definition(definition), tags)
         if array_size:
             request["arrayProperties"] = {"size": array_size}
+        if depends_on:
+            request["dependsOn"] = [{"jobId": job_id} for job_id in depends_on]
+        if retry_attempts:
+            request["retryStrategy"] = {"attempts": retry_attempts}
+        job_id = str(self.batch.submit_job(**request)["jobId"])
+        self.age(job_id, status, age, now=now)
+        for index in range(array_size or 0):
+            self.age(f"{job_id}:{index}", status, age, now=now)
+        return job_id
+
+    def multinode_job(
+        self,
+        name: str,
+        queue: str,
+        status: str = "RUNNING",
+        *,
+        nodes: int = 3,
+        age: timedelta = timedelta(minutes=5),
+        tags: dict[str, str] | None = None,
+        definition: str = "train-mnp",
+        now: datetime | None = None,
+    ) -> str:
+        """Submit a multi-node parallel job of `nodes` nodes (`X#0` is the main node) and put it
+        in `status`; returns X."""
+        request = self._request(name, queue, self.definition(definition, kind="multinode"), tags)
+        request["nodeOverrides"] = {"numNodes": nodes}
         job_id = str(self.batch.submit_job(**request)["jobId"])
         self.age(job_id, status, age, now=now)
         return job_id
 
+    def retried_job(
+        self,
+        name: str,
+        queue: str,
+        *,
+        created_ago: timedelta,
+        first_attempt_ran: timedelta,
+        reclaimed_ago: timedelta,
+        tags: dict[str, str] | None = None,
+        definition: str = "train-bert",
+        attempts: int = 2,
+        reason: str = HOST_TERMINATED,
+        now: datetime | None = None,
+    ) -> str:
+        """A job whose first attempt ran for about `first_attempt_ran` and was reclaimed
+        `reclaimed_ago`, now RUNNABLE again for its second attempt. The first attempt starts no
+        earlier than LAUNCH after creation, so it may have run a little less than asked."""
+        now = now or datetime.now(UTC)
+        created, reclaimed = now - created_ago, now - reclaimed_ago
+        started = max(reclaimed - first_attempt_ran, created + LAUNCH)
+        if started > reclaimed:
+            raise ValueError("the job must be created before its first attempt was reclaimed")
+        request = self._request(name, queue, self.definition(definition), tags)
+        request["retryStrategy"] = {"attempts": attempts}
+        job_id = str(self.batch.submit_job(**request)["jobId"])
+        control = self.control
+        control.set_state(job_id, "RUNNABLE", entered_at=created, created_at=created)
+        control.set_state(job_id, "STARTING", entered_at=started - LAUNCH)
+        control.set_state(job_id, "RUNNING", entered_at=started)
+        control.retry(job_id, stopped_at=reclaimed, reason=reason)
+        return job_id
+
     def age(self, job_id: str, status: str, age: timedelta, *, now: datetime | None = None) -> None:
-        """RUNNING/STARTING: started `age` ago; earlier states: created `age` ago."""
-        moment = (now or datetime.now(UTC)) - age
-        if status in ("STARTING", "RUNNING", "SUCCEEDED", "FAILED"):
-            self.control.set_state(
-                job_id, status, created_at=moment - timedelta(minutes=3), started_at=moment
-            )
-        else:
-            self.control.set_state(job_id, status, created_at=moment)
+        """Give the job a first-attempt history in which it entered `status` `age` ago.
+
+        SUBMITTED/PENDING/RUNNABLE: created `age` ago. STARTING: RUNNABLE since created, 3 min
+        before. RUNNING: created age + 3 min ago, RUNNABLE, STARTING briefly, RUNNING (startedAt)
+        `age` ago. SUCCEEDED/FAILED: ran 3 min and stopped `age` ago. An array parent only gets
+        its createdAt; its status is its children's.
+        """
+        created, steps = story(status, (now or datetime.now(UTC)) - age)
+        control = self.control
+        if control.job(job_id)._child_jobs:
+            control.set_state(job_id, "PENDING", entered_at=created, created_at=created)
+            return
+        control.set_state(job_id, "SUBMITTED", entered_at=created, created_at=created)
+        for step, at in steps:
+            control.set_state(job_id, step, entered_at=at)
 
     def describe(self, job_id: str) -> dict[str, Any]:
+        """One raw DescribeJobs read (it counts as a read, and may come back empty)."""
         jobs = self.batch.describe_jobs(jobs=[job_id])["jobs"]
         return dict(jobs[0]) if jobs else {}
+
+    def final(self, job_id: str) -> dict[str, Any]:
+        """What the job became: lingering terminations land, then DescribeJobs (asked again
+        while the describe lag hides it)."""
+        self.control.settle()
+        for _ in range(self.control.behaviour.describe_lag_reads):
+            found = self.describe(job_id)
+            if found:
+                return found
+        return self.describe(job_id)
+
+    def _request(
+        self, name: str, queue: str, definition: str, tags: dict[str, str] | None
+    ) -> dict[str, Any]:
+        self.queue(queue)
+        request: dict[str, Any] = {"jobName": name, "jobQueue": queue, "jobDefinition": definition}
+        if tags:
+            request["tags"] = tags
+        return request
 
     def _environment(self) -> str:
         if self._compute_environment is None:
