@@ -1,4 +1,4 @@
-"""BatchTerminatorStack: intake, terminator, policies and monitoring, with the CLI's outputs."""
+"""BatchTerminatorStack: intake, ledger, terminator, policies and monitoring, with the outputs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from batch_terminator.contract import EVENT_SOURCE, REQUEST_DETAIL_TYPE
 from batch_terminator.models.policies import PoliciesFile
 from infra.constructs.intake import Intake
 from infra.constructs.lambda_package import LambdaPackage
+from infra.constructs.ledger import Ledger
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.policies import Policies
 from infra.constructs.terminator import Terminator
@@ -38,6 +39,7 @@ class BatchTerminatorStack(Stack):
         )
         package = LambdaPackage.create(self, settings, asset_dir)
         self.intake = Intake(self, "Intake", settings=settings)
+        self.ledger = Ledger(self, "Ledger")
         self.terminator = Terminator(
             self,
             "Terminator",
@@ -45,6 +47,7 @@ class BatchTerminatorStack(Stack):
             settings=settings,
             request_queue=self.intake.queue,
             dead_letter_queue=self.intake.dead_letter_queue,
+            ledger=self.ledger,
         )
         self.policies = Policies(
             self, "Policies", package=package, policies=policies, request_queue=self.intake.queue
@@ -70,6 +73,7 @@ class BatchTerminatorStack(Stack):
             "TerminatorFunctionName": self.terminator.function.function_name,
             "TerminatorLogGroupName": self.terminator.log_group.log_group_name,
             "SweeperLogGroupName": self.policies.log_group.log_group_name,
+            "LedgerTableName": self.ledger.table.table_name,
         }
         for output_id, value in outputs.items():
             CfnOutput(self, output_id, value=value)

@@ -16,6 +16,8 @@ from infra.nag import acknowledge
 from infra.settings import StackSettings
 
 DLQ_RETENTION: Final = Duration.days(14)  # the SQS maximum: time to inspect and redrive
+# The SQS default, written out: the request ledger's items must outlive every delivery.
+REQUEST_RETENTION: Final = Duration.days(4)
 # EventBridge backs off between attempts; a request it still cannot deliver goes to the DLQ.
 RULE_RETRY_ATTEMPTS: Final = 24
 RULE_MAX_EVENT_AGE: Final = Duration.hours(24)
@@ -60,6 +62,7 @@ class Intake(Construct):
         self.queue = encrypted_queue(
             self,
             "RequestQueue",
+            retention_period=REQUEST_RETENTION,
             visibility_timeout=Duration.seconds(settings.request_visibility_timeout_seconds),
             dead_letter_queue=sqs.DeadLetterQueue(
                 max_receive_count=settings.max_receive_count, queue=self.dead_letter_queue

@@ -172,7 +172,8 @@ def batch_read_statement() -> iam.PolicyStatement:
 
 
 def batch_queue_discovery_statement() -> iam.PolicyStatement:
-    """The sweeper resolves settings.jobQueues (names, ARNs, globs) against the account's queues."""
+    """Resolve job queue names to queues: the sweeper matches settings.jobQueues (names, ARNs,
+    globs) against the account's queues, the terminator a selector request's queue names."""
     return iam.PolicyStatement(
         sid="FindJobQueues",
         actions=["batch:DescribeJobQueues"],

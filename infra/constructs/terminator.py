@@ -13,17 +13,28 @@ from constructs import Construct
 from infra.constructs.lambda_package import (
     LambdaPackage,
     acknowledge_role_wildcards,
+    batch_queue_discovery_statement,
     batch_read_statement,
     function_role,
     log_group_statement,
     xray_statement,
 )
+from infra.constructs.ledger import Ledger, ledger_ttl_seconds
 from infra.nag import acknowledge
 from infra.settings import StackSettings
 
 HANDLER: Final = "batch_terminator.handlers.terminator.handler"
 # The SQS event source's maximum concurrency cannot go below 2.
 MIN_EVENT_SOURCE_CONCURRENCY: Final = 2
+
+# The function's environment, as the runtime reads it (to move to batch_terminator.contract).
+DLQ_URL_ENV: Final = "DLQ_URL"
+LEDGER_TABLE_ENV: Final = "LEDGER_TABLE"
+# How long a ledger item lives, in seconds: the runtime sets expiresAt = now + this.
+LEDGER_TTL_SECONDS_ENV: Final = "LEDGER_TTL_SECONDS"
+# The request queue's redrive maxReceiveCount: the runtime knows a message's last delivery.
+MAX_RECEIVE_COUNT_ENV: Final = "MAX_RECEIVE_COUNT"
+ACCOUNT_ID_ENV: Final = "ACCOUNT_ID"
 
 
 def job_arn_pattern(scope: Construct) -> str:
@@ -47,6 +58,7 @@ class Terminator(Construct):
         settings: StackSettings,
         request_queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
+        ledger: Ledger,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -62,6 +74,8 @@ class Terminator(Construct):
                     resources=[job_arn_pattern(self)],
                 ),
                 batch_read_statement(),
+                # Selector requests name their queues; the function resolves them to ARNs.
+                batch_queue_discovery_statement(),
                 iam.PolicyStatement(
                     sid="ConsumeRequests",
                     actions=[
@@ -77,6 +91,17 @@ class Terminator(Construct):
                     sid="ParkRejectedRequests",
                     actions=["sqs:SendMessage"],
                     resources=[dead_letter_queue.queue_arn],
+                ),
+                # Items by key only: no Query, Scan or DeleteItem (items leave by TTL).
+                iam.PolicyStatement(
+                    sid="KeepRequestLedger",
+                    actions=[
+                        "dynamodb:GetItem",
+                        "dynamodb:BatchGetItem",
+                        "dynamodb:PutItem",
+                        "dynamodb:UpdateItem",
+                    ],
+                    resources=[ledger.table.table_arn],
                 ),
                 xray_statement(),
                 log_group_statement(self.log_group),
@@ -101,7 +126,13 @@ class Terminator(Construct):
             reserved_concurrency=settings.terminator_reserved_concurrency,
             log_group=self.log_group,
             role=self.role,
-            environment={"DLQ_URL": dead_letter_queue.queue_url},
+            environment={
+                DLQ_URL_ENV: dead_letter_queue.queue_url,
+                LEDGER_TABLE_ENV: ledger.table.table_name,
+                LEDGER_TTL_SECONDS_ENV: str(ledger_ttl_seconds()),
+                MAX_RECEIVE_COUNT_ENV: str(settings.max_receive_count),
+                ACCOUNT_ID_ENV: Stack.of(self).account,
+            },
         )
         acknowledge(
             self.function,

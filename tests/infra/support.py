@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App
+from aws_cdk import App, Validations
 from aws_cdk.assertions import Template
+from constructs import IConstruct
 
 from infra.application import build_app
 from infra.stack import BatchTerminatorStack
@@ -34,6 +35,23 @@ def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> Synthesiz
         template_path=Path(artifact.template_full_path),
         outdir=outdir / "cdk.out",
     )
+
+
+ACKNOWLEDGED = Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+
+
+def acknowledgements(root: IConstruct) -> dict[tuple[str, str], str]:
+    """(construct path, rule id) -> reason, for every cdk-nag acknowledgement below `root`."""
+    found: dict[tuple[str, str], str] = {}
+    for construct in root.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type == ACKNOWLEDGED:
+                for key, reason in entry.data.items():
+                    rule_id = (
+                        key.split("::", 1)[1] if key.lower().startswith("annotation::") else key
+                    )
+                    found[(construct.node.path, rule_id)] = reason
+    return found
 
 
 OVERRIDE_POLICIES = """\

@@ -11,23 +11,7 @@ from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from constructs import IConstruct
 
 from infra.application import build_app
-from tests.infra.support import Synthesized
-
-ACKNOWLEDGED = Validations.ACKNOWLEDGED_RULES_METADATA_KEY
-
-
-def acknowledgements(root: IConstruct) -> dict[tuple[str, str], str]:
-    """(construct path, rule id) -> reason, for every acknowledgement below `root`."""
-    found: dict[tuple[str, str], str] = {}
-    for construct in root.node.find_all():
-        for entry in construct.node.metadata:
-            if entry.type == ACKNOWLEDGED:
-                for key, reason in entry.data.items():
-                    rule_id = (
-                        key.split("::", 1)[1] if key.lower().startswith("annotation::") else key
-                    )
-                    found[(construct.node.path, rule_id)] = reason
-    return found
+from tests.infra.support import Synthesized, acknowledgements
 
 
 def findings(root: IConstruct) -> set[tuple[str, str]]:

@@ -79,6 +79,12 @@ def test_max_receive_count_and_visibility_follow_context(overridden: Synthesized
     )
 
 
+def test_request_queue_retention_is_explicit(template: Template) -> None:
+    # The SQS default of four days, written out: the ledger's TTL is derived from it.
+    queue = only_resource(template, "AWS::SQS::Queue", "IntakeRequestQueue")
+    assert queue["Properties"]["MessageRetentionPeriod"] == 4 * 24 * 3600
+
+
 def test_dlq_keeps_messages_fourteen_days(template: Template) -> None:
     dlq = only_resource(template, "AWS::SQS::Queue", "IntakeDeadLetterQueue")
     assert dlq["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600

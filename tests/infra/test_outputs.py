@@ -13,6 +13,7 @@ def test_outputs(template: Template) -> None:
     function = logical_id(template, "AWS::Lambda::Function", "TerminatorFunction")
     terminator_logs = logical_id(template, "AWS::Logs::LogGroup", "TerminatorLogGroup")
     sweeper_logs = logical_id(template, "AWS::Logs::LogGroup", "PoliciesLogGroup")
+    ledger = logical_id(template, "AWS::DynamoDB::Table", "LedgerTable")
     outputs = {key: value["Value"] for key, value in template.find_outputs("*").items()}
     assert outputs == {
         "RequestQueueUrl": {"Ref": request_queue},
@@ -23,6 +24,7 @@ def test_outputs(template: Template) -> None:
         "TerminatorFunctionName": {"Ref": function},
         "TerminatorLogGroupName": {"Ref": terminator_logs},
         "SweeperLogGroupName": {"Ref": sweeper_logs},
+        "LedgerTableName": {"Ref": ledger},
     }
 
 

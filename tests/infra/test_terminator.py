@@ -12,6 +12,7 @@ from infra.settings import StackSettings
 from tests.infra.support import OVERRIDE_CONTEXT, Synthesized, logical_id, only_resource
 
 DEFAULTS = StackSettings()
+DAY = 24 * 3600
 HANDLER = "batch_terminator.handlers.terminator.handler"
 JOB_ARN = {
     "Fn::Join": [
@@ -114,6 +115,7 @@ def test_log_retention_follows_context(overridden: Synthesized) -> None:
 
 def test_environment(template: Template) -> None:
     dlq_id = logical_id(template, "AWS::SQS::Queue", "IntakeDeadLetterQueue")
+    table_id = logical_id(template, "AWS::DynamoDB::Table", "LedgerTable")
     assert terminator(template)["Properties"]["Environment"]["Variables"] == {
         "POWERTOOLS_SERVICE_NAME": "batch-terminator",
         "POWERTOOLS_METRICS_NAMESPACE": "BatchTerminator",
@@ -121,7 +123,37 @@ def test_environment(template: Template) -> None:
         "DLQ_URL": {"Ref": dlq_id},
         "AWS_DATA_PATH": "/var/task/botocore_data",
         "AWS_RETRY_MODE": "standard",
+        "LEDGER_TABLE": {"Ref": table_id},
+        "LEDGER_TTL_SECONDS": str(5 * DAY),
+        "MAX_RECEIVE_COUNT": str(DEFAULTS.max_receive_count),
+        "ACCOUNT_ID": {"Ref": "AWS::AccountId"},
     }
+
+
+@pytest.mark.parametrize("configuration", ["synth", "overridden"])
+def test_ledger_items_outlive_every_delivery_of_their_message(
+    configuration: str, request: pytest.FixtureRequest
+) -> None:
+    template = request.getfixturevalue(configuration).template
+    queue = only_resource(template, "AWS::SQS::Queue", "IntakeRequestQueue")["Properties"]
+    variables = terminator(template)["Properties"]["Environment"]["Variables"]
+    # A message is delivered until the queue's retention runs out; its item lives a day longer.
+    assert int(variables["LEDGER_TTL_SECONDS"]) == queue["MessageRetentionPeriod"] + DAY
+
+
+@pytest.mark.parametrize("configuration", ["synth", "overridden"])
+def test_max_receive_count_is_the_request_queues(
+    configuration: str, request: pytest.FixtureRequest
+) -> None:
+    template = request.getfixturevalue(configuration).template
+    queue = only_resource(template, "AWS::SQS::Queue", "IntakeRequestQueue")["Properties"]
+    variables = terminator(template)["Properties"]["Environment"]["Variables"]
+    assert variables["MAX_RECEIVE_COUNT"] == str(queue["RedrivePolicy"]["maxReceiveCount"])
+
+
+def test_max_receive_count_follows_context(overridden: Synthesized) -> None:
+    variables = terminator(overridden.template)["Properties"]["Environment"]["Variables"]
+    assert variables["MAX_RECEIVE_COUNT"] == OVERRIDE_CONTEXT["maxReceiveCount"]
 
 
 def test_event_source_batches_and_reports_item_failures(template: Template) -> None:
@@ -165,6 +197,43 @@ def test_batch_reads_are_on_star_because_they_have_no_resource_types(
     assert [s["Resource"] for s in statements] == ["*"]
 
 
+def test_ledger_is_read_and_written_by_key_on_its_table_only(template: Template) -> None:
+    table_arn = {"Fn::GetAtt": [logical_id(template, "AWS::DynamoDB::Table", "LedgerTable"), "Arn"]}
+    statements = [
+        s
+        for s in role_statements(template, "TerminatorRole")
+        if any(action.startswith("dynamodb:") for action in actions(s))
+    ]
+    # One statement, four item actions, the table's ARN: no index ARNs, no table/*, no '*'.
+    assert statements == [
+        {
+            "Sid": "KeepRequestLedger",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:GetItem",
+                "dynamodb:BatchGetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+            ],
+            "Resource": table_arn,
+        }
+    ]
+
+
+def test_job_queues_can_be_resolved(template: Template) -> None:
+    # DescribeJobQueues has no resource-level permissions: '*' is the only resource it takes.
+    assert statements_with(
+        role_statements(template, "TerminatorRole"), "batch:DescribeJobQueues"
+    ) == [
+        {
+            "Sid": "FindJobQueues",
+            "Effect": "Allow",
+            "Action": "batch:DescribeJobQueues",
+            "Resource": "*",
+        }
+    ]
+
+
 def test_request_queue_consumption_and_dlq_send(template: Template) -> None:
     queue_arn = {
         "Fn::GetAtt": [logical_id(template, "AWS::SQS::Queue", "IntakeRequestQueue"), "Arn"]
@@ -202,11 +271,19 @@ def test_role_has_exactly_the_hand_written_statements(template: Template) -> Non
     dlq = str(
         {"Fn::GetAtt": [logical_id(template, "AWS::SQS::Queue", "IntakeDeadLetterQueue"), "Arn"]}
     )
+    table = str(
+        {"Fn::GetAtt": [logical_id(template, "AWS::DynamoDB::Table", "LedgerTable"), "Arn"]}
+    )
     assert granted == sorted(
         [
             ("batch:TerminateJob", str(JOB_ARN)),
             ("batch:DescribeJobs", "*"),
             ("batch:ListJobs", "*"),
+            ("batch:DescribeJobQueues", "*"),
+            ("dynamodb:GetItem", table),
+            ("dynamodb:BatchGetItem", table),
+            ("dynamodb:PutItem", table),
+            ("dynamodb:UpdateItem", table),
             ("sqs:ReceiveMessage", queue),
             ("sqs:DeleteMessage", queue),
             ("sqs:ChangeMessageVisibility", queue),

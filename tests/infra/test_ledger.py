@@ -1,0 +1,64 @@
+"""Ledger: the terminator's request ledger table (DynamoDB)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk.assertions import Template
+
+from tests.infra.support import Synthesized, acknowledgements, only_resource
+
+
+def ledger(template: Template) -> Mapping[str, Any]:
+    return only_resource(template, "AWS::DynamoDB::Table", "LedgerTable")
+
+
+def test_the_stack_has_one_table(template: Template) -> None:
+    template.resource_count_is("AWS::DynamoDB::Table", 1)
+    template.resource_count_is("AWS::DynamoDB::GlobalTable", 0)
+
+
+def test_key_is_the_string_pk_without_sort_key(template: Template) -> None:
+    properties = ledger(template)["Properties"]
+    assert properties["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert properties["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+    assert "GlobalSecondaryIndexes" not in properties
+    assert "LocalSecondaryIndexes" not in properties
+
+
+def test_billing_is_on_demand(template: Template) -> None:
+    properties = ledger(template)["Properties"]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert "ProvisionedThroughput" not in properties
+
+
+def test_items_expire_at_expires_at(template: Template) -> None:
+    assert ledger(template)["Properties"]["TimeToLiveSpecification"] == {
+        "AttributeName": "expiresAt",
+        "Enabled": True,
+    }
+
+
+def test_encrypted_with_an_aws_owned_key(template: Template) -> None:
+    # SSEEnabled false is DynamoDB's encryption with an AWS-owned key (every table is encrypted):
+    # no customer or AWS-managed KMS key, so nothing to grant and no KMS calls.
+    assert ledger(template)["Properties"]["SSESpecification"] == {"SSEEnabled": False}
+
+
+def test_deleted_with_the_stack(template: Template) -> None:
+    table = ledger(template)
+    assert table["DeletionPolicy"] == "Delete"
+    assert table["UpdateReplacePolicy"] == "Delete"
+
+
+def test_no_point_in_time_recovery_and_the_finding_is_acknowledged(synth: Synthesized) -> None:
+    properties = ledger(synth.template)["Properties"]
+    assert "PointInTimeRecoverySpecification" not in properties
+    on_table = {
+        rule_id: reason
+        for (path, rule_id), reason in acknowledgements(synth.stack).items()
+        if path == f"{synth.stack.node.path}/Ledger/Table"
+    }
+    assert list(on_table) == ["AwsSolutions-DDB3"]
+    assert "expires" in on_table["AwsSolutions-DDB3"]
