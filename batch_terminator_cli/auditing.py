@@ -13,6 +13,7 @@ from rich.table import Table
 
 from batch_terminator.logic.matching import resource_name
 from batch_terminator.models.audit import AUDIT_MESSAGE, AuditRecord
+from batch_terminator_cli.output import add_row
 
 AUDIT_KEYS = tuple(f.name for f in fields(AuditRecord))
 
@@ -96,7 +97,8 @@ def render_audit(console: Console, lines: list[dict[str, Any]]) -> None:
     ):
         table.add_column(column, overflow="fold")
     for line in lines:
-        table.add_row(
+        add_row(
+            table,
             str(line.get("timestamp", ""))[:19],
             str(line.get("outcome")),
             str(line.get("job_name") or line.get("job_id") or "-"),

@@ -97,14 +97,7 @@ class LocalServer:
         self._session = boto3.Session(region_name=REGION)
         self.deployment = deploy(self._session)
         self.world = BatchWorld(self._session, BatchControl(region=REGION))
-        self._context.enter_context(
-            environment(
-                {
-                    "DLQ_URL": self.deployment.dlq_url,
-                    "REQUEST_QUEUE_URL": self.deployment.request_queue_url,
-                }
-            )
-        )
+        self._context.enter_context(environment(self.deployment.function_environment()))
         terminator.dependencies.cache_clear()
         sweeper.dependencies.cache_clear()
         self._on_audit, self._on_sweep = on_audit, on_sweep

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from batch_terminator_cli.output import labelled, literal, say
+
 app = typer.Typer(
     help="Terminate AWS Batch jobs by policy or on request.",
     no_args_is_help=True,
@@ -63,35 +65,46 @@ def local(
         deployment = server.start(scratch, on_audit=_print_audit, on_sweep=_print_sweep)
         assert server.world is not None
         jobs = {**demo_module.seed_jobs(server.world), **demo_module.seed_policy_jobs(server.world)}
-        console.print(
-            f"Emulator listening on [bold]{server.endpoint_url}[/bold] (region us-east-1, any credentials)"
+        say(
+            console,
+            "Emulator listening on ",
+            literal(server.endpoint_url, "bold"),
+            " (region us-east-1, any credentials)",
         )
-        console.print(f"Request queue: {deployment.request_queue_url}")
-        console.print(f"Audit log group: {deployment.terminator_log_group}")
+        say(console, f"Request queue: {deployment.request_queue_url}")
+        say(console, f"Audit log group: {deployment.terminator_log_group}")
         for name, job_id in jobs.items():
-            console.print(f"  job {name:<20} {job_id}")
+            say(console, f"  job {name:<20} {job_id}")
         example = next(iter(jobs.values()))
         console.print("\nTry (any credentials work):")
         console.print(
             "  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1"
         )
         console.print(
-            f"  batch-terminator request {example} --reason 'Terminating job.' "
-            f"--endpoint-url {server.endpoint_url} --queue-url {deployment.request_queue_url}",
+            literal(
+                f"  batch-terminator request {example} --reason 'Terminating job.' "
+                f"--endpoint-url {server.endpoint_url} --queue-url {deployment.request_queue_url}",
+            ),
             soft_wrap=True,
         )
         console.print(
-            f"  aws --endpoint-url {server.endpoint_url} batch describe-jobs --jobs {example}",
+            literal(
+                f"  aws --endpoint-url {server.endpoint_url} batch describe-jobs --jobs {example}",
+            ),
             soft_wrap=True,
         )
         console.print(
-            f"  batch-terminator plan --policies {demo_module.DEMO_POLICIES} "
-            f"--endpoint-url {server.endpoint_url}",
+            literal(
+                f"  batch-terminator plan --policies {demo_module.DEMO_POLICIES} "
+                f"--endpoint-url {server.endpoint_url}",
+            ),
             soft_wrap=True,
         )
         console.print(
-            f"  batch-terminator audit --log-group {deployment.terminator_log_group} "
-            f"--endpoint-url {server.endpoint_url}",
+            literal(
+                f"  batch-terminator audit --log-group {deployment.terminator_log_group} "
+                f"--endpoint-url {server.endpoint_url}",
+            ),
             soft_wrap=True,
         )
         console.print("Ctrl-C stops.")
@@ -107,7 +120,7 @@ def local(
 def _print_sweep(summary: dict[str, object]) -> None:
     import json
 
-    console.print(f"[bold]sweep[/bold] {json.dumps(summary.get('policies'))}", highlight=False)
+    say(console, literal("sweep", "bold"), " ", json.dumps(summary.get("policies")))
 
 
 def _print_audit(line: dict[str, object]) -> None:
@@ -170,7 +183,7 @@ def request(
         )
     except ValidationError as error:
         for line in describe_validation_error(error):
-            console.print(f"[red]invalid request:[/red] {line}", highlight=False)
+            say(console, labelled("invalid request", line))
         raise typer.Exit(2) from error
     try:
         if via == "sqs" and not queue_url:
@@ -182,10 +195,10 @@ def request(
         )
         raise typer.Exit(2) from error
     except (BotoCoreError, ClientError) as error:
-        console.print(f"[red]could not send:[/red] {error}", highlight=False)
+        say(console, labelled("could not send", error))
         raise typer.Exit(1) from error
     for item in sent:
-        console.print(f"sent via {item.via} to {item.target} (id {item.id}):", highlight=False)
+        say(console, f"sent via {item.via} to {item.target} (id {item.id}):")
         console.print_json(json.dumps(item.body))
 
 
@@ -202,9 +215,12 @@ def _load_policies_or_exit(path: Path) -> PoliciesFile:
         return load_policies(path)
     except PoliciesFileError as error:
         for problem in error.problems:
-            console.print(
-                f"[red]{path}:{problem.line or '?'}[/red] {problem.path or '(file)'}: {problem.message}",
-                highlight=False,
+            say(
+                console,
+                labelled(
+                    f"{path}:{problem.line or '?'}",
+                    f"{problem.path or '(file)'}: {problem.message}",
+                ),
             )
         raise typer.Exit(1) from error
 
@@ -216,9 +232,10 @@ def validate(
     """Check a policies file; errors name the line and the key."""
     policies = _load_policies_or_exit(file)
     scheduled = sum(1 for p in policies.policies if p.is_scheduled)
-    console.print(
+    say(
+        console,
         f"{file}: valid, {len(policies.policies)} policies "
-        f"({scheduled} scheduled, {len(policies.policies) - scheduled} alarm-triggered)"
+        f"({scheduled} scheduled, {len(policies.policies) - scheduled} alarm-triggered)",
     )
 
 
@@ -252,7 +269,7 @@ def plan(
             _aws(endpoint_url, region).client("batch"), policies, datetime.now(UTC), alarm
         )
     except (BatchCallFailed, BotoCoreError, ClientError) as error:
-        console.print(f"[red]could not read Batch:[/red] {error}", highlight=False)
+        say(console, labelled("could not read Batch", error))
         raise typer.Exit(1) from error
     if output == "json":
         typer.echo(json.dumps(planning.plan_as_json(run), indent=2))
@@ -304,7 +321,7 @@ def audit(
         group = log_group or requesting.stack_outputs(aws, stack_name)["TerminatorLogGroupName"]
         lines = auditing.read_audit(aws.client("logs"), group, query, datetime.now(UTC))
     except (BotoCoreError, ClientError) as error:
-        console.print(f"[red]could not read the audit log:[/red] {error}", highlight=False)
+        say(console, labelled("could not read the audit log", error))
         raise typer.Exit(1) from error
     if output == "json":
         typer.echo(json.dumps([auditing.audit_fields(line) for line in lines], indent=2))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from rich.console import Console
@@ -10,10 +10,11 @@ from rich.table import Table
 
 from batch_terminator.batch_api import BatchApi
 from batch_terminator.logic.durations import format_duration, format_limit
-from batch_terminator.logic.evaluate import AlarmFired, Scheduled
 from batch_terminator.logic.matching import resource_name
+from batch_terminator.logic.rules import AlarmFired, Scheduled
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator.sweeping import PolicyRun, run_policies
+from batch_terminator_cli.output import add_row, labelled, literal, say
 
 # The only Batch calls a plan makes; a test holds it to this.
 READ_ONLY_OPERATIONS = frozenset({"DescribeJobQueues", "ListJobs", "DescribeJobs"})
@@ -26,16 +27,20 @@ def make_plan(
     return run_policies(BatchApi(batch_client), policies, now, trigger)
 
 
+def _age(value: timedelta | None) -> str | None:
+    return format_duration(value) if value is not None else None
+
+
 def plan_as_json(run: PolicyRun) -> dict[str, Any]:
     return {
         "selections": [
             {
                 "jobId": s.job.job_id,
                 "jobName": s.job.job_name,
-                "jobQueue": resource_name(s.job.job_queue),
-                "status": s.job.status.value,
+                "jobQueue": resource_name(s.job.job_queue or "-"),
+                "status": ", ".join(x.value for x in s.statuses),
                 "policy": s.policy,
-                "age": format_duration(s.age),
+                "age": _age(s.age),
                 "limit": format_limit(s.limit) if s.limit is not None else None,
                 "dryRun": s.dry_run,
                 "arrayChildren": len(s.children),
@@ -49,19 +54,25 @@ def plan_as_json(run: PolicyRun) -> dict[str, Any]:
 
 def render_plan(console: Console, run: PolicyRun) -> None:
     selections = run.evaluation.selections
-    table = Table(title=f"Would terminate now ({len(selections)} jobs)")
+    jobs = sum(s.size for s in selections)
+    dry = sum(s.size for s in selections if s.dry_run)
+    title = f"Would terminate now ({jobs - dry} jobs)"
+    if dry:
+        title += f"; dry run, would terminate but will not ({dry} jobs)"
+    table = Table(title=literal(title))
     for column in ("job", "queue", "status", "policy", "age", "limit", "reason"):
         table.add_column(column, overflow="fold")
     for s in selections:
-        name = s.job.job_name + (f" (array of {len(s.children)})" if s.children else "")
+        name = s.job.job_name + (f" (array: {len(s.children)} jobs)" if s.children else "")
         policy = s.policy + (" [dry run]" if s.dry_run else "")
         limit = format_limit(s.limit) if s.limit is not None else "-"
-        table.add_row(
+        add_row(
+            table,
             name,
-            resource_name(s.job.job_queue),
-            s.job.status.value,
+            resource_name(s.job.job_queue or "-"),
+            ", ".join(x.value for x in s.statuses),
             policy,
-            format_duration(s.age),
+            _age(s.age) or "-",
             limit,
             s.reason,
         )
@@ -76,15 +87,23 @@ def render_plan(console: Console, run: PolicyRun) -> None:
     ):
         counts.add_column(column)
     for name, count in run.evaluation.counts.items():
-        capped = f"[bold yellow]{count.capped}[/]" if count.capped else "0"
-        counts.add_row(name, str(count.matched), str(count.selected), str(count.cap), capped)
+        capped = literal(count.capped, "bold yellow" if count.capped else "")
+        add_row(counts, name, count.matched, count.selected, count.cap, capped)
     console.print(counts)
     listing = run.listing
-    console.print(
+    evaluation = run.evaluation
+    say(
+        console,
         f"{len(run.queues)} queues, {listing.listed} jobs listed, {listing.described} described, "
-        f"{run.evaluation.protected} protected."
+        f"{evaluation.protected} protected, {evaluation.terminating} already terminating, "
+        f"{evaluation.unknown + len(listing.unknown)} with facts Batch did not give.",
     )
-    for job_id, value in run.evaluation.invalid_tags.items():
-        console.print(
-            f"[yellow]warning[/yellow]: job {job_id} has an unreadable max-runtime tag {value!r}"
+    for job_id, value in evaluation.invalid_tags.items():
+        say(
+            console,
+            labelled(
+                "warning", f"job {job_id} has an unreadable max-runtime tag {value!r}", "yellow"
+            ),
         )
+    for job_id, error in evaluation.errors.items():
+        say(console, labelled("warning", f"job {job_id} could not be judged: {error}", "yellow"))

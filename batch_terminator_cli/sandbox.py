@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +34,7 @@ from batch_terminator_cli.emulator.lambda_runtime import (
 from batch_terminator_cli.emulator.world import BatchWorld
 
 REGION = "us-east-1"
+MAX_RECEIVE_COUNT = 3
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "emulated",
     "AWS_SECRET_ACCESS_KEY": "emulated",
@@ -78,8 +79,11 @@ class Sandbox:
         if response["FailedEntryCount"]:
             raise RuntimeError(f"PutEvents failed: {response['Entries']}")
 
-    def run_terminator(self, max_invocations: int = 100) -> list[Invocation]:
-        """Let the event source mapping feed the terminator until the request queue is empty."""
+    def run_terminator(
+        self, max_invocations: int = 100, context: Callable[[], Any] = LambdaContext
+    ) -> list[Invocation]:
+        """Let the event source mapping feed the terminator until the request queue is empty;
+        `context` makes each invocation's Lambda context (its remaining time, for one)."""
         printed = io.StringIO()
         with capture_logs(terminator.logger) as logs, redirect_stdout(printed):
             invocations = drain(
@@ -87,6 +91,7 @@ class Sandbox:
                 self.deployment.request_queue_url,
                 terminator.handler,
                 max_invocations=max_invocations,
+                context=context,
             )
         self.audit.extend(logs.audit())
         ship_logs(self.session, self.deployment.terminator_log_group, logs.lines())
@@ -201,11 +206,9 @@ def sandbox(
         }
         with environment(handler_environment), mock_aws():
             session = boto3.Session(region_name=REGION)
-            deployment = deploy(session)
+            deployment = deploy(session, max_receive_count=MAX_RECEIVE_COUNT)
             control = BatchControl(region=REGION)
-            with environment(
-                {"DLQ_URL": deployment.dlq_url, "REQUEST_QUEUE_URL": deployment.request_queue_url}
-            ):
+            with environment(deployment.function_environment()):
                 _clear_caches()
                 try:
                     yield Sandbox(

@@ -106,7 +106,7 @@ def measure(jobs: int, max_runtime_tag: bool) -> Row:
         run = run_policies(api, file, now, Scheduled())
         run_ms = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
-        evaluate(run.listing.jobs, file, now, Scheduled())
+        evaluate(run.listing.jobs, run.listing.families, file, now, Scheduled())
         evaluate_ms = (time.perf_counter() - started) * 1000
     statuses: dict[str, set[str]] = {
         "gpu-training": {"RUNNING", "RUNNABLE", "STARTING", "PENDING"},

@@ -1,15 +1,17 @@
-"""The one module that talks to AWS Batch: DescribeJobs, ListJobs, TerminateJobs / TerminateJob."""
+"""The one module that talks to AWS Batch: DescribeJobs, DescribeJobQueues, ListJobs,
+TerminateJobs / TerminateJob."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from batch_terminator.contract import (
+    DESCRIBE_JOB_QUEUES_MAX,
     DESCRIBE_JOBS_MAX_IDS,
     LIST_JOBS_MAX_RESULTS,
     TERMINATE_JOBS_MAX_IDS,
@@ -40,6 +42,8 @@ class BatchError:
     code: str
     message: str
     retryable: bool
+    # The call may have reached Batch and acted (a timeout, a 5xx): its effect is unknown.
+    uncertain: bool = False
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
@@ -49,11 +53,18 @@ class BatchError:
         details = error.response.get("Error", {})
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         code = str(details.get("Code") or status or "Unknown")
+        server_side = status >= 500 or code in ("ServerException", "InternalFailure")
         return cls(
             code=code,
             message=str(details.get("Message") or error),
             retryable=code in RETRYABLE_CODES or status == 429 or status >= 500,
+            uncertain=server_side,
         )
+
+    @classmethod
+    def from_network_error(cls, error: BotoCoreError) -> BatchError:
+        """Connection errors and timeouts: retryable, and the call may have acted."""
+        return cls(type(error).__name__, str(error), retryable=True, uncertain=True)
 
     @classmethod
     def from_bulk_entry(cls, entry: dict[str, Any]) -> BatchError:
@@ -72,6 +83,10 @@ class BatchCallFailed(Exception):
         self.error = error
 
 
+class OutOfTime(Exception):
+    """The function's remaining time ran low: no further Batch call is started."""
+
+
 @dataclass(frozen=True)
 class TerminateResult:
     job_id: str
@@ -87,12 +102,25 @@ def chunked(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield items[start : start + size]
 
 
-class BatchApi:
-    """Batch calls in the shapes this product needs; counts every call it makes."""
+def _never_low() -> bool:
+    return False
 
-    def __init__(self, client: Any, page_size: int = LIST_JOBS_MAX_RESULTS) -> None:
+
+class BatchApi:
+    """Batch calls in the shapes this product needs; counts every call it makes.
+
+    `time_is_low` is asked before every call; when it says yes, OutOfTime is raised instead of
+    starting the call (a Lambda function must not be stopped in the middle of its work)."""
+
+    def __init__(
+        self,
+        client: Any,
+        page_size: int = LIST_JOBS_MAX_RESULTS,
+        time_is_low: Callable[[], bool] = _never_low,
+    ) -> None:
         self._client = client
         self._page_size = page_size
+        self._time_is_low = time_is_low
         self.calls: Counter[str] = Counter()
         # The runtime's botocore may predate TerminateJobs; the endpoint may not know it either.
         self._bulk = "TerminateJobs" in client.meta.service_model.operation_names
@@ -112,12 +140,17 @@ class BatchApi:
                 found[snapshot.job_id] = snapshot
         return found
 
-    def describe_job_queues(self) -> list[dict[str, Any]]:
-        """Every job queue of the account and region, following every page."""
+    def describe_job_queues(
+        self, names_or_arns: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The named job queues (at most 100 a call), or every queue of the account and region;
+        follows every page. Queues that do not exist are simply absent."""
         queues: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            query: dict[str, Any] = {"maxResults": 100}
+            query: dict[str, Any] = {"maxResults": DESCRIBE_JOB_QUEUES_MAX}
+            if names_or_arns is not None:
+                query = {"jobQueues": list(names_or_arns)[:DESCRIBE_JOB_QUEUES_MAX]}
             if token:
                 query["nextToken"] = token
             response = self._call("DescribeJobQueues", self._client.describe_job_queues, **query)
@@ -127,13 +160,9 @@ class BatchApi:
                 return queues
 
     def list_jobs(self, job_queue: str, status: JobStatus) -> Iterator[JobSnapshot]:
-        """Every job of one queue in one status, following every page."""
+        """Every job of one queue in one status, following every page (summaries: no tags, no
+        queue; the queue asked for is recorded as the listing's)."""
         yield from self._list(job_queue, {"jobQueue": job_queue, "jobStatus": status.value})
-
-    def list_array_children(self, parent: JobSnapshot, status: JobStatus) -> Iterator[JobSnapshot]:
-        yield from self._list(
-            parent.job_queue, {"arrayJobId": parent.job_id, "jobStatus": status.value}
-        )
 
     def _list(self, job_queue: str, query: dict[str, Any]) -> Iterator[JobSnapshot]:
         token: str | None = None
@@ -148,13 +177,21 @@ class BatchApi:
             if not token:
                 return
 
-    def terminate(self, job_ids: Sequence[str], reason: str) -> list[TerminateResult]:
-        """Terminate with the bulk call where it exists, else one call per job; one result per job."""
-        results: list[TerminateResult] = []
+    def terminate_chunks(
+        self, job_ids: Sequence[str], reason: str
+    ) -> Iterator[list[TerminateResult]]:
+        """Terminate with the bulk call where it exists, else one call per job; yields one result
+        per job as each call returns, so the caller can record it before the next call. Raises
+        OutOfTime before a call it should not start any more."""
         for chunk in chunked(list(dict.fromkeys(job_ids)), TERMINATE_JOBS_MAX_IDS):
+            if self._time_is_low():
+                raise OutOfTime
             bulk = self._terminate_bulk(chunk, reason) if self._bulk else None
-            results.extend(bulk if bulk is not None else self._terminate_each(chunk, reason))
-        return results
+            yield bulk if bulk is not None else self._terminate_each(chunk, reason)
+
+    def terminate(self, job_ids: Sequence[str], reason: str) -> list[TerminateResult]:
+        """All chunks at once: one result per job."""
+        return [result for chunk in self.terminate_chunks(job_ids, reason) for result in chunk]
 
     def _terminate_bulk(self, job_ids: Sequence[str], reason: str) -> list[TerminateResult] | None:
         self.calls["TerminateJobs"] += 1
@@ -166,13 +203,18 @@ class BatchApi:
                 self._bulk = False
                 return None
             return [TerminateResult(job_id, error) for job_id in job_ids]
+        except BotoCoreError as exc:
+            network = BatchError.from_network_error(exc)
+            return [TerminateResult(job_id, network) for job_id in job_ids]
         # HTTP 200 is not proof: every id must be accounted for in successful[] or errors[].
         errors = {
-            str(e.get("job")): BatchError.from_bulk_entry(e) for e in response.get("errors", [])
+            str(e.get("job")): BatchError.from_bulk_entry(e)
+            for e in response.get("errors", [])
+            if isinstance(e, dict)
         }
         successful = set(response.get("successful", []))
         missing = BatchError(
-            "NotReported", "TerminateJobs reported neither success nor error", True
+            "NotReported", "TerminateJobs reported neither success nor error", True, True
         )
         return [
             TerminateResult(
@@ -182,21 +224,31 @@ class BatchApi:
         ]
 
     def _terminate_each(self, job_ids: Sequence[str], reason: str) -> list[TerminateResult]:
-        results = []
+        results: list[TerminateResult] = []
         for job_id in job_ids:
+            if results and self._time_is_low():
+                low = BatchError("OutOfTime", "not attempted: the function's time ran low", True)
+                results.extend(TerminateResult(j, low) for j in job_ids[len(results) :])
+                break
             self.calls["TerminateJob"] += 1
             try:
                 self._client.terminate_job(jobId=job_id, reason=reason)
             except ClientError as exc:
                 results.append(TerminateResult(job_id, BatchError.from_client_error(exc)))
+            except BotoCoreError as exc:
+                results.append(TerminateResult(job_id, BatchError.from_network_error(exc)))
             else:
                 results.append(TerminateResult(job_id))
         return results
 
     def _call(self, operation: str, method: Any, **kwargs: Any) -> dict[str, Any]:
+        if self._time_is_low():
+            raise OutOfTime
         self.calls[operation] += 1
         try:
             response: dict[str, Any] = method(**kwargs)
         except ClientError as exc:
             raise BatchCallFailed(operation, BatchError.from_client_error(exc)) from exc
+        except BotoCoreError as exc:
+            raise BatchCallFailed(operation, BatchError.from_network_error(exc)) from exc
         return response

@@ -19,6 +19,7 @@ MAX_REASON_LENGTH: Final = 1024
 DESCRIBE_JOBS_MAX_IDS: Final = 100
 TERMINATE_JOBS_MAX_IDS: Final = 50
 LIST_JOBS_MAX_RESULTS: Final = 1000
+DESCRIBE_JOB_QUEUES_MAX: Final = 100
 # A by-id request names at most this many jobs (one DescribeJobs call); the CLI splits larger sets.
 MAX_JOB_IDS_PER_REQUEST: Final = 100
 
@@ -26,6 +27,17 @@ MAX_JOB_IDS_PER_REQUEST: Final = 100
 SOURCE_ATTRIBUTE: Final = "source"
 # DLQ message attributes written when a request is rejected.
 ERROR_ATTRIBUTE: Final = "error"
+
+# The terminator's environment, set by the stack (infra/constructs/terminator.py).
+DLQ_URL_ENV: Final = "DLQ_URL"
+LEDGER_TABLE_ENV: Final = "LEDGER_TABLE"
+LEDGER_TTL_SECONDS_ENV: Final = "LEDGER_TTL_SECONDS"
+MAX_RECEIVE_COUNT_ENV: Final = "MAX_RECEIVE_COUNT"
+ACCOUNT_ID_ENV: Final = "ACCOUNT_ID"
+# Lambda sets AWS_REGION for every function.
+REGION_ENV: Final = "AWS_REGION"
+# The request queue's redrive maxReceiveCount when the environment does not say (cdk.json's).
+DEFAULT_MAX_RECEIVE_COUNT: Final = 3
 
 
 class JobStatus(StrEnum):
@@ -40,11 +52,6 @@ class JobStatus(StrEnum):
     @property
     def is_final(self) -> bool:
         return self in FINAL_STATUSES
-
-    @property
-    def is_started(self) -> bool:
-        """Age is measured from startedAt for these, from createdAt before them."""
-        return self in (JobStatus.STARTING, JobStatus.RUNNING)
 
 
 ACTIVE_STATUSES: Final = (

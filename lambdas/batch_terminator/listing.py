@@ -1,22 +1,33 @@
-"""Find jobs the way policies and selectors need them: per queue, per status, every page;
-tags read with DescribeJobs only for the jobs that could be selected."""
+"""Find the jobs that policies and selectors need: list every (queue, status) page, keep the
+summaries worth a look, then describe them, so that every decision is made on DescribeJobs facts.
+
+ListJobs lists one queue and one status a call and never lists array children by queue
+(botocore's Batch model, ListJobs `jobStatus`: array parents sit in PENDING "while child jobs
+are running"). So PENDING is listed too wherever some other status is needed, to find the
+array parents; each parent whose children might matter is described with all its children.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from batch_terminator import facts as job_facts
 from batch_terminator.batch_api import BatchApi
-from batch_terminator.contract import JobStatus
+from batch_terminator.contract import ACTIVE_STATUSES, JobStatus
+from batch_terminator.logic.arrays import ArrayFamily
 from batch_terminator.logic.matching import queue_matches
 from batch_terminator.models.job import JobSnapshot
 
 
 @dataclass
 class Listing:
-    """The jobs found, and what finding them cost."""
+    """The jobs found, described; and what finding them cost."""
 
-    jobs: list[JobSnapshot]
+    jobs: list[JobSnapshot] = field(default_factory=list)
+    families: list[ArrayFamily] = field(default_factory=list)
+    # Listed and worth a look, but DescribeJobs did not return them: their facts are unknown.
+    unknown: list[JobSnapshot] = field(default_factory=list)
     listed: int = 0
     described: int = 0
 
@@ -31,65 +42,63 @@ def resolve_queues(api: BatchApi, patterns: Iterable[str]) -> list[str]:
     ]
 
 
-def list_jobs(
+def _as_children(parent: JobSnapshot) -> list[JobSnapshot]:
+    """What a parent's summary tells of its children: one stand-in per status it has children
+    in (they share its name, queue and creation time), to ask whether any could matter."""
+    summary = parent.array_status_summary
+    statuses = (
+        [s for s in ACTIVE_STATUSES if summary.get(s.value, 0) > 0]
+        if summary
+        else list(ACTIVE_STATUSES)
+    )
+    return [
+        replace(parent, status=s, array_size=None, array_status_summary={}, started_at=None)
+        for s in statuses
+    ]
+
+
+def _to_list(statuses: set[JobStatus]) -> list[JobStatus]:
+    """The statuses to list: PENDING too, where array parents wait, if children could matter."""
+    wanted = set(statuses)
+    if wanted - {JobStatus.SUBMITTED, JobStatus.PENDING}:
+        wanted.add(JobStatus.PENDING)
+    return sorted(wanted)
+
+
+def find_jobs(
     api: BatchApi,
     queue_statuses: dict[str, set[JobStatus]],
-    worth_describing: Callable[[JobSnapshot], bool],
+    worth_a_look: Callable[[JobSnapshot], bool],
 ) -> Listing:
-    """List every (queue, status) pair, follow array parents to their children, then describe the
-    jobs worth describing (100 ids a call) so their tags and full facts are known."""
-    listed: list[JobSnapshot] = []
+    """List, filter the summaries with `worth_a_look` (unknown facts must pass it), describe."""
+    listing = Listing()
+    # By id: a job that moves between two ListJobs calls may be listed twice.
+    candidates: dict[str, JobSnapshot] = {}
+    parents: dict[str, JobSnapshot] = {}
     for queue, statuses in queue_statuses.items():
-        for status in sorted(statuses):
-            listed.extend(api.list_jobs(queue, status))
-        if statuses - {JobStatus.SUBMITTED, JobStatus.PENDING}:
-            # Array parents sit in PENDING while their children run; queue listings never show
-            # children, so find the parents to list their children by arrayJobId.
-            listed.extend(
-                job
-                for job in api.list_jobs(queue, JobStatus.PENDING)
-                if job.array_size and JobStatus.PENDING not in statuses
-            )
-    parents = [job for job in listed if job.array_size]
-    children = [
-        child
-        for parent in parents
-        for status in sorted(set().union(*queue_statuses.values()))
-        for child in api.list_array_children(parent, status)
-    ]
-    candidates = [job for job in [*listed, *children] if worth_describing(job)]
-    to_describe = {job.job_id for job in candidates} | {
-        job.array_parent_id for job in candidates if job.array_parent_id
-    }
-    described = api.describe_jobs(sorted(i for i in to_describe if i))
-    jobs = [_merge(job, described) for job in [*parents, *candidates]]
-    return Listing(
-        jobs=list({job.job_id: job for job in jobs}.values()),
-        listed=len(listed) + len(children),
-        described=len(described),
-    )
-
-
-def describe_with_parents(api: BatchApi, job_ids: list[str]) -> dict[str, JobSnapshot]:
-    """DescribeJobs for these ids; an array child also gets its parent's tags, so a protect tag
-    on the array protects every child of it."""
-    parents = {job_id.split(":", 1)[0] for job_id in job_ids if ":" in job_id}
-    described = api.describe_jobs([*job_ids, *sorted(parents - set(job_ids))])
-    return {
-        job_id: _merge(job, described) for job_id, job in described.items() if job_id in job_ids
-    }
-
-
-def _merge(job: JobSnapshot, described: dict[str, JobSnapshot]) -> JobSnapshot:
-    """The described facts where known; array children also carry their parent's tags."""
-    full = described.get(job.job_id, job)
-    if job.array_parent_id:
-        parent = described.get(job.array_parent_id)
-        inherited = (parent.tags or {}) if parent is not None else {}
-        full = replace(
-            full, tags={**inherited, **(full.tags or {})}, array_parent_id=job.array_parent_id
-        )
-    return full if full.job_queue else replace(full, job_queue=job.job_queue)
+        for status in _to_list(statuses):
+            for job in api.list_jobs(queue, status):
+                listing.listed += 1
+                if job.is_array_parent:
+                    if any(worth_a_look(child) for child in _as_children(job)):
+                        parents[job.job_id] = job
+                elif status in statuses and worth_a_look(job):
+                    candidates[job.job_id] = job
+    found = job_facts.describe(api, [*candidates, *parents])
+    listing.described = len(found.jobs)
+    for job in candidates.values():
+        described = found.jobs.get(job.job_id)
+        if described is None:
+            listing.unknown.append(job)
+        else:
+            listing.jobs.append(described)
+    for parent in parents.values():
+        family = found.families.get(parent.job_id)
+        if family is None:
+            listing.unknown.append(parent)
+        else:
+            listing.families.append(family)
+    return listing
 
 
 def statuses_for(

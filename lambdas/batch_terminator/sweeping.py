@@ -8,18 +8,18 @@ from typing import Any
 
 from batch_terminator.batch_api import BatchApi
 from batch_terminator.contract import JobStatus, Source
-from batch_terminator.listing import Listing, list_jobs, resolve_queues, statuses_for
-from batch_terminator.logic.evaluate import (
+from batch_terminator.listing import Listing, find_jobs, resolve_queues, statuses_for
+from batch_terminator.logic.evaluate import Evaluation, Selection, evaluate
+from batch_terminator.logic.matching import queue_matches
+from batch_terminator.logic.rules import (
     TAG_LIMIT_STATUSES,
     AlarmFired,
-    Evaluation,
     Scheduled,
-    Selection,
     Trigger,
     applicable_policies,
-    evaluate,
-    worth_describing,
+    could_select,
 )
+from batch_terminator.models.job import JobSnapshot
 from batch_terminator.models.policies import PoliciesFile
 
 REQUESTED_BY = {Source.SWEEP: "batch-terminator/sweeper", Source.ALARM: "batch-terminator/brake"}
@@ -52,7 +52,10 @@ class PolicyRun:
             "jobs_described": self.listing.described,
             "jobs_evaluated": self.evaluation.evaluated,
             "protected": self.evaluation.protected,
+            "already_terminating": self.evaluation.terminating,
+            "facts_unknown": self.evaluation.unknown + len(self.listing.unknown),
             "invalid_max_runtime_tags": self.evaluation.invalid_tags,
+            "errors": self.evaluation.errors,
             "policies": {
                 name: {
                     "evaluated": self.evaluation.evaluated,
@@ -67,13 +70,14 @@ class PolicyRun:
 
 
 def to_request(selection: Selection, run_id: str, requested_by: str) -> dict[str, Any]:
-    """The request the terminator acts on: it re-reads the job and terminates only if it is still
-    in the status it was judged in (`ifStatus`)."""
+    """The request the terminator acts on. It re-reads the job and terminates it only if it is
+    still in the status it was judged in (`ifStatus`; an array's children's statuses) and the
+    named policy would still select it."""
     request: dict[str, Any] = {
         "jobId": selection.job.job_id,
         "reason": selection.reason,
         "policy": selection.policy,
-        "ifStatus": [selection.job.status.value],
+        "ifStatus": [s.value for s in selection.statuses],
         "requestId": run_id,
         "requestedBy": requested_by,
     }
@@ -85,15 +89,26 @@ def to_request(selection: Selection, run_id: str, requested_by: str) -> dict[str
 def run_policies(
     api: BatchApi, policies: PoliciesFile, now: datetime, trigger: Trigger
 ) -> PolicyRun:
+    """List what the policies need, describe what could be selected, evaluate."""
     active = applicable_policies(policies, trigger)
+    tag_limits = isinstance(trigger, Scheduled) and policies.settings.max_runtime_tag
     needs: list[tuple[list[str] | None, list[JobStatus] | tuple[JobStatus, ...]]] = [
         (p.match.job_queues, p.when.status) for p in active
     ]
-    if isinstance(trigger, Scheduled) and policies.settings.max_runtime_tag:
+    if tag_limits:
         needs.append((None, TAG_LIMIT_STATUSES))
     queues = resolve_queues(api, policies.settings.job_queues) if needs else []
     queue_statuses = {q: s for q in queues if (s := statuses_for(q, needs))}
-    listing = list_jobs(
-        api, queue_statuses, lambda job: worth_describing(job, policies, trigger, now)
-    )
-    return PolicyRun(trigger, queues, listing, evaluate(listing.jobs, policies, now, trigger))
+
+    def look(job: JobSnapshot) -> bool:
+        if job.job_queue is not None and not queue_matches(
+            job.job_queue, policies.settings.job_queues
+        ):
+            return False
+        if tag_limits and job.status in TAG_LIMIT_STATUSES:
+            return True  # its tags, which only DescribeJobs gives, may carry a limit
+        return any(could_select(p, job, now) for p in active)
+
+    listing = find_jobs(api, queue_statuses, look)
+    evaluation = evaluate(listing.jobs, listing.families, policies, now, trigger)
+    return PolicyRun(trigger, queues, listing, evaluation)

@@ -1,23 +1,42 @@
-"""The terminating code path: read current state, apply the safety rules, terminate, account."""
+"""The terminating code path: name the jobs, read their current state, decide, terminate, account.
+
+One SQS batch at a time:
+
+1. Each record's request names jobs: by id, or by a selector expanded once (the ledger keeps the
+   expansion, so a redelivery acts on the same jobs and the limit holds across deliveries).
+2. DescribeJobs reads every named job (and what it inherits from) before anything is decided.
+3. Every (request, job) pair is judged on its own (`logic/plan.py`).
+4. Terminations are grouped by job queue and reason, 50 a call, as TerminateJobs documents
+   ("up to 50 jobs in a job queue"). Only identical terminations share a call.
+5. Audit lines are written as each call returns; when the function's time runs low no further
+   call is started, and what is left is retried by SQS.
+
+One bad record never fails the batch: whatever goes wrong while naming or judging one record's
+jobs fails (or rejects) that record alone.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from batch_terminator.batch_api import BatchApi, BatchCallFailed, TerminateResult
+from batch_terminator import facts as job_facts
+from batch_terminator.batch_api import BatchApi, BatchCallFailed, BatchError, OutOfTime
 from batch_terminator.contract import Outcome
-from batch_terminator.listing import describe_with_parents, list_jobs
-from batch_terminator.logic.parse import ParsedRecord
-from batch_terminator.logic.plan import Named, PlannedJob, by_reason, plan
-from batch_terminator.logic.safety import Verdict, judge
-from batch_terminator.logic.selectors import selector_matches
+from batch_terminator.ledger import Ledger, LedgerUnavailable, MessageState, ledger_key
+from batch_terminator.logic.parse import InvalidRequest, ParsedRecord
+from batch_terminator.logic.plan import Line, Named, decide
+from batch_terminator.logic.safety import Decision, skip
 from batch_terminator.models.audit import AuditRecord
-from batch_terminator.models.job import JobSnapshot
 from batch_terminator.models.policies import PoliciesFile
+from batch_terminator.selecting import expand_selector
 
-UNDECIDED = Verdict(terminate=False, skip_reason=None)
+logger = logging.getLogger(__name__)
+
+AuditSink = Callable[[Sequence[AuditRecord]], None]
 
 
 @dataclass
@@ -31,10 +50,22 @@ class BatchResult:
     limited: list[tuple[str, str | None, int]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Terminating:
+    """What the terminating path works with. `ledger` None: no memory across deliveries."""
+
+    batch: BatchApi
+    config: PoliciesFile
+    now: datetime
+    sink: AuditSink
+    ledger: Ledger | None = None
+    max_receive_count: int = 3
+
+
 def rejected_audit(record: ParsedRecord) -> AuditRecord:
     return AuditRecord(
         outcome=Outcome.REJECTED,
-        job_id=None,
+        job_id=record.named_job_id,
         job_name=None,
         job_queue=None,
         status_before=None,
@@ -45,123 +76,375 @@ def rejected_audit(record: ParsedRecord) -> AuditRecord:
         request_id=None,
         dry_run=False,
         error=record.error,
+        sender=record.sender,
+        message_id=record.message_id,
     )
 
 
-def process(
-    records: Sequence[ParsedRecord], batch: BatchApi, config: PoliciesFile, now: datetime
-) -> BatchResult:
-    result = BatchResult()
-    named: list[Named] = []
-    known: dict[str, JobSnapshot] = {}
-    for record in records:
-        request = record.request
-        if request is None:
-            result.rejected.append(record)
-            result.audit.append(rejected_audit(record))
-        elif request.selector is not None:
-            try:
-                found = expand_selector(batch, record, config, now)
-            except BatchCallFailed as exc:
-                result.retry_message_ids.add(record.message_id)
-                result.audit.append(
-                    replace(
-                        rejected_audit(record),
-                        outcome=Outcome.FAILED,
-                        error=str(exc),
-                        reason=request.reason,
-                    )
-                )
-                continue
-            named.extend(found.named)
-            known.update(found.jobs)
-            if found.limited:
-                result.limited.append((record.message_id, request.policy, found.limited))
-        else:
-            named.extend(
-                Named(record.message_id, request, record.source, job_id)
-                for job_id in request.job_id_list
-            )
-    if not named:
-        return result
-    try:
-        # Safety rule 3: the current state of every job is read before anything is terminated.
-        jobs = {
-            **known,
-            **describe_with_parents(batch, [i.job_id for i in named if i.job_id not in known]),
-        }
-    except BatchCallFailed as exc:
-        _fail_all(result, named, str(exc))
-        return result
-    planned = plan(named, jobs, config)
-    results = _terminate(planned, batch)
-    for item in planned:
-        result.audit.append(_account(item, results, result))
-    return result
-
-
-@dataclass
-class Expansion:
-    named: list[Named]
-    jobs: dict[str, JobSnapshot]
-    limited: int = 0
-
-
-def expand_selector(
-    batch: BatchApi, record: ParsedRecord, config: PoliciesFile, now: datetime
-) -> Expansion:
-    """List the selector's queues and statuses, read the candidates' tags, keep what matches,
-    oldest first. Jobs past the request's limit are skipped with the why, never dropped."""
+def request_failed_audit(record: ParsedRecord, error: str) -> AuditRecord:
+    """A request that could not be worked on at all (its selector could not be expanded)."""
     request = record.request
-    assert request is not None
-    assert request.selector is not None
-    selector = request.selector
-    listing = list_jobs(
-        batch,
-        {queue: set(selector.statuses) for queue in selector.job_queues},
-        lambda job: selector_matches(job, selector, now, tags_known=False),
+    return AuditRecord(
+        outcome=Outcome.FAILED,
+        job_id=None,
+        job_name=None,
+        job_queue=None,
+        status_before=None,
+        reason=request.reason if request else None,
+        policy=request.policy if request else None,
+        source=record.source,
+        requested_by=request.requested_by if request else None,
+        request_id=request.request_id if request else None,
+        dry_run=bool(request and request.dry_run),
+        error=error,
+        sender=record.sender,
+        message_id=record.message_id,
     )
-    matched = [job for job in listing.jobs if selector_matches(job, selector, now)]
-    matched.sort(key=lambda job: (job.age_since or now, job.job_id))
-    named, counted, limited = [], 0, 0
-    limit = request.selector_limit
-    for job in matched:
-        preset = None
-        if judge(job, request, config).would_terminate:
-            counted += 1
-            if counted > limit:
-                limited += 1
-                preset = Verdict(
-                    False, f"limit reached: this request terminates at most {limit} jobs"
-                )
-        named.append(Named(record.message_id, request, record.source, job.job_id, preset))
-    return Expansion(named, {job.job_id: job for job in matched}, limited)
 
 
-def _terminate(planned: Sequence[PlannedJob], batch: BatchApi) -> dict[str, TerminateResult]:
-    results: dict[str, TerminateResult] = {}
-    for reason, job_ids in by_reason(planned).items():
-        for outcome in batch.terminate(job_ids, reason):
-            results[outcome.job_id] = outcome
-    return results
+def process(records: Sequence[ParsedRecord], context: Terminating) -> BatchResult:
+    """Act on one SQS batch of parsed records; see the module docstring."""
+    return _Run(context).process(records)
 
 
-def _account(
-    item: PlannedJob, results: dict[str, TerminateResult], batch_result: BatchResult
-) -> AuditRecord:
-    if not item.verdict.terminate:
-        return item.audit(Outcome.SKIPPED)
-    outcome = results[item.named.job_id]
-    if outcome.ok:
-        return item.audit(Outcome.TERMINATED)
-    # Every failure is retried by SQS and ends in the DLQ after maxReceiveCount; jobs that did
-    # terminate meanwhile are skipped as finished or terminating on redelivery.
-    batch_result.retry_message_ids.add(item.named.message_id)
-    return item.audit(Outcome.FAILED, error=str(outcome.error))
+@dataclass(eq=False)
+class _Action:
+    """One termination: `target` named in a Batch call, stopping `covers` too (an array)."""
+
+    target: str
+    reason: str
+    queue: str
+    covers: frozenset[str]
+    error: BatchError | None = None
+    done: bool = False
+
+    @property
+    def stops(self) -> frozenset[str]:
+        return self.covers | {self.target}
 
 
-def _fail_all(result: BatchResult, named: Sequence[Named], error: str) -> None:
-    """The state could not be read: nothing was decided, every named job is retried."""
-    for item in named:
-        result.retry_message_ids.add(item.message_id)
-        result.audit.append(PlannedJob(item, None, UNDECIDED).audit(Outcome.FAILED, error=error))
+@dataclass(frozen=True)
+class _Deferred:
+    """A termination that conflicts with an earlier one of another reason in this batch."""
+
+    behind: tuple[_Action, ...]
+
+
+class _Run:
+    def __init__(self, context: Terminating) -> None:
+        self.context = context
+        self.result = BatchResult()
+        self.facts = job_facts.Facts()
+        self.states: dict[str, MessageState] | None = {}
+        self.settled: dict[str, set[str]] = defaultdict(set)
+        self.attempted: dict[str, set[str]] = defaultdict(set)
+
+    # -- accounting ------------------------------------------------------------------------
+    def emit(self, records: Sequence[AuditRecord]) -> None:
+        if records:
+            self.result.audit.extend(records)
+            self.context.sink(records)
+
+    def retry(self, message_id: str) -> None:
+        self.result.retry_message_ids.add(message_id)
+
+    def fail_record(self, record: ParsedRecord, error: str) -> None:
+        self.retry(record.message_id)
+        self.emit([request_failed_audit(record, error)])
+
+    def outcome(self, line: Line, outcome: Outcome, error: str | None = None) -> AuditRecord:
+        message_id = line.named.record.message_id
+        if outcome is Outcome.FAILED:
+            self.retry(message_id)
+        else:
+            self.settled[message_id].add(line.job_id)
+        return line.audit(outcome, error=error, skip_reason=line.verdict.why)
+
+    # -- the steps ---------------------------------------------------------------------------
+    def process(self, records: Sequence[ParsedRecord]) -> BatchResult:
+        valid = []
+        for record in records:
+            if record.request is None:
+                self.result.rejected.append(record)
+                self.emit([rejected_audit(record)])
+            else:
+                valid.append(record)
+        self.states = self._load_states(valid)
+        named = [n for record in valid for n in self._name(record)]
+        if named and self._describe(named):
+            lines = [line for n in named for line in self._decide(n)]
+            self._execute(lines)
+        self._remember(valid)
+        return self.result
+
+    def _load_states(self, records: Sequence[ParsedRecord]) -> dict[str, MessageState] | None:
+        ledger = self.context.ledger
+        if ledger is None or not records:
+            return {}
+        try:
+            return ledger.load([_key(r) for r in records])
+        except LedgerUnavailable as exc:
+            logger.warning("request ledger unavailable: %s", exc)
+            return None
+
+    def _state(self, record: ParsedRecord) -> MessageState:
+        return (self.states or {}).get(_key(record)) or MessageState()
+
+    def _name(self, record: ParsedRecord) -> list[Named]:
+        request = record.request
+        assert request is not None
+        try:
+            if request.selector is not None:
+                ids = self._selector_picks(record)
+            else:
+                ids = request.job_id_list
+        except InvalidRequest as exc:
+            self.result.rejected.append(_with_error(record, str(exc)))
+            self.emit([rejected_audit(_with_error(record, str(exc)))])
+            return []
+        except (BatchCallFailed, LedgerUnavailable) as exc:
+            self.fail_record(record, str(exc))
+            return []
+        except OutOfTime:
+            self.fail_record(record, "not attempted: the function's time ran low")
+            return []
+        except Exception as exc:  # one record must never fail the batch
+            logger.exception("could not name the jobs of message %s", record.message_id)
+            self.fail_record(record, f"internal error: {type(exc).__name__}: {exc}")
+            return []
+        settled = self._state(record).settled | self.settled[record.message_id]
+        named_ids = set(ids)
+        return [
+            Named(record, job_id)
+            for job_id in ids
+            if job_id not in settled and job_id.split(":", 1)[0] not in named_ids - {job_id}
+        ]
+
+    def _selector_picks(self, record: ParsedRecord) -> list[str]:
+        if self.states is None:
+            raise LedgerUnavailable("a selector cannot be expanded without the request ledger")
+        stored = self._state(record).picks
+        if stored is not None:
+            return list(stored)
+        expansion = expand_selector(
+            self.context.batch, record, self.context.config, self.context.now
+        )
+        self.facts.update(expansion.facts)
+        picks, lines, limited = expansion.picks, expansion.lines, expansion.limited
+        ledger = self.context.ledger
+        if ledger is not None:
+            kept = ledger.record_picks(_key(record), picks)
+            if list(kept) != picks:  # another delivery expanded it first: act on its picks
+                return list(kept)
+        self.emit([self.outcome(line, Outcome.SKIPPED) for line in lines])
+        if limited:
+            request = record.request
+            assert request is not None
+            self.result.limited.append((record.message_id, request.policy, limited))
+        return picks
+
+    def _describe(self, named: Sequence[Named]) -> bool:
+        missing = [n.job_id for n in named if n.job_id not in self.facts.jobs]
+        if not missing:
+            return True
+        try:
+            self.facts.update(job_facts.describe(self.context.batch, missing))
+        except (BatchCallFailed, OutOfTime) as exc:
+            error = str(exc) if isinstance(exc, BatchCallFailed) else "the function's time ran low"
+            self.emit(
+                [
+                    self.outcome(
+                        Line(n, n.job_id, None, skip("")), Outcome.FAILED, f"not decided: {error}"
+                    )
+                    for n in named
+                ]
+            )
+            return False
+        return True
+
+    def _decide(self, named: Named) -> list[Line]:
+        record = named.record
+        try:
+            return decide(
+                named,
+                self.facts.jobs,
+                self.facts.families,
+                self.context.config,
+                self.context.now,
+                last_delivery=record.receive_count >= self.context.max_receive_count,
+                attempted=self._state(record).attempted,
+            )
+        except Exception as exc:  # one record must never fail the batch
+            logger.exception("could not judge job %s", named.job_id)
+            self.emit(
+                [
+                    self.outcome(
+                        Line(named, named.job_id, None, skip("")),
+                        Outcome.FAILED,
+                        f"internal error: {type(exc).__name__}: {exc}",
+                    )
+                ]
+            )
+            return []
+
+    def _execute(self, lines: Sequence[Line]) -> None:
+        """Account for what needs no call at once; then make the calls, by queue and reason."""
+        plan = _Plan()
+        decided: list[AuditRecord] = []
+        for line in lines:
+            if line.confirmed:
+                decided.append(self.outcome(line, Outcome.TERMINATED))
+            elif line.target is not None:
+                plan.add(line)
+            elif line.verdict.decision is Decision.RETRY:
+                decided.append(self.outcome(line, Outcome.FAILED, line.verdict.why))
+            else:
+                decided.append(self.outcome(line, Outcome.SKIPPED))
+        self.emit(decided)
+        out_of_time = False
+        for reason, group in plan.groups():
+            if not out_of_time:
+                out_of_time = self._terminate(plan, reason, group)
+            if out_of_time:
+                low = BatchError("OutOfTime", "not attempted: the function's time ran low", True)
+                left = [a for a in group if not a.done]
+                for action in left:
+                    action.error, action.done = low, True
+                self.emit([self._account(line, a) for a in left for line in plan.lines(a)])
+        self.emit([self._account_deferred(line, claim) for line, claim in plan.deferred])
+
+    def _terminate(self, plan: _Plan, reason: str, group: list[_Action]) -> bool:
+        """One queue and reason: 50 a call, each call's lines written as it returns. Returns
+        True when the function's time ran low before the group was done."""
+        by_target = {a.target: a for a in group}
+        try:
+            for results in self.context.batch.terminate_chunks(list(by_target), reason):
+                done: list[AuditRecord] = []
+                for result in results:
+                    action = by_target[result.job_id]
+                    action.error, action.done = result.error, True
+                    done.extend(self._account(line, action) for line in plan.lines(action))
+                self.emit(done)
+        except OutOfTime:
+            return True
+        return False
+
+    def _account(self, line: Line, action: _Action) -> AuditRecord:
+        if action.error is None:
+            return self.outcome(line, Outcome.TERMINATED)
+        if action.error.uncertain:
+            self.attempted[line.named.record.message_id].add(line.job_id)
+        return self.outcome(line, Outcome.FAILED, str(action.error))
+
+    def _account_deferred(self, line: Line, claim: _Deferred) -> AuditRecord:
+        stopped = frozenset().union(*(a.stops for a in claim.behind if a.error is None))
+        wanted = frozenset({line.job_id, *line.covers})
+        if wanted <= stopped:
+            messages = ", ".join(sorted({a.target for a in claim.behind}))
+            done = Line(
+                line.named,
+                line.job_id,
+                line.job,
+                skip(
+                    f"already terminated: another request in this batch terminated it "
+                    f"(call on {messages}) with another reason",
+                    line.verdict.dry_run,
+                    line.verdict.age,
+                ),
+            )
+            return self.outcome(done, Outcome.SKIPPED)
+        return self.outcome(
+            line,
+            Outcome.FAILED,
+            "deferred: another request in this batch terminates this job with another reason; "
+            "delivered again",
+        )
+
+    def _remember(self, records: Sequence[ParsedRecord]) -> None:
+        """Messages SQS delivers again keep what this delivery settled."""
+        ledger = self.context.ledger
+        if ledger is None:
+            return
+        for record in records:
+            message_id = record.message_id
+            if message_id not in self.result.retry_message_ids:
+                continue
+            try:
+                ledger.settle(_key(record), self.settled[message_id], self.attempted[message_id])
+            except LedgerUnavailable as exc:
+                logger.warning("could not record settled jobs of %s: %s", message_id, exc)
+
+
+class _Plan:
+    """The terminations a batch asks for. Identical terminations (same target, same reason)
+    share one action; one that would stop a job that an action of another reason already stops
+    is deferred, and settled after the calls."""
+
+    def __init__(self) -> None:
+        self._actions: dict[tuple[str, str], _Action | _Deferred] = {}
+        self._claims: dict[str, _Action] = {}
+        self._lines: dict[int, list[Line]] = defaultdict(list)
+        self.deferred: list[tuple[Line, _Deferred]] = []
+
+    def add(self, line: Line) -> None:
+        assert line.target is not None
+        assert line.job is not None
+        reason = line.named.request.reason
+        key = (line.target, reason)
+        if key not in self._actions:
+            self._actions[key] = self._new(line, reason)
+        found = self._actions[key]
+        if isinstance(found, _Deferred):
+            self.deferred.append((line, found))
+        else:
+            self._lines[id(found)].append(line)
+
+    def _new(self, line: Line, reason: str) -> _Action | _Deferred:
+        assert line.target is not None
+        assert line.job is not None
+        stops = line.covers | {line.target}
+        behind = {
+            id(a): a for a in (self._claims.get(j) for j in stops) if a and a.reason != reason
+        }
+        if behind:
+            return _Deferred(tuple(behind.values()))
+        # The safety rules admit only jobs of a known, allowed queue.
+        assert line.job.job_queue is not None
+        action = _Action(line.target, reason, line.job.job_queue, line.covers)
+        for job_id in stops:
+            self._claims.setdefault(job_id, action)
+        return action
+
+    def lines(self, action: _Action) -> list[Line]:
+        return self._lines[id(action)]
+
+    def groups(self) -> list[tuple[str, list[_Action]]]:
+        """Actions by (job queue, reason): TerminateJobs takes "up to 50 jobs in a job queue"."""
+        grouped: dict[tuple[str, str], list[_Action]] = defaultdict(list)
+        for action in self._actions.values():
+            if isinstance(action, _Action):
+                grouped[(action.queue, action.reason)].append(action)
+        return [(reason, actions) for (_, reason), actions in grouped.items()]
+
+
+def _key(record: ParsedRecord) -> str:
+    request = record.request
+    canonical = (
+        request.model_dump_json(exclude_none=True)
+        if request is not None and request.request_id is not None
+        else None
+    )
+    return ledger_key(record.message_id, record.sender, canonical)
+
+
+def _with_error(record: ParsedRecord, error: str) -> ParsedRecord:
+    return ParsedRecord(
+        record.message_id,
+        record.body,
+        None,
+        record.source,
+        error,
+        sender=record.sender,
+        receive_count=record.receive_count,
+        named_job_id=record.named_job_id,
+    )

@@ -49,7 +49,7 @@ def test_old_runtime_terminates_job_by_job(policies: PoliciesFile, tmp_path: Pat
         box.run_terminator()
 
         assert {box.outcome(j) for j in jobs} == {"terminated"}
-        assert {box.world.describe(j)["statusReason"] for j in jobs} == {"old runtime"}
+        assert {box.world.final(j)["statusReason"] for j in jobs} == {"old runtime"}
         calls = box.control.calls()
         assert calls.get("TerminateJob") == 3
         assert "TerminateJobs" not in calls
@@ -80,7 +80,7 @@ def test_endpoint_without_bulk_call_falls_back_and_remembers(
     assert all(r.ok for r in results)
     assert not api.bulk_terminate_available
     assert api.calls == {"TerminateJobs": 1, "TerminateJob": 2}
-    assert {world.describe(j)["status"] for j in jobs} == {"FAILED"}
+    assert {world.final(j)["status"] for j in jobs} == {"FAILED"}
 
 
 def test_bulk_call_result_not_reported_is_a_failure(

@@ -50,11 +50,11 @@ def test_selector_terminates_what_it_names_and_nothing_else(
     pipeline.run_terminator()
 
     assert pipeline.outcome(match) == "terminated"
-    assert world.describe(match)["statusReason"] == "drain stuck nightly jobs"
+    assert world.final(match)["statusReason"] == "drain stuck nightly jobs"
     assert pipeline.decision(protected)["skip_reason"].startswith("protected")
     for untouched in (running, other_team, other_name, too_young):
         assert pipeline.decisions(untouched) == []
-        assert world.describe(untouched)["status"] in ("RUNNING", "RUNNABLE")
+        assert world.final(untouched)["status"] in ("RUNNING", "RUNNABLE")
 
 
 def test_selector_limit_terminates_the_oldest_and_skips_the_rest_with_the_why(
@@ -78,7 +78,7 @@ def test_selector_limit_terminates_the_oldest_and_skips_the_rest_with_the_why(
         pipeline.decision(jobs[4])["skip_reason"]
         == "limit reached: this request terminates at most 2 jobs"
     )
-    assert [world.describe(j)["status"] for j in jobs] == [
+    assert [world.final(j)["status"] for j in jobs] == [
         "FAILED",
         "FAILED",
         "RUNNABLE",
@@ -125,7 +125,7 @@ def test_selector_dry_run_terminates_nothing(pipeline: Sandbox, world: BatchWorl
     )
     pipeline.run_terminator()
     assert pipeline.decision(job)["skip_reason"] == "dry run (request)"
-    assert world.describe(job)["status"] == "RUNNING"
+    assert world.final(job)["status"] == "RUNNING"
 
 
 def test_selector_on_a_queue_not_allowed_touches_nothing(
@@ -135,4 +135,4 @@ def test_selector_on_a_queue_not_allowed_touches_nothing(
     pipeline.send({"selector": {"jobQueues": ["research"]}, "reason": "not ours"})
     pipeline.run_terminator()
     assert pipeline.decision(job)["skip_reason"].startswith("queue not allowed")
-    assert world.describe(job)["status"] == "RUNNING"
+    assert world.final(job)["status"] == "RUNNING"

@@ -9,6 +9,7 @@ import pytest
 
 from batch_terminator.contract import JobStatus, Source
 from batch_terminator.logic.parse import InvalidRequest, parse_record, parse_request, parse_source
+from batch_terminator.models.request import Origin
 
 JOB = "4c7599ae-0a82-49aa-ba5a-4727fcce14a8"
 
@@ -83,7 +84,7 @@ def test_event_of_another_kind_is_rejected() -> None:
         (body(jobId=JOB, reason="r", dryRun="true"), "dryRun: Input should be a valid boolean"),
         (body(jobId=JOB), "reason: Field required"),
         (body(jobId=JOB, reason=""), "reason: String should have at least 1 character"),
-        (body(jobId=JOB, reason="   "), "reason: must not be blank"),
+        (body(jobId=JOB, reason="   "), "reason: must contain at least one visible character"),
         (body(jobId=JOB, reason="x" * 1025), "reason: String should have at most 1024 characters"),
         (body(reason="r"), "give exactly one of jobId, jobIds or selector"),
         (body(jobId=JOB, jobIds=[JOB], reason="r"), "(got jobId, jobIds)"),
@@ -155,3 +156,108 @@ def test_parse_record_never_raises() -> None:
     assert record.error is not None
     assert record.error.startswith("body is not JSON")
     assert record.message_id == "m1"
+
+
+# ---- strict means strict (item 7) and one bad message never fails a batch (item 5) ------------
+
+ORIGIN = Origin(account="123456789012", region="us-east-1")
+OTHER_ACCOUNT_ARN = f"arn:aws:batch:us-east-1:999999999999:job/{JOB}"
+OTHER_REGION_ARN = f"arn:aws:batch:eu-west-1:123456789012:job/{JOB}"
+
+
+def envelope(account: str = "123456789012", region: str = "us-east-1") -> str:
+    return json.dumps(
+        {
+            "version": "0",
+            "id": "1",
+            "detail-type": "Batch Job Termination Request",
+            "source": "batch-terminator",
+            "account": account,
+            "time": "2026-11-29T00:00:00Z",
+            "region": region,
+            "resources": [],
+            "detail": {"jobId": JOB, "reason": "r"},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            f'{{"jobId": "{JOB}", "reason": "r", "dryRun": true, "dryRun": false}}',
+            "'dryRun' is given twice",
+        ),
+        (f'{{"jobId": "{JOB}", "jobId": "{JOB}", "reason": "r"}}', "'jobId' is given twice"),
+        (body(jobId=JOB, reason="kill\nit"), "must not contain control characters (U+000A)"),
+        (body(jobId=JOB, reason="\x1b[31mred"), "must not contain control characters (U+001B)"),
+        (body(jobId=JOB, reason="\u200b\u200b"), "must contain at least one visible character"),
+        (body(jobId=JOB, reason="\u00a0 \t"), "must"),
+        (body(jobId=JOB + "\n", reason="r"), "is not a Batch job id"),
+        (body(jobId=JOB + " ", reason="r"), "is not a Batch job id"),
+        (body(jobId="../../etc", reason="r"), "is not a Batch job id"),
+        (body(jobId=OTHER_ACCOUNT_ARN, reason="r"), "is in account 999999999999, not 123456789012"),
+        (body(jobId=OTHER_REGION_ARN, reason="r"), "is in region eu-west-1, not us-east-1"),
+        (envelope(account="999999999999"), "EventBridge event is in account 999999999999"),
+        (envelope(region="eu-west-1"), "EventBridge event is in region eu-west-1"),
+        (body(jobId=JOB, reason="r", ifStatus=["SUCCEEDED"]), "finished jobs cannot be terminated"),
+        (body(jobId=JOB, reason="r", dryRun=None), "'dryRun' is null"),
+        (body(jobId=JOB, reason="r", ifStatus=None), "'ifStatus' is null"),
+        (body(selector={"jobQueues": ["spot-*"]}, reason="r"), "is a pattern"),
+        (body(selector={"jobQueues": ["spot?"]}, reason="r"), "is a pattern"),
+        (body(selector={"jobQueues": ["spot cpu"]}, reason="r"), "is not a job queue name or ARN"),
+        (
+            body(
+                selector={"jobQueues": ["arn:aws:batch:us-east-1:999999999999:job-queue/q"]},
+                reason="r",
+            ),
+            "is in account 999999999999",
+        ),
+        (body(jobId=JOB, reason="r", requestedBy="eve\r\nadmin"), "control characters"),
+        (body(selector={"jobQueues": ["q"], "minAge": "1000000000d"}, reason="r"), "at most 366d"),
+        (
+            body(selector={"jobQueues": ["q"], "minAge": "9" * 5000 + "d"}, reason="r"),
+            "invalid duration",
+        ),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"jobId": NaN, "reason": "r"}', "NaN is not JSON"),
+    ],
+)
+def test_hostile_requests_are_rejected_with_a_clear_error(text: str, expected: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_request(text, ORIGIN)
+    assert expected in str(caught.value)
+
+
+def test_arns_and_envelopes_of_this_account_and_region_are_accepted() -> None:
+    mine = f"arn:aws:batch:us-east-1:123456789012:job/{JOB}"
+    assert parse_request(body(jobId=mine, reason="r"), ORIGIN).job_id_list == [JOB]
+    assert parse_request(envelope(), ORIGIN).job_id_list == [JOB]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000, "{" * 50_000, '{"a": ' * 30_000, "\x00", "", '"\\ud800"', "1e999999"],
+)
+def test_no_body_makes_parse_record_raise(text: str) -> None:
+    record = parse_record({"messageId": "m1", "body": text, "attributes": {"SenderId": "AIDA1"}})
+    assert record.request is None
+    assert record.error
+    assert record.sender == "AIDA1"
+
+
+def test_parse_record_keeps_who_sent_it_and_the_delivery_count() -> None:
+    record = parse_record(
+        {
+            "messageId": "m1",
+            "body": body(jobId=JOB, reason="r"),
+            "attributes": {"SenderId": "AROAEXAMPLE:alice", "ApproximateReceiveCount": "3"},
+        }
+    )
+    assert (record.sender, record.receive_count) == ("AROAEXAMPLE:alice", 3)
+
+
+def test_a_rejected_request_keeps_the_job_it_names() -> None:
+    record = parse_record({"messageId": "m1", "body": body(jobId=JOB, reason="r", dryrun=True)})
+    assert record.request is None
+    assert record.named_job_id == JOB

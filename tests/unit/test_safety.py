@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from batch_terminator.contract import JobStatus, Source
-from batch_terminator.logic.plan import Named, by_reason, plan
-from batch_terminator.logic.safety import judge
+from batch_terminator.contract import JobStatus
+from batch_terminator.logic.safety import Decision, Verdict
+from batch_terminator.logic.safety import judge as judge_now
 from batch_terminator.models.job import JobSnapshot
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator.models.request import TerminationRequest
@@ -18,22 +19,40 @@ JOB = "4c7599ae-0a82-49aa-ba5a-4727fcce14a8"
 QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/gpu-training"
 
 
+NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
+
+
 def job(
     status: str = "RUNNING", tags: dict[str, str] | None = None, queue: str = QUEUE, **extra: Any
 ) -> JobSnapshot:
     return JobSnapshot(
-        job_id=JOB,
-        job_name="train",
-        job_queue=queue,
-        status=JobStatus(status),
-        created_at=datetime(2026, 11, 1, tzinfo=UTC),
-        tags=tags if tags is not None else {},
-        **extra,
+        **{
+            "job_id": JOB,
+            "job_name": "train",
+            "job_queue": queue,
+            "status": JobStatus(status),
+            "created_at": NOW - timedelta(hours=3),
+            "started_at": NOW - timedelta(hours=2) if status == "RUNNING" else None,
+            "tags": tags if tags is not None else {},
+            "described": True,
+            **extra,
+        }
     )
 
 
+def judge(
+    snapshot: JobSnapshot | None,
+    req: TerminationRequest,
+    cfg: PoliciesFile,
+    *,
+    last_delivery: bool = True,
+) -> Verdict:
+    return judge_now(snapshot, req, cfg, NOW, last_delivery=last_delivery)
+
+
 def request(**fields: Any) -> TerminationRequest:
-    return TerminationRequest.model_validate({"jobId": JOB, "reason": "r", **fields})
+    body = {"jobId": JOB, "reason": "r", **fields}
+    return TerminationRequest.model_validate({k: v for k, v in body.items() if v is not None})
 
 
 def config(**settings: Any) -> PoliciesFile:
@@ -138,10 +157,66 @@ def test_queue_patterns_match_names_and_arns() -> None:
     assert not judge(job(), request(), config(jobQueues=["gpu-train"])).terminate
 
 
-def test_plan_decides_each_job_once_per_batch_and_groups_by_reason() -> None:
-    first = Named("m1", request(reason="a"), Source.REQUEST, JOB)
-    again = Named("m2", request(reason="b"), Source.REQUEST, JOB)
-    planned = plan([first, again], {JOB: job()}, config())
-    assert [p.verdict.terminate for p in planned] == [True, False]
-    assert planned[1].verdict.skip_reason == "duplicate: also named by message m1 in this batch"
-    assert by_reason(planned) == {"a": [JOB]}
+def test_a_job_describejobs_does_not_see_yet_is_retried_until_the_last_delivery() -> None:
+    """Input F: DescribeJobs is eventually consistent; a just-submitted job may be missing."""
+    early = judge(None, request(), config(), last_delivery=False)
+    assert early.decision is Decision.RETRY
+    assert early.why is not None
+    assert early.why.startswith("not found yet")
+    last = judge(None, request(), config(), last_delivery=True)
+    assert (last.decision, last.skip_reason) == (
+        Decision.SKIP,
+        "not found: DescribeJobs does not know this job id",
+    )
+
+
+def test_unknown_tags_are_never_no_protect_tag() -> None:
+    """Input G's kind: a job whose tags Batch did not give is treated as protected."""
+    summary_only = replace(job(), tags=None, described=False)
+    verdict = judge(summary_only, request(), config())
+    assert not verdict.terminate
+    assert verdict.skip_reason is not None
+    assert verdict.skip_reason.startswith("facts unknown")
+    assert not judge(replace(job(), tags=None), request(), config()).terminate
+
+
+def test_a_policy_decision_is_rechecked_against_the_policy_on_the_fresh_state() -> None:
+    cfg = config(jobQueues=["*"])
+    ripe = job(started_at=NOW - timedelta(hours=2))
+    assert judge(ripe, request(policy="bold"), cfg).terminate
+    fresh = job(started_at=NOW - timedelta(minutes=30))
+    verdict = judge(fresh, request(policy="bold"), cfg)
+    assert verdict.skip_reason == (
+        "precondition failed: policy bold would not select the job now: RUNNING 30m is not over 1h"
+    )
+    moved = job("RUNNABLE")
+    assert (judge(moved, request(policy="bold"), cfg).skip_reason or "").startswith(
+        "precondition failed: policy bold would not select the job now: status RUNNABLE"
+    )
+    gone = judge(ripe, request(policy="no-such-policy"), cfg)
+    assert (gone.skip_reason or "").endswith(
+        "policy no-such-policy is not in the deployed policies"
+    )
+
+
+def test_a_request_claiming_the_tag_limit_is_honoured_only_over_the_tag() -> None:
+    cfg = config(jobQueues=["*"])
+    tagged = job(tags={"batch-terminator:max-runtime": "1h"})
+    assert judge(tagged, request(policy="max-runtime-tag"), cfg).terminate
+    untagged = judge(job(), request(policy="max-runtime-tag"), cfg)
+    assert not untagged.terminate
+    off = config(jobQueues=["*"], maxRuntimeTag=False)
+    assert not judge(tagged, request(policy="max-runtime-tag"), off).terminate
+
+
+def test_a_selector_is_rechecked_on_the_fresh_state() -> None:
+    selector = {"jobQueues": ["gpu-training"], "statuses": ["RUNNABLE"], "minAge": "1h"}
+    stuck = job("RUNNABLE")
+    assert judge(stuck, request(jobId=None, selector=selector), config()).terminate
+    started = judge(job("RUNNING"), request(jobId=None, selector=selector), config())
+    assert (started.skip_reason or "").startswith("precondition failed: selector: status RUNNING")
+    young = job("RUNNABLE", created_at=NOW - timedelta(minutes=5))
+    assert (
+        judge(young, request(jobId=None, selector=selector), config()).skip_reason
+        == "precondition failed: selector: RUNNABLE 5m is under minAge 1h"
+    )

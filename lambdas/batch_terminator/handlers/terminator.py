@@ -12,18 +12,41 @@ from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_terminator.batch_api import BatchApi
-from batch_terminator.clients import batch_client, sqs_client
+from batch_terminator.clients import (
+    CALL_WORST_CASE_SECONDS,
+    batch_client,
+    dynamodb_client,
+    sqs_client,
+)
 from batch_terminator.config import load_config
-from batch_terminator.contract import ERROR_ATTRIBUTE, METRICS_NAMESPACE, SERVICE_NAME
+from batch_terminator.contract import (
+    ACCOUNT_ID_ENV,
+    DEFAULT_MAX_RECEIVE_COUNT,
+    DLQ_URL_ENV,
+    ERROR_ATTRIBUTE,
+    LEDGER_TABLE_ENV,
+    LEDGER_TTL_SECONDS_ENV,
+    MAX_RECEIVE_COUNT_ENV,
+    METRICS_NAMESPACE,
+    REGION_ENV,
+    SERVICE_NAME,
+)
+from batch_terminator.ledger import Ledger
 from batch_terminator.logging_setup import make_logger
 from batch_terminator.logic.parse import ParsedRecord, parse_record
 from batch_terminator.models.policies import PoliciesFile
+from batch_terminator.models.request import Origin
 from batch_terminator.reporting import count_outcomes, write_audit
-from batch_terminator.terminations import process
+from batch_terminator.terminations import Terminating, process
 
 logger = make_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
+
+# Ledger items outlive the request queue's retention (4 days) by a day, unless the stack says.
+DEFAULT_LEDGER_TTL_SECONDS = 5 * 86_400
+# No Batch call is started with less time left than one call's worst case.
+RESERVE_MILLIS = CALL_WORST_CASE_SECONDS * 1000
 
 
 @dataclass(frozen=True)
@@ -32,26 +55,60 @@ class Dependencies:
     batch_client: Any
     sqs_client: Any
     dlq_url: str
+    ledger: Ledger
+    origin: Origin
+    max_receive_count: int
 
 
 @cache
 def dependencies() -> Dependencies:
-    return Dependencies(load_config(), batch_client(), sqs_client(), os.environ["DLQ_URL"])
+    return Dependencies(
+        config=load_config(),
+        batch_client=batch_client(),
+        sqs_client=sqs_client(),
+        dlq_url=os.environ[DLQ_URL_ENV],
+        ledger=Ledger(
+            dynamodb_client(),
+            os.environ[LEDGER_TABLE_ENV],
+            int(os.environ.get(LEDGER_TTL_SECONDS_ENV) or DEFAULT_LEDGER_TTL_SECONDS),
+        ),
+        origin=Origin(os.environ.get(ACCOUNT_ID_ENV) or None, os.environ.get(REGION_ENV) or None),
+        max_receive_count=int(os.environ.get(MAX_RECEIVE_COUNT_ENV) or DEFAULT_MAX_RECEIVE_COUNT),
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_event(event, dependencies())
+    return process_event(event, dependencies(), context)
 
 
-def process_event(event: dict[str, Any], deps: Dependencies) -> dict[str, Any]:
-    records = [parse_record(record) for record in event.get("Records", [])]
-    batch = BatchApi(deps.batch_client)
-    result = process(records, batch, deps.config, datetime.now(UTC))
+def process_event(
+    event: dict[str, Any], deps: Dependencies, context: LambdaContext | None = None
+) -> dict[str, Any]:
+    raw = event.get("Records")
+    records = [
+        parse_record(record if isinstance(record, dict) else {}, deps.origin)
+        for record in (raw if isinstance(raw, list) else [])
+    ]
+
+    def time_is_low() -> bool:
+        return context is not None and context.get_remaining_time_in_millis() < RESERVE_MILLIS
+
+    batch = BatchApi(deps.batch_client, time_is_low=time_is_low)
+    result = process(
+        records,
+        Terminating(
+            batch=batch,
+            config=deps.config,
+            now=datetime.now(UTC),
+            sink=lambda lines: write_audit(logger, lines),
+            ledger=deps.ledger,
+            max_receive_count=deps.max_receive_count,
+        ),
+    )
     unparked = park_rejected(deps, result.rejected)
-    write_audit(logger, result.audit)
     for message_id, policy, limited in result.limited:
         logger.warning(
             "selector limit reached",
@@ -61,7 +118,12 @@ def process_event(event: dict[str, Any], deps: Dependencies) -> dict[str, Any]:
     retry = result.retry_message_ids | unparked
     logger.info(
         "batch processed",
-        extra={"records": len(records), "retried": len(retry), "batch_calls": dict(batch.calls)},
+        extra={
+            "records": len(records),
+            "retried": len(retry),
+            "batch_calls": dict(batch.calls),
+            "ledger_calls": deps.ledger.calls,
+        },
     )
     return {
         "batchItemFailures": [
@@ -91,7 +153,7 @@ def park_rejected(deps: Dependencies, rejected: list[ParsedRecord]) -> set[str]:
                 MessageAttributes={
                     ERROR_ATTRIBUTE: {
                         "DataType": "String",
-                        "StringValue": record.error or "invalid",
+                        "StringValue": (record.error or "invalid")[:4096],
                     },
                     "rejectedMessageId": {"DataType": "String", "StringValue": record.message_id},
                 },

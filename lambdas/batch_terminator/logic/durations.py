@@ -1,4 +1,4 @@
-"""Durations as people write them in policies and tags: `90s`, `15m`, `6h`, `2d`, `1h30m`."""
+"""Durations as people write them in policies, requests and tags: `90s`, `15m`, `6h`, `2d`, `1h30m`."""
 
 from __future__ import annotations
 
@@ -9,19 +9,33 @@ from typing import Final
 DURATION_PATTERN: Final = r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
 _DURATION = re.compile(DURATION_PATTERN)
 _UNIT_SECONDS: Final = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+# The longest duration accepted anywhere (policies, requests, tags): a year and a day. No Batch job
+# limit needs more, and every datetime arithmetic on it stays far from overflow.
+MAX_DURATION: Final = timedelta(days=366)
+MAX_DURATION_TEXT: Final = "366d"
+_MAX_DIGITS: Final = 10
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse `2d`, `6h`, `90m`, `30s` or a descending combination such as `1h30m`."""
+    """Parse `2d`, `6h`, `90m`, `30s` or a descending combination such as `1h30m`.
+
+    Raises ValueError (with the text and the rule) when the text is not a duration, is zero, or
+    is longer than MAX_DURATION.
+    """
     cleaned = text.strip().lower()
-    match = _DURATION.match(cleaned)
+    match = _DURATION.fullmatch(cleaned)
     if not cleaned or match is None:
         raise ValueError(
-            f"invalid duration {text!r}: use a number and a unit s, m, h or d, e.g. 90m, 6h, 2d"
+            f"invalid duration {text[:40]!r}: use a number and a unit s, m, h or d, e.g. 90m, 6h, 2d"
         )
-    seconds = sum(int(part[:-1]) * _UNIT_SECONDS[part[-1]] for part in match.groups() if part)
+    parts = [part for part in match.groups() if part]
+    if any(len(part) > _MAX_DIGITS for part in parts):  # never build a huge integer
+        raise ValueError(f"invalid duration {text[:40]!r}: at most {MAX_DURATION_TEXT}")
+    seconds = sum(int(part[:-1]) * _UNIT_SECONDS[part[-1]] for part in parts)
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be longer than zero")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"invalid duration {text!r}: at most {MAX_DURATION_TEXT}")
     return timedelta(seconds=seconds)
 
 

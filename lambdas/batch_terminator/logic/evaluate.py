@@ -1,7 +1,16 @@
-"""Policy evaluation: job snapshots + policies + now → which jobs to terminate, and why.
+"""Policy evaluation: described jobs + array families + policies + now → what to terminate, why.
 
-Pure: no AWS calls, no clock reads. The sweeper and the alarm brake call it with what they
-listed; `batch-terminator plan` calls it with the same input and prints the result.
+Pure: no AWS calls, no clock reads. The sweeper (and later the brake) calls it with what it
+listed and described; `batch-terminator plan` calls it with the same input and prints the result.
+
+- Each job is claimed by at most one rule: its own max-runtime tag first, then the policies in
+  file order. Only described facts decide (`rules.py`).
+- Protected jobs, jobs outside `settings.jobQueues`, and jobs Batch is already terminating (they
+  linger in their status for a while) are never claimed, so they never use up a cap.
+- An array parent is selected as a whole only when every unfinished child is claimed by the same
+  rule (`arrays.py`); otherwise its claimed children are selected one by one.
+- Per rule, selections are ordered (oldest first by default) and cut at `maxPerRun` jobs, an
+  array counting as its unfinished children.
 """
 
 from __future__ import annotations
@@ -10,55 +19,55 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from fnmatch import fnmatchcase
 
 from batch_terminator.contract import JobStatus
-from batch_terminator.logic.durations import format_duration, format_limit, parse_duration
-from batch_terminator.logic.matching import (
-    job_definition_matches,
-    matches_any,
-    queue_matches,
-    tags_match,
+from batch_terminator.logic.arrays import ArrayFamily, resolve
+from batch_terminator.logic.matching import queue_matches
+from batch_terminator.logic.rules import (
+    AlarmFired,
+    Judgement,
+    Scheduled,
+    Trigger,
+    applicable_policies,
+    policy_selects,
+    reason_text,
+    tag_limit,
+    tag_limit_selects,
 )
 from batch_terminator.models.job import JobSnapshot
 from batch_terminator.models.policies import TAG_LIMIT_KEY, TAG_LIMIT_POLICY, PoliciesFile, Policy
 
-REASON_PREFIX = "batch-terminator"
-# The per-job tag limit measures runtime: since startedAt.
-TAG_LIMIT_STATUSES = (JobStatus.STARTING, JobStatus.RUNNING)
+__all__ = ["AlarmFired", "Evaluation", "PolicyCount", "Scheduled", "Selection", "evaluate"]
 
-
-@dataclass(frozen=True)
-class Scheduled:
-    """A sweep: scheduled policies and per-job tag limits apply."""
-
-
-@dataclass(frozen=True)
-class AlarmFired:
-    """An alarm entered ALARM: the policies it triggers apply."""
-
-    alarm_name: str
-
-
-Trigger = Scheduled | AlarmFired
+# A job's own limit is its owner's request, but a mass mis-tag must not empty a fleet either.
+TAG_LIMIT_CAP = 500
 
 
 @dataclass(frozen=True)
 class Selection:
-    """One job (or whole array) a policy terminates, with the measured age and the exact reason."""
+    """One job, or a whole array, that a rule terminates, with what it was decided on."""
 
     job: JobSnapshot
     policy: str
-    age: timedelta
+    age: timedelta | None
     limit: timedelta | None
     reason: str
     dry_run: bool
-    # Children of an array terminated through their parent (empty for plain jobs).
+    # The statuses the decision was made in: the job's, or its unfinished children's.
+    statuses: tuple[JobStatus, ...]
+    # A whole array: the unfinished children its parent's termination stops.
     children: tuple[JobSnapshot, ...] = ()
+
+    @property
+    def size(self) -> int:
+        """How many jobs it terminates: what caps count."""
+        return len(self.children) or 1
 
 
 @dataclass
 class PolicyCount:
+    """Per rule, in jobs: matched, selected (up to the cap), and left for a later run."""
+
     matched: int = 0
     selected: int = 0
     capped: int = 0
@@ -76,7 +85,12 @@ class Evaluation:
     evaluated: int = 0
     protected: int = 0
     not_allowed: int = 0
+    terminating: int = 0
+    # Listed jobs whose facts DescribeJobs did not give: never selected.
+    unknown: int = 0
     invalid_tags: dict[str, str] = field(default_factory=dict)
+    # A job whose judging raised: reported, and the rest of the run goes on.
+    errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def capped_policies(self) -> dict[str, int]:
@@ -84,201 +98,182 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
-class _Match:
+class _Claim:
+    rule: str
+    judgement: Judgement
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """What a rule would select before its cap: one job, or a whole array."""
+
     job: JobSnapshot
-    age: timedelta
-
-
-def applicable_policies(policies: PoliciesFile, trigger: Trigger) -> list[Policy]:
-    if isinstance(trigger, AlarmFired):
-        return [
-            p
-            for p in policies.policies
-            if p.trigger is not None
-            and any(fnmatchcase(trigger.alarm_name, a) for a in p.trigger.alarms)
-        ]
-    return [p for p in policies.policies if p.is_scheduled]
-
-
-def age_of(job: JobSnapshot, now: datetime) -> timedelta | None:
-    since = job.age_since
-    return None if since is None else now - since
-
-
-def policy_matches(
-    policy: Policy, job: JobSnapshot, age: timedelta, *, tags_known: bool = True
-) -> bool:
-    """Every condition the policy gives must hold; with `tags_known=False`, tag conditions pass
-    (used to pick the jobs worth describing before the tags are known)."""
-    match, when = policy.match, policy.when
-    if job.status not in when.status:
-        return False
-    if when.older_than is not None and not age > when.older_than:
-        return False
-    if match.job_queues is not None and not queue_matches(job.job_queue, match.job_queues):
-        return False
-    if match.job_definitions is not None and not job_definition_matches(
-        job.job_definition, match.job_definitions
-    ):
-        return False
-    if match.job_names is not None and not matches_any(job.job_name, match.job_names):
-        return False
-    if match.tags is not None and tags_known:
-        return job.tags is not None and tags_match(job.tags, match.tags)
-    return True
-
-
-def tag_limit(job: JobSnapshot) -> timedelta | None:
-    """The job's own `batch-terminator:max-runtime` limit; raises ValueError when it is malformed."""
-    if job.tags is None or TAG_LIMIT_KEY not in job.tags:
-        return None
-    return parse_duration(job.tags[TAG_LIMIT_KEY])
-
-
-def worth_describing(
-    job: JobSnapshot, policies: PoliciesFile, trigger: Trigger, now: datetime
-) -> bool:
-    """Could this listed job be selected once its tags are known? Decides which jobs to describe."""
-    if not queue_matches(job.job_queue, policies.settings.job_queues):
-        return False
-    age = age_of(job, now)
-    if age is None:
-        return False
-    if (
-        isinstance(trigger, Scheduled)
-        and policies.settings.max_runtime_tag
-        and job.status in TAG_LIMIT_STATUSES
-    ):
-        return True
-    return any(
-        policy_matches(p, job, age, tags_known=False)
-        for p in applicable_policies(policies, trigger)
-    )
+    age: timedelta | None
+    statuses: tuple[JobStatus, ...]
+    children: tuple[JobSnapshot, ...] = ()
+    claims: tuple[_Claim, ...] = ()
+    # A whole array: its children as candidates of their own, for when it does not fit a cap.
+    pieces: tuple[_Candidate, ...] = ()
 
 
 def evaluate(
-    jobs: Iterable[JobSnapshot], policies: PoliciesFile, now: datetime, trigger: Trigger
+    jobs: Iterable[JobSnapshot],
+    families: Iterable[ArrayFamily],
+    policies: PoliciesFile,
+    now: datetime,
+    trigger: Trigger,
 ) -> Evaluation:
-    """Each job is claimed by at most one policy: its own tag limit first, then policies in file
-    order. Per policy, matches are ordered (oldest-first by default) and cut at maxPerRun.
-    Array parents are judged by their children: a parent is selected when every unfinished child
-    matches the same policy, and then counts once; otherwise matching children count one each."""
-    settings = policies.settings
+    """`jobs`: plain jobs and multi-node jobs, described (summaries are counted as unknown);
+    `families`: every array parent with all the children DescribeJobs returned."""
     result = Evaluation()
     active = applicable_policies(policies, trigger)
-    use_tag_limits = isinstance(trigger, Scheduled) and settings.max_runtime_tag
-    matches: dict[str, list[_Match]] = defaultdict(list)
-    claimed_by: dict[str, str] = {}
-    parents: dict[str, JobSnapshot] = {}
-    children: dict[str, list[JobSnapshot]] = defaultdict(list)
+    use_tag_limits = isinstance(trigger, Scheduled) and policies.settings.max_runtime_tag
+    by_rule: dict[str, list[_Candidate]] = defaultdict(list)
+
+    def claim(job: JobSnapshot) -> _Claim | None:
+        try:
+            return _claim(job, active, use_tag_limits, policies, now, result)
+        except Exception as exc:  # one job's facts must never stop a sweep
+            result.errors[job.job_id] = f"{type(exc).__name__}: {exc}"
+            return None
 
     for job in jobs:
-        if job.array_size:
-            parents[job.job_id] = job
-            continue  # judged through its children
-        if job.status.is_final:
+        if job.is_array_parent or job.array_parent_id:
+            continue  # arrays are judged as families
+        found = claim(job)
+        if found is not None:
+            by_rule[found.rule].append(
+                _Candidate(job, found.judgement.age, (job.status,), claims=(found,))
+            )
+    for family in families:
+        resolution = resolve(family, claim, lambda c: c is not None)
+        pieces = [
+            _Candidate(child, found.judgement.age, (child.status,), claims=(found,))
+            for child in resolution.unfinished
+            if (found := resolution.verdicts[child.job_id]) is not None
+        ]
+        # One reason for the whole array: one rule, one limit (tag limits may differ per child).
+        keys = {(p.claims[0].rule, p.claims[0].judgement.limit) for p in pieces}
+        if resolution.whole and len(keys) == 1:
+            ages = [p.age for p in pieces if p.age is not None]
+            by_rule[pieces[0].claims[0].rule].append(
+                _Candidate(
+                    family.parent,
+                    min(ages, default=None),
+                    tuple(sorted({p.job.status for p in pieces})),
+                    tuple(p.job for p in pieces),
+                    tuple(c for p in pieces for c in p.claims),
+                    pieces=tuple(pieces),
+                )
+            )
             continue
-        result.evaluated += 1
-        if job.array_parent_id:
-            children[job.array_parent_id].append(job)
-        if job.tags is not None and settings.protect_tag in job.tags:
-            result.protected += 1
-            continue
-        if not queue_matches(job.job_queue, settings.job_queues):
-            result.not_allowed += 1
-            continue
-        age = age_of(job, now)
-        if age is None:
-            continue
-        policy_name = _claim(job, age, active, use_tag_limits, result)
-        if policy_name is not None:
-            claimed_by[job.job_id] = policy_name
-            matches[policy_name].append(_Match(job, age))
+        for piece in pieces:
+            by_rule[piece.claims[0].rule].append(piece)
 
-    _collapse_arrays(parents, children, claimed_by, matches)
-    limits = {p.name: p for p in active}
-    for policy_name, found in matches.items():
-        policy = limits.get(policy_name)
-        cap = policy.max_per_run if policy is not None else TAG_LIMIT_CAP
-        newest_first = policy is not None and policy.order == "newest-first"
-        ordered = sorted(found, key=lambda m: (m.age, m.job.job_id), reverse=not newest_first)
-        count = result.counts.setdefault(policy_name, PolicyCount(cap=cap))
-        count.matched += len(ordered)
-        kept = ordered[:cap]
-        count.selected += len(kept)
-        count.capped += len(ordered) - len(kept)
-        for match in kept:
-            result.selections.append(_select(match, policy, policies, children))
+    rules_by_name = {p.name: p for p in active}
+    for rule, candidates in by_rule.items():
+        policy = rules_by_name.get(rule)
+        _select(rule, policy, candidates, policies, result)
     for policy in active:
         result.counts.setdefault(policy.name, PolicyCount(cap=policy.max_per_run))
     return result
 
 
-# A job's own limit is its owner's request, but a mass mis-tag must not empty a fleet either.
-TAG_LIMIT_CAP = 500
-
-
 def _claim(
     job: JobSnapshot,
-    age: timedelta,
     active: Sequence[Policy],
     use_tag_limits: bool,
+    policies: PoliciesFile,
+    now: datetime,
     result: Evaluation,
-) -> str | None:
-    if use_tag_limits and job.status in TAG_LIMIT_STATUSES:
+) -> _Claim | None:
+    if job.status.is_final:
+        return None
+    result.evaluated += 1
+    if not job.described:
+        result.unknown += 1
+        return None
+    if job.tags is not None and policies.settings.protect_tag in job.tags:
+        result.protected += 1
+        return None
+    if job.job_queue is None or not queue_matches(job.job_queue, policies.settings.job_queues):
+        result.not_allowed += 1
+        return None
+    if job.termination_in_progress:
+        result.terminating += 1
+        return None
+    if use_tag_limits and job.tags is not None and TAG_LIMIT_KEY in job.tags:
+        judged = tag_limit_selects(job, now)
+        if judged.selected:
+            return _Claim(TAG_LIMIT_POLICY, judged)
         try:
-            limit = tag_limit(job)
+            tag_limit(job)
         except ValueError:
-            result.invalid_tags[job.job_id] = (job.tags or {}).get(TAG_LIMIT_KEY, "")
-            limit = None
-        if limit is not None and age > limit:
-            return TAG_LIMIT_POLICY
-    return next((p.name for p in active if policy_matches(p, job, age)), None)
-
-
-def _collapse_arrays(
-    parents: dict[str, JobSnapshot],
-    children: dict[str, list[JobSnapshot]],
-    claimed_by: dict[str, str],
-    matches: dict[str, list[_Match]],
-) -> None:
-    """Replace an array's matching children by their parent when all of them match one policy."""
-    for parent_id, kids in children.items():
-        parent = parents.get(parent_id)
-        claims = {claimed_by.get(kid.job_id) for kid in kids}
-        if parent is None or len(claims) != 1 or None in claims:
-            continue
-        (policy_name,) = claims
-        assert policy_name is not None
-        kid_ids = {kid.job_id for kid in kids}
-        kept = [m for m in matches[policy_name] if m.job.job_id not in kid_ids]
-        youngest = min(m.age for m in matches[policy_name] if m.job.job_id in kid_ids)
-        matches[policy_name] = [*kept, _Match(parent, youngest)]
+            result.invalid_tags[job.job_id] = job.tags[TAG_LIMIT_KEY]
+    for policy in active:
+        judged = policy_selects(policy, job, now)
+        if judged.selected:
+            return _Claim(policy.name, judged)
+    return None
 
 
 def _select(
-    match: _Match,
+    rule: str,
     policy: Policy | None,
+    candidates: list[_Candidate],
     policies: PoliciesFile,
-    children: dict[str, list[JobSnapshot]],
+    result: Evaluation,
+) -> None:
+    """Order the rule's candidates and keep up to its cap in jobs; an array that does not fit
+    whole gives way to as many of its children as fit."""
+    cap = policy.max_per_run if policy is not None else TAG_LIMIT_CAP
+    newest_first = policy is not None and policy.order == "newest-first"
+    count = result.counts.setdefault(rule, PolicyCount(cap=cap))
+    room = cap
+
+    def order(items: list[_Candidate]) -> list[_Candidate]:
+        known = [c for c in items if c.age is not None]
+        unknown = [c for c in items if c.age is None]  # alarm policies need no age
+        known.sort(key=lambda c: (c.age, c.job.job_id), reverse=not newest_first)
+        return known + sorted(unknown, key=lambda c: c.job.job_id)
+
+    for candidate in order(candidates):
+        size = len(candidate.children) or 1
+        count.matched += size
+        if size <= room:
+            room -= size
+            count.selected += size
+            result.selections.append(_selection(rule, policy, candidate, policies))
+            continue
+        if candidate.children and room > 0:
+            pieces = order(list(candidate.pieces))[:room]
+            for piece in pieces:
+                result.selections.append(_selection(rule, policy, piece, policies))
+            count.selected += len(pieces)
+            count.capped += size - len(pieces)
+            room = 0
+            continue
+        count.capped += size
+
+
+def _selection(
+    rule: str, policy: Policy | None, candidate: _Candidate, policies: PoliciesFile
 ) -> Selection:
-    job, age = match.job, match.age
-    kids = tuple(children.get(job.job_id, ())) if job.array_size else ()
+    limit = candidate.claims[0].judgement.limit if candidate.claims else None
     if policy is None:
-        limit = tag_limit(job) if not kids else tag_limit(kids[0])
-        assert limit is not None
-        subject = f"tag {TAG_LIMIT_KEY}={format_limit(limit)}"
-        name, dry_run = TAG_LIMIT_POLICY, policies.settings.dry_run
+        reason = reason_text(rule, candidate.statuses, limit, tag_limit_value=limit)
+        dry_run = policies.settings.dry_run
     else:
+        reason = reason_text(rule, candidate.statuses, policy.when.older_than)
         limit = policy.when.older_than
-        subject = f"policy {policy.name}"
-        name, dry_run = policy.name, policies.settings.dry_run or policy.dry_run
-    status = kids[0].status.value if kids else job.status.value
-    what = f"array of {len(kids)} jobs {status}" if kids else status
-    measured = (
-        f"{format_duration(age)} > {format_limit(limit)}"
-        if limit is not None
-        else format_duration(age)
+        dry_run = policies.settings.dry_run or policy.dry_run
+    return Selection(
+        job=candidate.job,
+        policy=rule,
+        age=candidate.age,
+        limit=limit,
+        reason=reason,
+        dry_run=dry_run,
+        statuses=candidate.statuses,
+        children=candidate.children,
     )
-    reason = f"{REASON_PREFIX}: {subject}: {what} {measured}"
-    return Selection(job, name, age, limit, reason, dry_run, kids)

@@ -1,31 +1,61 @@
-"""The safety rules, applied to every job before any termination, whatever path it came from."""
+"""The safety rules and a request's preconditions, re-checked on a job's fresh DescribeJobs state
+before any termination, whatever path the request came from. Pure."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 
+from batch_terminator.logic.ages import age_in_status
 from batch_terminator.logic.matching import queue_matches
+from batch_terminator.logic.rules import rule_selects
+from batch_terminator.logic.selectors import selector_selects
 from batch_terminator.models.job import JobSnapshot
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator.models.request import TerminationRequest
 
 
+class Decision(StrEnum):
+    TERMINATE = "terminate"
+    SKIP = "skip"
+    # Not decided yet: SQS delivers the request again (a job DescribeJobs does not see yet).
+    RETRY = "retry"
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """Terminate, or skip with the why. `dry_run` tells whether a dry run decided it."""
+    """Terminate, skip with the why, or retry with the why. `dry_run` tells whether a dry run
+    was asked for; `held_by_dry_run` that the job would be terminated but for it."""
 
-    terminate: bool
-    skip_reason: str | None = None
+    decision: Decision
+    why: str | None = None
     dry_run: bool = False
-    # True when the job is terminated, or would be but for a dry run: what limits count.
-    would_terminate: bool = False
+    held_by_dry_run: bool = False
+    # The age a policy or a selector's minAge decided on (audit `age_seconds`).
+    age: timedelta | None = None
+
+    @property
+    def terminate(self) -> bool:
+        return self.decision is Decision.TERMINATE
+
+    @property
+    def would_terminate(self) -> bool:
+        """Terminated, or would be but for a dry run: what limits and caps count."""
+        return self.terminate or self.held_by_dry_run
+
+    @property
+    def skip_reason(self) -> str | None:
+        return self.why if self.decision is Decision.SKIP else None
 
 
-TERMINATE = Verdict(terminate=True, would_terminate=True)
+def skip(why: str, dry_run: bool = False, age: timedelta | None = None) -> Verdict:
+    return Verdict(Decision.SKIP, why, dry_run=dry_run, age=age)
 
 
 def is_protected(job: JobSnapshot, protect_tag: str) -> bool:
-    return job.tags is not None and protect_tag in job.tags
+    """Unknown tags are not "no protect tag": only described jobs can be judged unprotected."""
+    return job.tags is None or protect_tag in job.tags
 
 
 def dry_run_level(request: TerminationRequest, config: PoliciesFile) -> str | None:
@@ -40,39 +70,74 @@ def dry_run_level(request: TerminationRequest, config: PoliciesFile) -> str | No
     return None
 
 
-def judge(job: JobSnapshot | None, request: TerminationRequest, config: PoliciesFile) -> Verdict:
-    """Rules 1-3 and 5 of the design, re-checked against the job's current state."""
+def safety_skip(job: JobSnapshot, config: PoliciesFile, dry_run: bool) -> Verdict | None:
+    """Rules 1-3 on the job itself: unknown facts, the protect tag, the allowed queues, and a job
+    that is finished or already being terminated. None when none of them stops it."""
     settings = config.settings
-    dry_run = dry_run_level(request, config)
-    if job is None:
-        return Verdict(
-            False, "not found: DescribeJobs does not know this job id", dry_run is not None
-        )
+    if not job.described:
+        return skip("facts unknown: DescribeJobs did not return the job", dry_run)
     if is_protected(job, settings.protect_tag):
-        return Verdict(
-            False, f"protected: job carries tag {settings.protect_tag}", dry_run is not None
-        )
-    if not queue_matches(job.job_queue, settings.job_queues):
-        return Verdict(
-            False,
-            f"queue not allowed: {job.job_queue} is not in settings.jobQueues",
-            dry_run is not None,
-        )
+        return skip(f"protected: job carries tag {settings.protect_tag}", dry_run)
+    if job.job_queue is None or not queue_matches(job.job_queue, settings.job_queues):
+        return skip(f"queue not allowed: {job.job_queue} is not in settings.jobQueues", dry_run)
     if job.status.is_final:
-        return Verdict(False, f"already finished: {job.status.value}", dry_run is not None)
+        return skip(f"already finished: {job.status.value}", dry_run)
     if job.termination_in_progress:
-        return Verdict(
-            False,
-            f"already terminating: {job.status.value} and marked terminated",
-            dry_run is not None,
-        )
+        marked = "cancelled" if job.is_cancelled else "terminated"
+        return skip(f"already terminating: {job.status.value} and marked {marked}", dry_run)
+    return None
+
+
+def judge(
+    job: JobSnapshot | None,
+    request: TerminationRequest,
+    config: PoliciesFile,
+    now: datetime,
+    *,
+    last_delivery: bool = True,
+) -> Verdict:
+    """Safety rules 1-3 and 5 of the design and the request's preconditions (`ifStatus`, its
+    selector, the policy it names), on the job's current described state.
+
+    `job` is None when DescribeJobs did not return it. Batch is eventually consistent (a job just
+    submitted may not be visible yet), so that is retried until the last delivery.
+    """
+    dry_run = dry_run_level(request, config) is not None
+    if job is None:
+        if not last_delivery:
+            return Verdict(
+                Decision.RETRY,
+                "not found yet: DescribeJobs does not know this job id (it may have just been "
+                "submitted); the request is delivered again",
+                dry_run,
+            )
+        return skip("not found: DescribeJobs does not know this job id", dry_run)
+    unsafe = safety_skip(job, config, dry_run)
+    if unsafe is not None:
+        return unsafe
     if request.if_status is not None and job.status not in request.if_status:
         wanted = ", ".join(s.value for s in request.if_status)
-        return Verdict(
-            False,
+        return skip(
             f"precondition failed: status {job.status.value} is not in ifStatus [{wanted}]",
-            dry_run is not None,
+            dry_run,
         )
-    if dry_run is not None:
-        return Verdict(False, f"dry run ({dry_run})", dry_run=True, would_terminate=True)
-    return TERMINATE
+    age: timedelta | None = None
+    if request.selector is not None:
+        judged = selector_selects(job, request.selector, now)
+        if not judged.selected:
+            return skip(f"precondition failed: selector: {judged.why_not}", dry_run, judged.age)
+        age = judged.age  # what minAge decided on, and what "oldest first" orders by
+    if request.policy is not None:
+        judged = rule_selects(request.policy, job, config, now)
+        if not judged.selected:
+            return skip(
+                f"precondition failed: policy {request.policy} would not select the job now: "
+                f"{judged.why_not}",
+                dry_run,
+                judged.age,
+            )
+        age = judged.age if judged.age is not None else age_in_status(job, now)
+    if dry_run:
+        level = dry_run_level(request, config)
+        return Verdict(Decision.SKIP, f"dry run ({level})", True, held_by_dry_run=True, age=age)
+    return Verdict(Decision.TERMINATE, age=age)

@@ -12,6 +12,8 @@ AUDIT_MESSAGE: Final = "termination"
 
 @dataclass(frozen=True)
 class AuditRecord:
+    """Every key is written, null when it does not apply (see `logging_setup.AuditFormatter`)."""
+
     outcome: Outcome
     job_id: str | None
     job_name: str | None
@@ -26,6 +28,15 @@ class AuditRecord:
     error: str | None = None
     # Why a job was skipped (not found, protected, queue not allowed, finished, precondition, dry run).
     skip_reason: str | None = None
+    # The job's statusReason before the decision: Batch overwrites it when it terminates the job,
+    # and a blocked job's reason is otherwise lost.
+    status_reason_before: str | None = None
+    # The age (seconds in its current status) that a policy or a selector's minAge decided on.
+    age_seconds: int | None = None
+    # The SQS SenderId of the message: who really sent it, whatever `requestedBy` claims.
+    sender: str | None = None
+    # The SQS message the request came in.
+    message_id: str | None = None
 
     def fields(self) -> dict[str, Any]:
         data = asdict(self)

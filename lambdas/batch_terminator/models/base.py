@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -18,7 +20,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from batch_terminator.logic.durations import DURATION_PATTERN, format_limit, parse_duration
+from batch_terminator.logic.durations import (
+    DURATION_PATTERN,
+    MAX_DURATION_TEXT,
+    format_limit,
+    parse_duration,
+)
 
 
 class ContractModel(BaseModel):
@@ -41,6 +48,14 @@ class ContractModel(BaseModel):
             unknown = [key for key in data if key not in allowed]
             if unknown:
                 raise ValueError(_unknown_keys_message(unknown, allowed))
+            # An explicit null is not "the default": `"dryRun": null` must not read as false.
+            nulls = [key for key, value in data.items() if value is None]
+            if nulls:
+                raise ValueError(
+                    "; ".join(
+                        f"{key!r} is null: give a value or leave the key out" for key in nulls
+                    )
+                )
         return data
 
 
@@ -73,13 +88,48 @@ Duration = Annotated[
         {
             "type": "string",
             "pattern": DURATION_PATTERN,
-            "description": "A duration: 90s, 15m, 6h, 2d or a combination such as 1h30m.",
+            "description": (
+                "A duration: 90s, 15m, 6h, 2d or a combination such as 1h30m; "
+                f"at most {MAX_DURATION_TEXT}."
+            ),
             "examples": ["90m", "6h", "2d"],
         }
     ),
 ]
 
-NonEmptyStr = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=1024)]
+# Unicode categories that show nothing: separators, control and format characters (such as the
+# zero-width space), unassigned and private-use code points.
+_INVISIBLE_CATEGORIES: Final = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cn", "Co", "Cs"})
+
+
+def no_control_characters(value: str) -> str:
+    """Control characters (newlines, escapes, NUL) have no place in a name, pattern or reason:
+    they forge log lines and terminal output."""
+    bad = sorted({f"U+{ord(c):04X}" for c in value if unicodedata.category(c) == "Cc"})
+    if bad:
+        raise ValueError(f"must not contain control characters ({', '.join(bad)})")
+    return value
+
+
+def visible(value: str) -> str:
+    """At least one character that shows: a reason of blanks or zero-width spaces says nothing."""
+    if not any(unicodedata.category(c) not in _INVISIBLE_CATEGORIES for c in value):
+        raise ValueError("must contain at least one visible character")
+    return value
+
+
+NonEmptyStr = Annotated[
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=1024),
+    AfterValidator(no_control_characters),
+]
+# Free text a person reads (reasons, who asked): no control characters, something visible.
+VisibleText = Annotated[
+    str,
+    StringConstraints(strict=True),
+    AfterValidator(no_control_characters),
+    AfterValidator(visible),
+]
 
 
 def describe_validation_error(error: ValidationError) -> list[str]:

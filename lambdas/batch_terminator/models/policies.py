@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field, StrictBool, StrictInt, model_validator
 
-from batch_terminator.contract import DEFAULT_PROTECT_TAG, MAX_RUNTIME_TAG
+from batch_terminator.contract import DEFAULT_PROTECT_TAG, MAX_RUNTIME_TAG, JobStatus
 from batch_terminator.models.base import ContractModel, Duration, NonEmptyStr
 from batch_terminator.models.request import ActiveStatusList, PolicyName
 
@@ -29,7 +29,10 @@ class Settings(ContractModel):
     )
     job_queues: Patterns = Field(
         default_factory=lambda: ["*"],
-        description="Queues the system may touch at all: names, ARNs or globs.",
+        description=(
+            "Queues the system may touch at all: names or ARNs, either may be a glob. A pattern "
+            "that starts with arn: matches queue ARNs; any other pattern matches queue names."
+        ),
     )
     sweep_interval: Duration = Field(
         default=timedelta(minutes=15), description="How often the sweeper evaluates policies."
@@ -37,8 +40,9 @@ class Settings(ContractModel):
     max_runtime_tag: StrictBool = Field(
         default=True,
         description=(
-            "Honour each job's own batch-terminator:max-runtime tag. Reading tags costs one "
-            "DescribeJobs call per 100 RUNNING/STARTING jobs per sweep; false saves those calls."
+            "Honour each job's own batch-terminator:max-runtime tag: a RUNNING job is terminated "
+            "once it has run that long in its current attempt. Reading tags costs one "
+            "DescribeJobs call per 100 RUNNING jobs per sweep; false saves those calls."
         ),
     )
 
@@ -52,9 +56,16 @@ class Settings(ContractModel):
 class Match(ContractModel):
     """Which jobs a policy applies to; every key given must match."""
 
-    job_queues: Patterns | None = Field(default=None, description="Queue names, ARNs or globs.")
+    job_queues: Patterns | None = Field(
+        default=None,
+        description="Queue names or ARNs, either may be a glob (arn: patterns match ARNs only).",
+    )
     job_definitions: Patterns | None = Field(
-        default=None, description="Job definition names (any revision), name:revision or globs."
+        default=None,
+        description=(
+            "Job definition names (any revision), name:revision or ARNs, any may be a glob "
+            "(arn: patterns match ARNs only)."
+        ),
     )
     job_names: Patterns | None = Field(default=None, description="Job name globs.")
     tags: dict[NonEmptyStr, NonEmptyStr] | None = Field(
@@ -62,14 +73,34 @@ class Match(ContractModel):
     )
 
 
+AGE_RULE: Final = (
+    "Time in the current status, in the job's current attempt. SUBMITTED and PENDING: since "
+    "createdAt. RUNNABLE: since createdAt, or since its last dependency stopped, or, after a "
+    "retry, since the previous attempt's stoppedAt. STARTING: the same as RUNNABLE (Batch records "
+    "no time for entering STARTING, so STARTING counts the whole wait to run). RUNNING: since "
+    "startedAt of the current attempt. A job whose age Batch does not tell is never selected."
+)
+
+
 class When(ContractModel):
     """The state and age at which a matching job is terminated."""
 
     status: ActiveStatusList = Field(description="One status or a list.")
-    older_than: Duration | None = Field(
-        default=None,
-        description="RUNNING/STARTING: since startedAt; earlier states: since createdAt.",
-    )
+    older_than: Duration | None = Field(default=None, description=AGE_RULE)
+
+    @model_validator(mode="after")
+    def _starting_is_aged_from_runnable(self) -> When:
+        if (
+            self.older_than is not None
+            and JobStatus.STARTING in self.status
+            and JobStatus.RUNNABLE not in self.status
+        ):
+            raise ValueError(
+                "STARTING needs RUNNABLE in the same list when olderThan is given: Batch records "
+                "no time for entering STARTING, so a STARTING job's age is counted from when it "
+                "became RUNNABLE (write status: [RUNNABLE, STARTING])"
+            )
+        return self
 
 
 class Trigger(ContractModel):
@@ -86,7 +117,11 @@ class Policy(ContractModel):
     when: When
     order: Literal["oldest-first", "newest-first"] = "oldest-first"
     max_per_run: Annotated[StrictInt, Field(ge=1, le=10_000)] = Field(
-        default=100, description="Blast-radius cap per run; hitting it is logged and alarmed."
+        default=100,
+        description=(
+            "Blast-radius cap per run, in jobs: an array counts as its unfinished children. "
+            "Hitting it is logged and alarmed."
+        ),
     )
     dry_run: StrictBool = False
 

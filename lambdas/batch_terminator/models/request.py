@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Final
 
@@ -14,6 +15,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    ValidationInfo,
     model_validator,
 )
 
@@ -23,22 +25,75 @@ from batch_terminator.contract import (
     MAX_REASON_LENGTH,
     JobStatus,
 )
-from batch_terminator.models.base import ContractModel, Duration, NonEmptyStr
+from batch_terminator.models.base import (
+    ContractModel,
+    Duration,
+    NonEmptyStr,
+    no_control_characters,
+    visible,
+)
 
-# Batch job ids: a UUID, an array child `uuid:index`, a multi-node job node `uuid#node`.
-_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:#_-]{0,127}$")
-_JOB_ARN = re.compile(r"^arn:aws[a-z-]*:batch:[a-z0-9-]+:\d{12}:job/(?P<id>.+)$")
+# Batch job ids are UUIDs; an array child is `uuid:index` and a multi-node parallel job's node
+# `uuid#node` (Batch user guide: "Array jobs", "Multi-node parallel jobs").
+_UUID: Final = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+_JOB_ID: Final = re.compile(rf"{_UUID}(?::\d{{1,5}}|#\d{{1,5}})?")
+_BATCH_ARN: Final = r"arn:aws[a-z-]*:batch:(?P<region>[a-z0-9-]+):(?P<account>\d{12})"
+_JOB_ARN: Final = re.compile(rf"{_BATCH_ARN}:job/(?P<id>.+)")
+# Queue names: up to 128 letters, numbers, hyphens and underscores (CreateJobQueue).
+_QUEUE_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_QUEUE_ARN: Final = re.compile(rf"{_BATCH_ARN}:job-queue/[A-Za-z0-9_-]{{1,128}}")
 POLICY_NAME_PATTERN: Final = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 DEFAULT_SELECTOR_LIMIT: Final = 100
 MAX_SELECTOR_LIMIT: Final = 1_000
+ORIGIN_CONTEXT: Final = "origin"
 
 
-def _job_id(value: str) -> str:
-    arn = _JOB_ARN.match(value)
+@dataclass(frozen=True)
+class Origin:
+    """The account and region a terminator serves: ARNs and events of any other are rejected.
+    None where unknown (the CLI validating a request before sending it)."""
+
+    account: str | None = None
+    region: str | None = None
+
+    def check(self, what: str, account: str, region: str) -> None:
+        """Raises ValueError when `account`/`region` are not this origin's."""
+        if self.account is not None and account != self.account:
+            raise ValueError(f"{what} is in account {account}, not {self.account}")
+        if self.region is not None and region != self.region:
+            raise ValueError(f"{what} is in region {region}, not {self.region}")
+
+
+def origin_of(info: ValidationInfo) -> Origin:
+    context = info.context if isinstance(info.context, dict) else {}
+    origin = context.get(ORIGIN_CONTEXT)
+    return origin if isinstance(origin, Origin) else Origin()
+
+
+def _job_id(value: str, info: ValidationInfo) -> str:
+    arn = _JOB_ARN.fullmatch(value)
     if arn:
+        origin_of(info).check(f"job ARN {value!r}", arn.group("account"), arn.group("region"))
         value = arn.group("id")
-    if not _JOB_ID.match(value):
-        raise ValueError(f"{value!r} is not a Batch job id")
+    if not _JOB_ID.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a Batch job id (a UUID, `uuid:N` for an array child, "
+            "`uuid#N` for a multi-node node) or a job ARN"
+        )
+    return value
+
+
+def _queue(value: str, info: ValidationInfo) -> str:
+    if any(c in value for c in "*?["):
+        raise ValueError(
+            f"{value!r} is a pattern: a selector names its queues exactly (name or ARN)"
+        )
+    arn = _QUEUE_ARN.fullmatch(value)
+    if arn:
+        origin_of(info).check(f"queue ARN {value!r}", arn.group("account"), arn.group("region"))
+        return value
+    if not _QUEUE_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a job queue name or ARN")
     return value
 
 
@@ -46,21 +101,22 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
 JobId = Annotated[str, StringConstraints(strict=True), AfterValidator(_job_id)]
+QueueRef = Annotated[str, StringConstraints(strict=True), AfterValidator(_queue)]
 Reason = Annotated[
     str,
     StringConstraints(strict=True, min_length=1, max_length=MAX_REASON_LENGTH),
-    AfterValidator(_not_blank),
+    AfterValidator(no_control_characters),
+    AfterValidator(visible),
 ]
 StatusList = Annotated[list[JobStatus], BeforeValidator(_one_or_many), Field(min_length=1)]
 PolicyName = Annotated[str, StringConstraints(strict=True, pattern=POLICY_NAME_PATTERN)]
-Label = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]
+Label = Annotated[
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=256),
+    AfterValidator(no_control_characters),
+    AfterValidator(visible),
+]
 
 
 def _only_active(statuses: list[JobStatus]) -> list[JobStatus]:
@@ -74,16 +130,20 @@ ActiveStatusList = Annotated[StatusList, AfterValidator(_only_active)]
 
 
 class Selector(ContractModel):
-    """Which jobs a selector request names; every key given must match."""
+    """Which jobs a selector request names; every key given must match. Array children are
+    matched on their own (status, age); an array parent is never matched by its PENDING."""
 
-    job_queues: Annotated[list[NonEmptyStr], Field(min_length=1, max_length=50)]
+    job_queues: Annotated[list[QueueRef], Field(min_length=1, max_length=50)]
     statuses: ActiveStatusList = Field(default_factory=lambda: list(ACTIVE_STATUSES))
     job_name_prefix: NonEmptyStr | None = None
     job_definition: NonEmptyStr | None = None
     tags: dict[NonEmptyStr, NonEmptyStr] | None = None
     created_before: AwareDatetime | None = None
     created_after: AwareDatetime | None = None
-    min_age: Duration | None = None
+    min_age: Duration | None = Field(
+        default=None,
+        description="Time in the current status, measured as policies measure it (README).",
+    )
 
     @property
     def min_age_or_zero(self) -> timedelta:
@@ -91,7 +151,10 @@ class Selector(ContractModel):
 
 
 class TerminationRequest(ContractModel):
-    """Exactly one of `jobId`, `jobIds` or `selector`, and a `reason`."""
+    """Exactly one of `jobId`, `jobIds` or `selector`, and a `reason`.
+
+    Validate with `model_validate(payload, context={"origin": Origin(account, region)})` so
+    ARNs of another account or region are rejected."""
 
     job_id: JobId | None = None
     job_ids: (
@@ -103,7 +166,7 @@ class TerminationRequest(ContractModel):
     requested_by: Label | None = None
     request_id: Label | None = None
     dry_run: StrictBool = False
-    if_status: StatusList | None = None
+    if_status: ActiveStatusList | None = None
     policy: PolicyName | None = None
 
     @model_validator(mode="after")

@@ -1,0 +1,158 @@
+"""The request ledger: what the terminator must remember about an SQS message across deliveries.
+
+One DynamoDB item per request, written only when a request needs it. Its key (`ledger_key`) is
+`message#<messageId>` (SQS keeps a message's id across redeliveries), or, for a request that
+carries a `requestId`, `request#<hash of the sender and the request>`: that one also survives a
+redrive from the DLQ, which gives the message a new id.
+
+- `picks`: the jobs a selector request expanded to. A selector is expanded once, however often
+  its message is delivered, so its `limit` holds across deliveries and a redelivery never picks
+  new jobs. Written with a condition, so concurrent deliveries agree on the first expansion.
+- `settled`: jobs whose outcome is final for this message (terminated or skipped). A redelivery
+  acts only on what is still open, and writes no second outcome for a settled job.
+- `attempted`: jobs whose termination call may have acted without saying so (a timeout, a 5xx).
+  If a redelivery finds such a job terminating or stopped with our reason, that was our call.
+
+Items expire (`expiresAt`, DynamoDB TTL) after the message can no longer be delivered. If the
+table cannot be read, a by-id request goes on without it (at worst a redelivery logs a second
+`skipped` line for a job it already settled); a selector request is retried, since expanding it
+again could exceed its limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+BATCH_GET_MAX_KEYS: Final = 100
+# Unprocessed keys of BatchGetItem are asked for again this many times.
+_BATCH_GET_ATTEMPTS: Final = 3
+
+
+class LedgerUnavailable(Exception):
+    """The ledger could not be read or written."""
+
+
+@dataclass(frozen=True)
+class MessageState:
+    picks: tuple[str, ...] | None = None
+    settled: frozenset[str] = field(default_factory=frozenset)
+    attempted: frozenset[str] = field(default_factory=frozenset)
+
+
+def ledger_key(message_id: str, sender: str | None, request_json: str | None) -> str:
+    """The ledger key of a request: see the module docstring. `request_json` is the validated
+    request in a canonical form, given when the request carries a `requestId`."""
+    if request_json is None:
+        return f"message#{message_id}"
+    digest = hashlib.sha256(f"{sender or ''}\n{request_json}".encode()).hexdigest()
+    return f"request#{digest}"
+
+
+def _key(key: str) -> dict[str, Any]:
+    return {"pk": {"S": key}}
+
+
+def _state(item: dict[str, Any]) -> MessageState:
+    picks = item.get("picks", {}).get("L")
+    return MessageState(
+        picks=tuple(p["S"] for p in picks) if picks is not None else None,
+        settled=frozenset(item.get("settled", {}).get("SS", [])),
+        attempted=frozenset(item.get("attempted", {}).get("SS", [])),
+    )
+
+
+class Ledger:
+    """DynamoDB-backed; `client` is a boto3 DynamoDB client, `ttl_seconds` how long items live."""
+
+    def __init__(self, client: Any, table: str, ttl_seconds: int) -> None:
+        self._client = client
+        self._table = table
+        self._ttl_seconds = ttl_seconds
+        self.calls = 0
+
+    def _expires_at(self) -> dict[str, str]:
+        return {"N": str(int(time.time()) + self._ttl_seconds)}
+
+    def load(self, keys: Sequence[str]) -> dict[str, MessageState]:
+        """The state of each request that has one, by ledger key. Raises LedgerUnavailable."""
+        found: dict[str, MessageState] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), BATCH_GET_MAX_KEYS):
+            pending = [_key(k) for k in unique[start : start + BATCH_GET_MAX_KEYS]]
+            for _ in range(_BATCH_GET_ATTEMPTS):
+                response = self._request(
+                    self._client.batch_get_item,
+                    RequestItems={self._table: {"Keys": pending, "ConsistentRead": True}},
+                )
+                for item in response.get("Responses", {}).get(self._table, []):
+                    found[item["pk"]["S"]] = _state(item)
+                unprocessed = response.get("UnprocessedKeys", {}).get(self._table, {})
+                pending = list(unprocessed.get("Keys", []))
+                if not pending:
+                    break
+            if pending:
+                raise LedgerUnavailable(f"{len(pending)} ledger keys stayed unprocessed")
+        return found
+
+    def record_picks(self, key: str, picks: Sequence[str]) -> tuple[str, ...]:
+        """Store a selector's expansion unless one is stored already; returns the stored one.
+        Raises LedgerUnavailable."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_key(key),
+                UpdateExpression="SET picks = :picks, expiresAt = :expires",
+                ConditionExpression="attribute_not_exists(picks)",
+                ExpressionAttributeValues={
+                    ":picks": {"L": [{"S": p} for p in picks]},
+                    ":expires": self._expires_at(),
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise LedgerUnavailable(str(exc)) from exc
+            stored = self.load([key]).get(key)
+            if stored is None or stored.picks is None:
+                raise LedgerUnavailable("the stored expansion could not be read back") from exc
+            return stored.picks
+        except BotoCoreError as exc:
+            raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            self.calls += 1
+        return tuple(picks)
+
+    def settle(self, key: str, settled: Iterable[str], attempted: Iterable[str] = ()) -> None:
+        """Add jobs to the request's settled and attempted sets. Raises LedgerUnavailable."""
+        sets = {"settled": sorted(set(settled)), "attempted": sorted(set(attempted))}
+        given = {name: values for name, values in sets.items() if values}
+        if not given:
+            return
+        self._request(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(key),
+            UpdateExpression="ADD "
+            + ", ".join(f"{name} :{name}" for name in given)
+            + " SET expiresAt = :expires",
+            ExpressionAttributeValues={
+                **{f":{name}": {"SS": values} for name, values in given.items()},
+                ":expires": self._expires_at(),
+            },
+        )
+
+    def _request(self, method: Any, **kwargs: Any) -> dict[str, Any]:
+        self.calls += 1
+        try:
+            response: dict[str, Any] = method(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "Unknown")
+            raise LedgerUnavailable(f"{code}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        return response
