@@ -103,6 +103,13 @@ def decide(
                 named, named.job_id, job, skip("facts unknown: the array's children were not read")
             )
         ]
+    if family is not None and named.job_id in attempted:
+        # An earlier delivery's call on the parent may have acted without saying so.
+        stopped = [c for c in family.children if c.job_id in attempted and _stopped_by(c, request)]
+        if stopped:
+            done = Verdict(Decision.TERMINATE)
+            lines = [Line(named, named.job_id, job, done, confirmed=True)]
+            return lines + [Line(named, c.job_id, c, done, confirmed=True) for c in stopped]
     if family is None:
         verdict = judge(job, request, config, now, last_delivery=last_delivery)
         confirmed = job is not None and named.job_id in attempted and _stopped_by(job, request)
