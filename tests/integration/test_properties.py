@@ -187,13 +187,10 @@ def build(box: Sandbox, world: World) -> list[str]:
 
 
 def resolve(world: World, names: list[str]) -> list[dict[str, Any]]:
-    out = []
-    for request in world.requests:
-        if "jobIds" in request:
-            ids = [names[i % len(names)] for i in request["jobIds"]]
-            request = {**request, "jobIds": ids}
-        out.append(request)
-    return out
+    return [
+        {**r, "jobIds": [names[i % len(names)] for i in r["jobIds"]]} if "jobIds" in r else r
+        for r in world.requests
+    ]
 
 
 def age_by_the_rule(truth: JobTruth, at: datetime) -> timedelta | None:
@@ -219,43 +216,45 @@ def policy_selects(policy: Policy, truth: JobTruth, at: datetime) -> bool:
     return when.older_than is None or (age is not None and age > when.older_than)
 
 
-def check(box: Sandbox, world: World, requests: list[dict[str, Any]], file: PoliciesFile) -> None:
-    ours = [e for e in box.control.terminations() if e.reason != EXTERNAL]
-    by_reason: dict[str, list[TerminationEvent]] = defaultdict(list)
+def check_stops(ours: list[TerminationEvent], file: PoliciesFile) -> None:
+    """Rules 1 and 2, and policy-attributed terminations (the sweeper's requests)."""
     for event in ours:
         truth = event.before
-        # 1. protected jobs, and children and nodes of protected jobs, are never stopped
+        # protected jobs, and children and nodes of protected jobs, are never stopped
         assert PROTECT not in truth.tags, event
-        # 2. nothing outside the allowed queues is touched
+        # nothing outside the allowed queues is touched
         assert truth.queue_name in ALLOWED, event
-        # never a job that was already being stopped (the call would not stop it)
+        # never a job that was already being stopped
         assert not truth.stopping, event
-        by_reason[event.reason].append(event)
-    # 3. a policy-attributed termination only of a job the policy selects at that moment
-    for reason, events in by_reason.items():
-        if reason.startswith("batch-terminator: policy "):
-            policy = file.policy(reason.split(" ")[2].rstrip(":"))
+        if event.reason.startswith("batch-terminator: policy "):
+            policy = file.policy(event.reason.split(" ")[2].rstrip(":"))
             assert policy is not None
-            for event in events:
-                assert policy_selects(policy, event.before, event.at), (reason, event)
+            assert policy_selects(policy, truth, event.at), event
+
+
+def check_requests(
+    by_reason: dict[str, list[TerminationEvent]], requests: list[dict[str, Any]], file: PoliciesFile
+) -> None:
+    """Each request's preconditions held for every job it stopped; limits held."""
     for request in requests:
         stopped = by_reason.get(request["reason"], [])
         if request.get("dryRun"):
             assert stopped == [], request
-        if "policy" in request and not request.get("dryRun"):
-            policy = file.policy(request["policy"])
-            assert policy is not None
-            for event in stopped:
+        policy = file.policy(request["policy"]) if "policy" in request else None
+        for event in stopped:
+            if policy is not None:
                 assert policy_selects(policy, event.before, event.at), (request, event)
-        if "ifStatus" in request:
-            for event in stopped:
+            if "ifStatus" in request:
                 assert event.before.status in request["ifStatus"], (request, event)
-        # 4. a selector's limit holds across deliveries (a multi-node job is one job, however
+        # a selector's limit holds across deliveries (a multi-node job is one job, however
         # many nodes it runs; an array's children are jobs each)
         if "selector" in request:
             jobs = {e.before.main_node_job_id or e.job_id for e in stopped}
             assert len(jobs) <= request["limit"], request
-    # 5. per request and job: failed lines, then at most one final line; one `terminated`
+
+
+def check_lines(box: Sandbox, ours: list[TerminationEvent]) -> None:
+    """Per request and job: failed lines, then at most one final line; nothing silent."""
     lines: dict[tuple[str, str], list[str]] = defaultdict(list)
     for line in box.audit:
         if line["job_id"] and line["outcome"] != "rejected":
@@ -264,10 +263,19 @@ def check(box: Sandbox, world: World, requests: list[dict[str, Any]], file: Poli
         finals = [o for o in outcomes if o != "failed"]
         assert len(finals) <= 1, (key, outcomes)
         assert not finals or outcomes[-1] == finals[0], (key, outcomes)
-    # every job we stopped has a `terminated` line
     terminated = {line["job_id"] for line in box.audit if line["outcome"] == "terminated"}
     for event in ours:
         assert event.job_id in terminated or event.named_id in terminated, event
+
+
+def check(box: Sandbox, requests: list[dict[str, Any]], file: PoliciesFile) -> None:
+    ours = [e for e in box.control.terminations() if e.reason != EXTERNAL]
+    by_reason: dict[str, list[TerminationEvent]] = defaultdict(list)
+    for event in ours:
+        by_reason[event.reason].append(event)
+    check_stops(ours, file)
+    check_requests(by_reason, requests, file)
+    check_lines(box, ours)
     assert box.queued() == 0
 
 
@@ -294,6 +302,6 @@ def test_every_path_keeps_the_safety_rules_in_generated_worlds(world: World) -> 
         box.run_terminator()
         box.run_sweeper()  # a second run sees lingering jobs and the first run's effects
         box.run_terminator()
-        check(box, world, requests, file)
+        check(box, requests, file)
         now = datetime.now(UTC)
         assert all(e.at <= now for e in box.control.terminations())
