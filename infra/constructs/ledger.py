@@ -1,10 +1,12 @@
 """Ledger: the terminator's request ledger, what it has done for each request message so far.
 
-One item per SQS request message, key `message#<messageId>`. For a selector request it holds the
-jobs the selector expanded to, so a redelivered selector is never expanded again and its limit
-holds across deliveries; for every request it holds the jobs already settled, so a redelivery
-acts only on what is still open. Items expire by TTL once no delivery of their message can
-arrive any more: the ledger is transient delivery state, and the audit trail is the log group.
+One item per request: key `message#<messageId>`, or `request#<hash>` for a request that carries
+a `requestId` (that one survives a redrive from the DLQ, which gives the message a new id). For a
+selector request it holds the jobs the selector expanded to, so a redelivered selector is never
+expanded again and its limit holds across deliveries; for every request it holds the jobs already
+settled, so a redelivery acts only on what is still open. Items expire by TTL once no delivery of
+their request can arrive any more: the ledger is transient delivery state, and the audit trail is
+the log group.
 """
 
 from __future__ import annotations
@@ -15,20 +17,19 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from infra.constructs.intake import REQUEST_RETENTION
+from infra.constructs.intake import DLQ_RETENTION, REQUEST_RETENTION
 from infra.nag import acknowledge
 
 PARTITION_KEY: Final = "pk"
 TTL_ATTRIBUTE: Final = "expiresAt"  # epoch seconds, as DynamoDB TTL reads it
-# A message can be delivered until the request queue's retention runs out, counted from when it
-# was sent; the ledger item is written at its first delivery, so one more day keeps every item
-# until its message is gone. (A message redriven from the DLQ comes back with a new message id.)
-LEDGER_TTL: Final = REQUEST_RETENTION.plus(Duration.days(1))
+# A message can be delivered until the request queue's retention runs out, then kept in the DLQ
+# for its retention and redriven: an item lives through both, and one more day.
+LEDGER_TTL: Final = REQUEST_RETENTION.plus(DLQ_RETENTION).plus(Duration.days(1))
 
 NO_POINT_IN_TIME_RECOVERY: Final = (
     "The ledger holds only transient delivery state of request messages (jobs a selector "
-    "expanded to, jobs already settled), and each item expires within days, once its message "
-    "can no longer be delivered. A point-in-time restore creates a new table the function does "
+    "expanded to, jobs already settled), and each item expires once its request can no longer "
+    "be delivered or redriven. A point-in-time restore creates a new table the function does "
     "not read, holding state of deliveries that have moved on, so it has no use; what was "
     "terminated, and why, is recorded in the terminator's audit log group."
 )

@@ -41,10 +41,13 @@ def _job_fields(why: str) -> list[str]:
         "job_name",
         "job_queue",
         "status_before",
+        "status_reason_before",
         why,
         "policy",
+        "age_seconds",
         "source",
         "requested_by",
+        "sender",
     ]
 
 
@@ -78,7 +81,9 @@ def audit_queries() -> dict[str, logs.QueryString]:
                 "policy",
                 "source",
                 "requested_by",
+                "sender",
                 "request_id",
+                "message_id",
             ],
             filter_statements=[_AUDIT_FILTER, 'outcome in ["rejected", "failed"]'],
             sort="@timestamp desc",

@@ -21,20 +21,18 @@ from infra.constructs.lambda_package import (
 )
 from infra.constructs.ledger import Ledger, ledger_ttl_seconds
 from infra.nag import acknowledge
+from batch_terminator.contract import (
+    ACCOUNT_ID_ENV,
+    DLQ_URL_ENV,
+    LEDGER_TABLE_ENV,
+    LEDGER_TTL_SECONDS_ENV,
+    MAX_RECEIVE_COUNT_ENV,
+)
 from infra.settings import StackSettings
 
 HANDLER: Final = "batch_terminator.handlers.terminator.handler"
 # The SQS event source's maximum concurrency cannot go below 2.
 MIN_EVENT_SOURCE_CONCURRENCY: Final = 2
-
-# The function's environment, as the runtime reads it (to move to batch_terminator.contract).
-DLQ_URL_ENV: Final = "DLQ_URL"
-LEDGER_TABLE_ENV: Final = "LEDGER_TABLE"
-# How long a ledger item lives, in seconds: the runtime sets expiresAt = now + this.
-LEDGER_TTL_SECONDS_ENV: Final = "LEDGER_TTL_SECONDS"
-# The request queue's redrive maxReceiveCount: the runtime knows a message's last delivery.
-MAX_RECEIVE_COUNT_ENV: Final = "MAX_RECEIVE_COUNT"
-ACCOUNT_ID_ENV: Final = "ACCOUNT_ID"
 
 
 def job_arn_pattern(scope: Construct) -> str:

@@ -98,10 +98,13 @@ def test_terminated_jobs_show_the_audit_fields(template: Template) -> None:
         "job_name",
         "job_queue",
         "status_before",
+        "status_reason_before",
         "reason",
         "policy",
+        "age_seconds",
         "source",
         "requested_by",
+        "sender",
     ]:
         assert field in query.splitlines()[0]
     assert 'outcome = "terminated"' in query
@@ -138,3 +141,17 @@ def test_sweep_failures_are_alarmed_too(template: Template) -> None:
             "TreatMissingData": Match.any_value(),
         },
     )
+
+
+def test_every_queried_field_is_an_audit_key(template: Template) -> None:
+    """A saved query must never ask for a key the terminator does not write."""
+    from dataclasses import fields
+
+    from batch_terminator.models.audit import AuditRecord
+
+    keys = {f.name for f in fields(AuditRecord)} | {"@timestamp"}
+    for name, query in queries(template).items():
+        first = query["QueryString"].splitlines()[0]
+        if first.startswith("fields "):
+            asked = {f.strip() for f in first.removeprefix("fields ").split(",")}
+            assert asked <= keys, (name, asked - keys)

@@ -124,21 +124,24 @@ def test_environment(template: Template) -> None:
         "AWS_DATA_PATH": "/var/task/botocore_data",
         "AWS_RETRY_MODE": "standard",
         "LEDGER_TABLE": {"Ref": table_id},
-        "LEDGER_TTL_SECONDS": str(5 * DAY),
+        "LEDGER_TTL_SECONDS": str(19 * DAY),
         "MAX_RECEIVE_COUNT": str(DEFAULTS.max_receive_count),
         "ACCOUNT_ID": {"Ref": "AWS::AccountId"},
     }
 
 
 @pytest.mark.parametrize("configuration", ["synth", "overridden"])
-def test_ledger_items_outlive_every_delivery_of_their_message(
+def test_ledger_items_outlive_every_delivery_and_redrive_of_their_request(
     configuration: str, request: pytest.FixtureRequest
 ) -> None:
     template = request.getfixturevalue(configuration).template
     queue = only_resource(template, "AWS::SQS::Queue", "IntakeRequestQueue")["Properties"]
+    dlq = only_resource(template, "AWS::SQS::Queue", "IntakeDeadLetterQueue")["Properties"]
     variables = terminator(template)["Properties"]["Environment"]["Variables"]
-    # A message is delivered until the queue's retention runs out; its item lives a day longer.
-    assert int(variables["LEDGER_TTL_SECONDS"]) == queue["MessageRetentionPeriod"] + DAY
+    # Delivered until the queue's retention runs out, kept in the DLQ and redriven: a day more.
+    assert int(variables["LEDGER_TTL_SECONDS"]) == (
+        queue["MessageRetentionPeriod"] + dlq["MessageRetentionPeriod"] + DAY
+    )
 
 
 @pytest.mark.parametrize("configuration", ["synth", "overridden"])

@@ -152,6 +152,10 @@ def test_input_c_a_selector_is_expanded_once_and_its_limit_holds_across_deliveri
             "limit": 2,
         }
     )
+    pipeline.run_terminator(max_invocations=1)
+    # Before the redelivery, more (older) jobs match: the selector must not pick them.
+    for i in range(3):
+        world.job(f"late-{i}", "spot-cpu", "RUNNABLE", age=hours(20))
     pipeline.run_terminator()
 
     assert set(stopped(control)) == set(jobs[:2])

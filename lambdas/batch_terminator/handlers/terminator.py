@@ -43,8 +43,9 @@ logger = make_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
 
-# Ledger items outlive the request queue's retention (4 days) by a day, unless the stack says.
-DEFAULT_LEDGER_TTL_SECONDS = 5 * 86_400
+# Ledger items outlive the request queue's retention (4 days) and the DLQ's (14 days, for a
+# redrive) by a day, unless the stack says otherwise.
+DEFAULT_LEDGER_TTL_SECONDS = 19 * 86_400
 # No Batch call is started with less time left than one call's worst case.
 RESERVE_MILLIS = CALL_WORST_CASE_SECONDS * 1000
 
