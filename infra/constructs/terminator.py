@@ -10,6 +10,13 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from batch_terminator.contract import (
+    ACCOUNT_ID_ENV,
+    DLQ_URL_ENV,
+    LEDGER_TABLE_ENV,
+    LEDGER_TTL_SECONDS_ENV,
+    MAX_RECEIVE_COUNT_ENV,
+)
 from infra.constructs.lambda_package import (
     LambdaPackage,
     acknowledge_role_wildcards,
@@ -21,13 +28,6 @@ from infra.constructs.lambda_package import (
 )
 from infra.constructs.ledger import Ledger, ledger_ttl_seconds
 from infra.nag import acknowledge
-from batch_terminator.contract import (
-    ACCOUNT_ID_ENV,
-    DLQ_URL_ENV,
-    LEDGER_TABLE_ENV,
-    LEDGER_TTL_SECONDS_ENV,
-    MAX_RECEIVE_COUNT_ENV,
-)
 from infra.settings import StackSettings
 
 HANDLER: Final = "batch_terminator.handlers.terminator.handler"
