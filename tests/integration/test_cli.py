@@ -213,3 +213,72 @@ def test_audit_filter_pattern_is_a_json_pattern() -> None:
         query.filter_pattern()
         == '{ $.message = "termination" && $.job_id = "j-1" && $.outcome = "skipped" }'
     )
+
+
+# ---- the preview tells the truth: text from users and Batch is shown literally ------------------
+
+
+def test_plan_shows_dry_runs_and_hostile_names_literally(
+    pipeline: Sandbox, world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+
+    from batch_terminator_cli.planning import render_plan
+
+    hostile = "[bold]x[/bold][red]"
+    world.job(hostile, "gpu-training", "RUNNING", age=timedelta(hours=13), definition="train-gpt")
+    dry = PoliciesFile.model_validate(
+        {
+            **pipeline.policies.model_dump(by_alias=True, exclude_none=True, mode="json"),
+            "settings": {"jobQueues": ["gpu-training", "spot-cpu"], "dryRun": True},
+        }
+    )
+    console = Console(width=400, record=True)
+    render_plan(console, make_plan(pipeline.session.client("batch"), dry, datetime.now(UTC)))
+    text = console.export_text()
+
+    assert "gpu-runtime-cap [dry run]" in text
+    assert "Would terminate now (0 jobs); dry run, would terminate but will not (1 jobs)" in text
+    assert hostile in text
+
+
+def test_validate_shows_patterns_in_its_messages_literally(tmp_path: Path) -> None:
+    broken = tmp_path / "policies.yaml"
+    broken.write_text(
+        "version: 1\npolicies:\n  - name: Bad_Name\n    when: {status: RUNNING, olderThan: 2h}\n"
+    )
+    result = runner.invoke(app, ["validate", str(broken)])
+    assert result.exit_code == 1
+    assert "[a-z0-9]" in result.output  # the name pattern, not eaten as markup
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1000000000d", "at most 366d"),
+        ("9" * 5000 + "d", "at most 366d"),
+        ("-1h", "invalid duration"),
+    ],
+)
+def test_validate_rejects_absurd_durations_with_one_clear_line(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    broken = tmp_path / "policies.yaml"
+    broken.write_text(
+        f"version: 1\npolicies:\n  - name: cap\n    when: {{status: RUNNING, olderThan: '{text}'}}\n"
+    )
+    result = runner.invoke(app, ["validate", str(broken)])
+    assert result.exit_code == 1
+    assert expected in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_validate_rejects_starting_aged_without_runnable(tmp_path: Path) -> None:
+    broken = tmp_path / "policies.yaml"
+    broken.write_text(
+        "version: 1\npolicies:\n  - name: slow-start\n    when: {status: STARTING, olderThan: 30m}\n"
+    )
+    result = runner.invoke(app, ["validate", str(broken)])
+    assert result.exit_code == 1
+    assert "STARTING needs RUNNABLE" in result.output
