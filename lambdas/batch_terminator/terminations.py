@@ -63,30 +63,22 @@ class Terminating:
 
 
 def rejected_audit(record: ParsedRecord) -> AuditRecord:
-    return AuditRecord(
-        outcome=Outcome.REJECTED,
-        job_id=record.named_job_id,
-        job_name=None,
-        job_queue=None,
-        status_before=None,
-        reason=None,
-        policy=None,
-        source=record.source,
-        requested_by=None,
-        request_id=None,
-        dry_run=False,
-        error=record.error,
-        sender=record.sender,
-        message_id=record.message_id,
-    )
+    """A request that is invalid: its line names the job its body names, if any."""
+    return _request_audit(record, Outcome.REJECTED, record.error, record.named_job_id)
 
 
 def request_failed_audit(record: ParsedRecord, error: str) -> AuditRecord:
     """A request that could not be worked on at all (its selector could not be expanded)."""
+    return _request_audit(record, Outcome.FAILED, error, None)
+
+
+def _request_audit(
+    record: ParsedRecord, outcome: Outcome, error: str | None, job_id: str | None
+) -> AuditRecord:
     request = record.request
     return AuditRecord(
-        outcome=Outcome.FAILED,
-        job_id=None,
+        outcome=outcome,
+        job_id=job_id,
         job_name=None,
         job_queue=None,
         status_before=None,

@@ -192,6 +192,10 @@ def envelope(account: str = "123456789012", region: str = "us-east-1") -> str:
         (body(jobId=JOB, reason="kill\nit"), "must not contain control characters (U+000A)"),
         (body(jobId=JOB, reason="\x1b[31mred"), "must not contain control characters (U+001B)"),
         (body(jobId=JOB, reason="\u200b\u200b"), "must contain at least one visible character"),
+        (
+            body(jobId=JOB, reason="ok \u202egnp.exe"),
+            "must not contain control characters (U+202E)",
+        ),
         (body(jobId=JOB, reason="\u00a0 \t"), "must"),
         (body(jobId=JOB + "\n", reason="r"), "is not a Batch job id"),
         (body(jobId=JOB + " ", reason="r"), "is not a Batch job id"),

@@ -102,10 +102,17 @@ Duration = Annotated[
 _INVISIBLE_CATEGORIES: Final = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cn", "Co", "Cs"})
 
 
+# Bidirectional overrides and isolates reorder what a terminal or console shows ("Trojan Source",
+# CVE-2021-42574): a reason must read as it is stored.
+_BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def no_control_characters(value: str) -> str:
-    """Control characters (newlines, escapes, NUL) have no place in a name, pattern or reason:
-    they forge log lines and terminal output."""
-    bad = sorted({f"U+{ord(c):04X}" for c in value if unicodedata.category(c) == "Cc"})
+    """Control characters (newlines, escapes, NUL) and bidirectional overrides have no place in a
+    name, pattern or reason: they forge log lines and terminal output."""
+    bad = sorted(
+        {f"U+{ord(c):04X}" for c in value if unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS}
+    )
     if bad:
         raise ValueError(f"must not contain control characters ({', '.join(bad)})")
     return value
