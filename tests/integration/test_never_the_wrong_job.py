@@ -333,6 +333,12 @@ def test_a_huge_max_runtime_tag_never_stops_a_sweep(
 
     assert set(stopped(control)) == {runaway}
     assert list(summary["invalid_max_runtime_tags"].values()) == ["1000000000d"]
+    [warning] = [
+        line
+        for line in pipeline.sweeper_logs
+        if line["message"] == "jobs ignored by the policy run"
+    ]
+    assert warning["level"] == "WARNING"
 
 
 def test_a_timeout_on_the_second_chunk_loses_no_audit_line(

@@ -80,6 +80,17 @@ def report_run(
                 "run_id": run_id,
             },
         )
+    evaluation = run.evaluation
+    if evaluation.invalid_tags or evaluation.errors:
+        # A malformed max-runtime tag, or a job that could not be judged: ignored, run goes on.
+        logger.warning(
+            "jobs ignored by the policy run",
+            extra={
+                "invalid_max_runtime_tags": evaluation.invalid_tags,
+                "errors": evaluation.errors,
+                "run_id": run_id,
+            },
+        )
     count_outcomes(metrics, [], capped=dict.fromkeys(run.evaluation.capped_policies, 1))
     logger.info("policy run", extra=summary)
     return {"enqueued": len(requests), "capped": run.evaluation.capped_policies}
