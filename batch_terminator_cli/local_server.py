@@ -8,6 +8,7 @@ its interval, both in this process.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +38,20 @@ Sink = Callable[[dict[str, Any]], None]
 
 def _ignore(_line: dict[str, Any]) -> None:
     return None
+
+
+class PortInUse(OSError):
+    """The local endpoint's port is taken by another process."""
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise PortInUse(
+                f"port {port} on 127.0.0.1 is in use: pick another with --port"
+            ) from exc
 
 
 class LocalServer:
@@ -73,6 +88,8 @@ class LocalServer:
     def start(
         self, scratch: str, on_audit: Sink = _ignore, on_sweep: Sink = _ignore
     ) -> EmulatedDeployment:
+        """Raises PortInUse when the port is taken (the server thread would die silently)."""
+        _check_port_free(self.port)
         self._server.start()
         # The emulator's state lives in this process: start from an empty account every time.
         requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()

@@ -38,7 +38,7 @@ def demo() -> None:
 
 @app.command()
 def local(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5050,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.", min=1, max=65535)] = 5050,
     policies_file: Annotated[
         Path | None,
         typer.Option("--policies", help="Policies file (default: the demo's policies)."),
@@ -46,7 +46,8 @@ def local(
     sweep_interval: Annotated[
         float | None,
         typer.Option(
-            help="Seconds between sweeps (default: the policies' sweepInterval; 0: never)."
+            help="Seconds between sweeps (default: the policies' sweepInterval; 0: never).",
+            min=0,
         ),
     ] = None,
 ) -> None:
@@ -60,9 +61,15 @@ def local(
     policies = (
         _load_policies_or_exit(policies_file) if policies_file else demo_module.demo_policies()
     )
+    from batch_terminator_cli.local_server import PortInUse
+
     server = LocalServer(policies, port=port, sweep_seconds=sweep_interval)
     with tempfile.TemporaryDirectory(prefix="batch-terminator-local-") as scratch:
-        deployment = server.start(scratch, on_audit=_print_audit, on_sweep=_print_sweep)
+        try:
+            deployment = server.start(scratch, on_audit=_print_audit, on_sweep=_print_sweep)
+        except PortInUse as error:
+            say(console, labelled("cannot serve", error))
+            raise typer.Exit(1) from error
         assert server.world is not None
         jobs = {**demo_module.seed_jobs(server.world), **demo_module.seed_policy_jobs(server.world)}
         say(
@@ -187,14 +194,14 @@ def request(
         raise typer.Exit(2) from error
     try:
         if via == "sqs" and not queue_url:
-            queue_url = requesting.stack_outputs(session, stack_name)["RequestQueueUrl"]
+            queue_url = requesting.stack_output(session, stack_name, "RequestQueueUrl")
         sent = requesting.send(session, bodies, via, queue_url, event_bus)  # type: ignore[arg-type]
     except NoCredentialsError as error:
         console.print(
             "[red]no AWS credentials[/red]: configure a profile or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
         )
         raise typer.Exit(2) from error
-    except (BotoCoreError, ClientError) as error:
+    except (BotoCoreError, ClientError, requesting.StackOutputMissing) as error:
         say(console, labelled("could not send", error))
         raise typer.Exit(1) from error
     for item in sent:
@@ -203,8 +210,17 @@ def request(
 
 
 def _aws(endpoint_url: str | None, region: str | None) -> Aws:
+    from urllib.parse import urlparse
+
     from batch_terminator_cli.aws import Aws
 
+    if endpoint_url is not None:
+        parsed = urlparse(endpoint_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise typer.BadParameter(
+                f"{endpoint_url!r} is not a URL: give its scheme, e.g. http://127.0.0.1:5050",
+                param_hint="--endpoint-url",
+            )
     return Aws.connect(endpoint_url, region)
 
 
@@ -318,9 +334,9 @@ def audit(
     query = auditing.AuditQuery(window, job_id, outcome, policy, source, requested_by, limit)
     aws = _aws(endpoint_url, region)
     try:
-        group = log_group or requesting.stack_outputs(aws, stack_name)["TerminatorLogGroupName"]
+        group = log_group or requesting.stack_output(aws, stack_name, "TerminatorLogGroupName")
         lines = auditing.read_audit(aws.client("logs"), group, query, datetime.now(UTC))
-    except (BotoCoreError, ClientError) as error:
+    except (BotoCoreError, ClientError, requesting.StackOutputMissing) as error:
         say(console, labelled("could not read the audit log", error))
         raise typer.Exit(1) from error
     if output == "json":

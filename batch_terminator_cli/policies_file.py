@@ -33,31 +33,47 @@ class PoliciesFileError(ValueError):
 
 
 def load_policies(path: str | Path) -> PoliciesFile:
+    """Raises PoliciesFileError, whatever is wrong with the file (never anything else)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PoliciesFileError(
-            str(path), [Problem(None, "", f"cannot read: {exc.strerror}")]
+            str(path), [Problem(None, "", f"cannot read: {exc.strerror or exc}")]
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise PoliciesFileError(
+            str(path), [Problem(None, "", f"not UTF-8 text (byte {exc.start} is not)")]
         ) from exc
     return parse_policies(text, str(path))
 
 
 def parse_policies(text: str, source: str = "policies.yaml") -> PoliciesFile:
+    """Raises PoliciesFileError with every problem tied to its line and key."""
+    try:
+        return _parse(text, source)
+    except RecursionError as exc:  # deep nesting, or an alias that contains itself
+        raise PoliciesFileError(
+            source, [Problem(None, "", "nested too deeply (or an alias contains itself)")]
+        ) from exc
+
+
+def _parse(text: str, source: str) -> PoliciesFile:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
+        if root is None:
+            raise PoliciesFileError(
+                source, [Problem(None, "", "file is empty: it needs at least `version: 1`")]
+            )
+        duplicates = list(_duplicate_keys(root, ""))
+        if duplicates:
+            raise PoliciesFileError(source, duplicates)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:  # syntax, tags (`!Ref`), unhashable keys
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise PoliciesFileError(source, [Problem(line, "", f"not valid YAML: {exc}")]) from exc
-    if root is None:
-        raise PoliciesFileError(
-            source, [Problem(None, "", "file is empty: it needs at least `version: 1`")]
-        )
-    duplicates = list(_duplicate_keys(root, ""))
-    if duplicates:
-        raise PoliciesFileError(source, duplicates)
-    data = yaml.safe_load(text)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PoliciesFileError(source, [Problem(line, "", f"not valid YAML: {problem}")]) from exc
     try:
         return PoliciesFile.model_validate(data)
     except ValidationError as exc:

@@ -63,9 +63,24 @@ def caller(aws: Any) -> str:
         return getpass.getuser()
 
 
+class StackOutputMissing(LookupError):
+    """The stack does not (yet) have the output the CLI needs."""
+
+
 def stack_outputs(aws: Any, stack_name: str) -> dict[str, str]:
     stacks = aws.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+
+
+def stack_output(aws: Any, stack_name: str, key: str) -> str:
+    """One output of the deployed stack; raises StackOutputMissing with what to do."""
+    outputs = stack_outputs(aws, stack_name)
+    if key not in outputs:
+        raise StackOutputMissing(
+            f"stack {stack_name} has no output {key}: is it deployed (and done updating), "
+            "and is --stack-name right?"
+        )
+    return outputs[key]
 
 
 def send(

@@ -80,10 +80,19 @@ class Sandbox:
             raise RuntimeError(f"PutEvents failed: {response['Entries']}")
 
     def run_terminator(
-        self, max_invocations: int = 100, context: Callable[[], Any] = LambdaContext
+        self,
+        max_invocations: int = 100,
+        context: Callable[[], Any] = LambdaContext,
+        *,
+        settle_before_redelivery: bool = True,
     ) -> list[Invocation]:
         """Let the event source mapping feed the terminator until the request queue is empty;
-        `context` makes each invocation's Lambda context (its remaining time, for one)."""
+        `context` makes each invocation's Lambda context (its remaining time, for one).
+
+        SQS delivers a failed message again only after its visibility timeout (6 times the
+        function's timeout: 12 minutes), by when Batch has long stopped the jobs it was stopping
+        (ECS stops a container within its stop timeout, at most 2 minutes): lingering
+        terminations settle before each redelivery, unless `settle_before_redelivery` is off."""
         printed = io.StringIO()
         with capture_logs(terminator.logger) as logs, redirect_stdout(printed):
             invocations = drain(
@@ -92,6 +101,7 @@ class Sandbox:
                 terminator.handler,
                 max_invocations=max_invocations,
                 context=context,
+                time_passes=self.control.settle if settle_before_redelivery else None,
             )
         self.audit.extend(logs.audit())
         ship_logs(self.session, self.deployment.terminator_log_group, logs.lines())

@@ -94,11 +94,14 @@ def drain(
     max_invocations: int = 100,
     region: str = "us-east-1",
     context: Callable[[], Any] = LambdaContext,
+    time_passes: Callable[[], object] | None = None,
 ) -> list[Invocation]:
     """Invoke `handler` until the queue is empty; failed items become visible again at once.
 
     Like the event source mapping with ReportBatchItemFailures: successes are deleted, items the
     handler reports as failures stay, and SQS's redrive policy moves them to the DLQ in the end.
+    In SQS a failed item comes back only after its visibility timeout; `time_passes` is called
+    before failed items are delivered again, to let the world move on meanwhile.
     """
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
@@ -112,6 +115,8 @@ def drain(
         response = handler(event, context()) or {}
         invocation = Invocation(event, response)
         invocations.append(invocation)
+        if invocation.failed_ids and time_passes is not None:
+            time_passes()
         for message in messages:
             if message["MessageId"] in invocation.failed_ids:
                 sqs.change_message_visibility(

@@ -1,9 +1,10 @@
 """The request ledger: what the terminator must remember about an SQS message across deliveries.
 
 One DynamoDB item per request, written only when a request needs it. Its key (`ledger_key`) is
-`message#<messageId>` (SQS keeps a message's id across redeliveries), or, for a request that
-carries a `requestId`, `request#<hash of the sender and the request>`: that one also survives a
-redrive from the DLQ, which gives the message a new id.
+`message#<messageId>` (SQS keeps a message's id across redeliveries), or `request#<hash of the
+request>` for a selector request and for a request that carries a `requestId`: that one also
+survives a redrive from the DLQ, which gives the message a new id. So the very same selector
+request sent again is the same request: give it a new `requestId` to have it expanded again.
 
 - `picks`: the jobs a selector request expanded to. A selector is expanded once, however often
   its message is delivered, so its `limit` holds across deliveries and a redelivery never picks
@@ -11,18 +12,22 @@ redrive from the DLQ, which gives the message a new id.
 - `settled`: jobs whose outcome is final for this message (terminated or skipped). A redelivery
   acts only on what is still open, and writes no second outcome for a settled job.
 - `attempted`: jobs whose termination call may have acted without saying so (a timeout, a 5xx).
-  If a redelivery finds such a job terminating or stopped with our reason, that was our call.
+  If a redelivery finds such a job stopped with our reason, that was our call.
 
-Items expire (`expiresAt`, DynamoDB TTL) after the message can no longer be delivered. If the
-table cannot be read, a by-id request goes on without it (at worst a redelivery logs a second
-`skipped` line for a job it already settled); a selector request is retried, since expanding it
-again could exceed its limit.
+Job ids are stored compactly (`encode_ids`: an array's children as index ranges).
+
+Items expire (`expiresAt`, DynamoDB TTL) once the request can no longer be delivered or redriven.
+Calls are retried by botocore (standard mode, throttling included). If the table still cannot be
+read or written, a by-id request goes on without it: a redelivery may then judge again a job this
+request already settled (a second line, `skipped: already terminating`), never act on it again.
+A selector request is retried instead, since expanding it again could exceed its limit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -45,25 +50,65 @@ class MessageState:
     attempted: frozenset[str] = field(default_factory=frozenset)
 
 
-def ledger_key(message_id: str, sender: str | None, request_json: str | None) -> str:
+def ledger_key(message_id: str, request_json: str | None) -> str:
     """The ledger key of a request: see the module docstring. `request_json` is the validated
-    request in a canonical form, given when the request carries a `requestId`."""
+    request in a canonical form, given for a selector and for a request with a `requestId`."""
     if request_json is None:
         return f"message#{message_id}"
-    digest = hashlib.sha256(f"{sender or ''}\n{request_json}".encode()).hexdigest()
-    return f"request#{digest}"
+    return f"request#{hashlib.sha256(request_json.encode()).hexdigest()}"
 
 
 def _key(key: str) -> dict[str, Any]:
     return {"pk": {"S": key}}
 
 
+def encode_ids(job_ids: Iterable[str]) -> list[str]:
+    """Job ids in few, short set members: an array's children as index ranges
+    (`uuid:0-4999,5001`), so that an array of 10,000 stays far below DynamoDB's 400 KB item."""
+    plain: set[str] = set()
+    children: dict[str, list[int]] = defaultdict(list)
+    for job_id in job_ids:
+        parent, _, position = job_id.partition(":")
+        if position.isdigit():
+            children[parent].append(int(position))
+        else:
+            plain.add(job_id)
+    encoded = sorted(plain)
+    for parent, indexes in sorted(children.items()):
+        runs: list[str] = []
+        ordered = sorted(set(indexes))
+        first = last = ordered[0]
+        for index in ordered[1:]:
+            if index == last + 1:
+                last = index
+                continue
+            runs.append(str(first) if first == last else f"{first}-{last}")
+            first = last = index
+        runs.append(str(first) if first == last else f"{first}-{last}")
+        encoded.append(f"{parent}:{','.join(runs)}")
+    return encoded
+
+
+def decode_ids(members: Iterable[str]) -> frozenset[str]:
+    """The job ids `encode_ids` wrote."""
+    found: set[str] = set()
+    for member in members:
+        parent, _, runs = member.partition(":")
+        if not runs:
+            found.add(member)
+            continue
+        for run in runs.split(","):
+            first, _, last = run.partition("-")
+            found.update(f"{parent}:{i}" for i in range(int(first), int(last or first) + 1))
+    return frozenset(found)
+
+
 def _state(item: dict[str, Any]) -> MessageState:
     picks = item.get("picks", {}).get("L")
     return MessageState(
         picks=tuple(p["S"] for p in picks) if picks is not None else None,
-        settled=frozenset(item.get("settled", {}).get("SS", [])),
-        attempted=frozenset(item.get("attempted", {}).get("SS", [])),
+        settled=decode_ids(item.get("settled", {}).get("SS", [])),
+        attempted=decode_ids(item.get("attempted", {}).get("SS", [])),
     )
 
 
@@ -129,7 +174,7 @@ class Ledger:
 
     def settle(self, key: str, settled: Iterable[str], attempted: Iterable[str] = ()) -> None:
         """Add jobs to the request's settled and attempted sets. Raises LedgerUnavailable."""
-        sets = {"settled": sorted(set(settled)), "attempted": sorted(set(attempted))}
+        sets = {"settled": encode_ids(settled), "attempted": encode_ids(attempted)}
         given = {name: values for name, values in sets.items() if values}
         if not given:
             return

@@ -130,6 +130,7 @@ class _Run:
         self.states: dict[str, MessageState] | None = {}
         self.settled: dict[str, set[str]] = defaultdict(set)
         self.attempted: dict[str, set[str]] = defaultdict(set)
+        self.failed: dict[str, set[str]] = defaultdict(set)
 
     # -- accounting ------------------------------------------------------------------------
     def emit(self, records: Sequence[AuditRecord]) -> None:
@@ -148,6 +149,7 @@ class _Run:
         message_id = line.named.record.message_id
         if outcome is Outcome.FAILED:
             self.retry(message_id)
+            self.failed[message_id].add(line.job_id)
         else:
             self.settled[message_id].add(line.job_id)
         return line.audit(outcome, error=error, skip_reason=line.verdict.why)
@@ -206,10 +208,16 @@ class _Run:
             return []
         settled = self._state(record).settled | self.settled[record.message_id]
         named_ids = set(ids)
+        # A child named with its parent gets its line through the parent.
+        with_parent = {i for i in named_ids if ":" in i and i.split(":", 1)[0] in named_ids}
         return [
-            Named(record, job_id)
+            Named(
+                record,
+                job_id,
+                frozenset(c for c in with_parent if c.split(":", 1)[0] == job_id),
+            )
             for job_id in ids
-            if job_id not in settled and job_id.split(":", 1)[0] not in named_ids - {job_id}
+            if job_id not in settled and job_id not in with_parent
         ]
 
     def _selector_picks(self, record: ParsedRecord) -> list[str]:
@@ -265,6 +273,7 @@ class _Run:
                 self.context.now,
                 last_delivery=record.receive_count >= self.context.max_receive_count,
                 attempted=self._state(record).attempted,
+                settled=frozenset(self._state(record).settled),
             )
         except Exception as exc:  # one record must never fail the batch
             logger.exception("could not judge job %s", named.job_id)
@@ -421,12 +430,11 @@ class _Plan:
 
 def _key(record: ParsedRecord) -> str:
     request = record.request
-    canonical = (
-        request.model_dump_json(exclude_none=True)
-        if request is not None and request.request_id is not None
-        else None
+    by_content = request is not None and (
+        request.selector is not None or request.request_id is not None
     )
-    return ledger_key(record.message_id, record.sender, canonical)
+    canonical = request.model_dump_json(exclude_none=True) if request and by_content else None
+    return ledger_key(record.message_id, canonical)
 
 
 def _with_error(record: ParsedRecord, error: str) -> ParsedRecord:

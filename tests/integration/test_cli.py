@@ -282,3 +282,73 @@ def test_validate_rejects_starting_aged_without_runnable(tmp_path: Path) -> None
     result = runner.invoke(app, ["validate", str(broken)])
     assert result.exit_code == 1
     assert "STARTING needs RUNNABLE" in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"version: 1\nsettings: !include s.yaml\n", "not valid YAML: could not determine"),
+        (b"version: 1\n? [a, b]\n: c\n", "not valid YAML: found unhashable key"),
+        ("version: 1\n".encode("utf-16"), "not UTF-8 text"),
+        (("version: 1\nx: " + "[" * 5000 + "]" * 5000).encode(), "nested too deeply"),
+        (b"version: 1\nsettings: &a\n  jobQueues: [*a]\n", "nested too deeply"),
+        (b"version: 1\npolicies: [\n", "not valid YAML"),
+    ],
+)
+def test_validate_reports_any_broken_file_in_one_clear_line(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
+    broken = tmp_path / "policies.yaml"
+    broken.write_bytes(content)
+    for command in (["validate", str(broken)], ["plan", "--policies", str(broken)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1, result.output
+        assert expected in result.output
+        assert isinstance(result.exception, SystemExit)
+
+
+def test_an_endpoint_without_a_scheme_is_a_usage_error() -> None:
+    result = runner.invoke(
+        app, ["plan", "--policies", str(ROOT / "policies.yaml"), "--endpoint-url", "127.0.0.1:5050"]
+    )
+    assert result.exit_code == 2
+    assert "is not a URL" in result.output
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_a_stack_without_its_outputs_is_one_clear_line(pipeline: Sandbox) -> None:
+    cloudformation = pipeline.session.client("cloudformation")
+    cloudformation.create_stack(
+        StackName="Half",
+        TemplateBody=json.dumps(
+            {"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {}}}}
+        ),
+    )
+    for command in (
+        ["request", "0f2d1f8e-0000-4000-8000-000000000000", "--reason", "r"],
+        ["audit"],
+    ):
+        result = runner.invoke(app, [*command, "--stack-name", "Half", "--region", "us-east-1"])
+        assert result.exit_code == 1, result.output
+        assert "stack Half has no output" in result.output
+        assert isinstance(result.exception, SystemExit)
+
+
+def test_local_on_a_port_in_use_exits_with_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["local", "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"port {port} on 127.0.0.1 is in use" in result.output
+    assert isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(
+    "arguments", [["--port", "99999"], ["--port", "0"], ["--sweep-interval", "-5"]]
+)
+def test_local_rejects_impossible_options_as_usage_errors(arguments: list[str]) -> None:
+    result = runner.invoke(app, ["local", *arguments])
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)

@@ -350,13 +350,33 @@ def test_a_timeout_on_the_second_chunk_loses_no_audit_line(
     # The first call goes through; the second times out after Batch acted on it.
     control.timeout("TerminateJobs", after=1, applied=True)
 
+    [first] = pipeline.run_terminator(max_invocations=1)
+    assert len(first.failed_ids) == 1  # only the second message is delivered again
+    assert [outcomes(pipeline, j) for j in jobs[:50]] == [["terminated"]] * 50
+    assert [outcomes(pipeline, j) for j in jobs[50:]] == [["failed"]] * 10
+    control.settle()  # the visibility timeout passes: Batch has stopped them, with our reason
     pipeline.run_terminator()
 
     assert set(stopped(control)) == set(jobs)
-    for job in jobs:  # exactly one final line each; none lost, none contradicting
-        lines = outcomes(pipeline, job)
-        assert lines[-1] == "terminated", (job, lines)
-        assert lines.count("terminated") == 1
+    for job in jobs[50:]:  # the redelivery sees our reason on them: ours, none contradicting
+        assert outcomes(pipeline, job) == ["failed", "terminated"]
+    assert control.calls()["TerminateJobs"] == 2  # never terminated twice
+
+
+def test_a_job_stopped_by_someone_else_after_our_lost_call_is_not_claimed(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    job = world.job("etl", "spot-cpu", "RUNNING", age=hours(1))
+    control.timeout("TerminateJobs", applied=False)  # our call never reached Batch
+
+    pipeline.send({"jobId": job, "reason": "ours"})
+    pipeline.run_terminator(max_invocations=1)
+    world.batch.terminate_job(jobId=job, reason="manual, from the console")
+    control.settle()
+    pipeline.run_terminator()
+
+    assert outcomes(pipeline, job) == ["failed", "skipped"]
+    assert pipeline.decision(job)["skip_reason"] == "already finished: FAILED"
 
 
 def test_time_running_low_stops_starting_calls_and_retries_the_rest(
@@ -479,7 +499,7 @@ def test_an_eventbridge_request_of_another_account_is_rejected(
     pipeline.run_terminator()
     assert stopped(control) == {}
     [parked] = pipeline.dead_letters()
-    assert "account 999999999999" in parked["MessageAttributes"]["error"]["StringValue"]
+    assert "account '999999999999'" in parked["MessageAttributes"]["error"]["StringValue"]
 
 
 # ---- 8. Batch's shape ------------------------------------------------------------------------------
@@ -548,3 +568,85 @@ def test_a_lingering_cancelled_job_never_uses_up_a_policy_cap() -> None:
         box.run_sweeper()
         box.run_terminator()
         assert set(stopped(box.control)) == {old, young}
+
+
+# ---- found in review: every child gets its outcome; a redrive keeps a selector's limit -----------
+
+
+def test_children_describejobs_does_not_see_yet_are_retried_not_dropped(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    parent = world.job("render", "spot-cpu", "SUBMITTED", age=timedelta(0), array_size=3)
+
+    pipeline.send({"jobId": parent, "reason": "workflow aborted right after submit"})
+    pipeline.run_terminator()
+
+    assert set(stopped(control)) == {f"{parent}:{i}" for i in range(3)}
+    for index in range(3):
+        assert outcomes(pipeline, f"{parent}:{index}")[-1] == "terminated"
+    assert outcomes(pipeline, parent)[-1] == "terminated"
+
+
+def test_a_child_hidden_for_a_read_is_retried_and_its_siblings_go_one_by_one(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    parent = world.job("render", "spot-cpu", "RUNNING", age=hours(2), array_size=3)
+    control.hide_from_describe(f"{parent}:2", times=1)
+
+    pipeline.send({"jobId": parent, "reason": "drop it"})
+    pipeline.run_terminator()
+
+    assert set(stopped(control)) == {f"{parent}:{i}" for i in range(3)}
+    assert outcomes(pipeline, f"{parent}:2") == ["failed", "terminated"]
+    assert outcomes(pipeline, f"{parent}:0") == ["terminated"]
+
+
+def test_a_finished_child_named_with_its_parent_gets_its_own_line(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    parent = world.job("render", "spot-cpu", "RUNNING", age=hours(2), array_size=2)
+    world.age(f"{parent}:1", "SUCCEEDED", hours(1))
+
+    pipeline.send({"jobIds": [parent, f"{parent}:1"], "reason": "drop it"})
+    pipeline.run_terminator()
+
+    assert pipeline.decision(f"{parent}:1")["skip_reason"] == "already finished: SUCCEEDED"
+    assert outcomes(pipeline, f"{parent}:0") == ["terminated"]
+
+
+def test_a_selector_redriven_from_the_dlq_keeps_its_limit(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    jobs = [world.job(f"etl-{i}", "spot-cpu", "RUNNABLE", age=hours(10 - i)) for i in range(4)]
+    control.fail_in_bulk(jobs[1], "ClientException", "not now", times=3)
+    body = {"selector": {"jobQueues": ["spot-cpu"], "statuses": ["RUNNABLE"]}, "reason": "drain"}
+    pipeline.send({**body, "limit": 2})
+    pipeline.run_terminator()
+    [dead] = pipeline.dead_letters()
+
+    pipeline.send(dead["Body"])  # a redrive: same body, a new message id
+    pipeline.run_terminator()
+
+    assert set(stopped(control)) == set(jobs[:2])
+    assert outcomes(pipeline, jobs[2]) == ["skipped"]  # "limit reached", once
+
+
+def test_a_job_still_stopping_after_our_lost_call_waits_then_says_so(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    from batch_terminator_cli.emulator import Behaviour
+
+    control.configure(Behaviour(linger_reads=100))  # Batch takes its time to stop it
+    job = world.job("etl", "spot-cpu", "RUNNING", age=hours(1))
+    control.timeout("TerminateJobs", applied=True)
+
+    pipeline.send({"jobId": job, "reason": "ours"})
+    pipeline.run_terminator(settle_before_redelivery=False)
+
+    lines = [line for line in pipeline.audit if line["job_id"] == job]
+    assert [line["outcome"] for line in lines] == ["failed", "failed", "skipped"]
+    assert lines[1]["error"].startswith("being terminated after our earlier call")
+    assert lines[2]["skip_reason"].endswith(
+        "our earlier call, whose reply was lost, may have done it"
+    )
+    assert control.calls()["TerminateJobs"] == 1  # never called twice

@@ -200,10 +200,13 @@ def envelope(account: str = "123456789012", region: str = "us-east-1") -> str:
         (body(jobId=JOB + "\n", reason="r"), "is not a Batch job id"),
         (body(jobId=JOB + " ", reason="r"), "is not a Batch job id"),
         (body(jobId="../../etc", reason="r"), "is not a Batch job id"),
-        (body(jobId=OTHER_ACCOUNT_ARN, reason="r"), "is in account 999999999999, not 123456789012"),
-        (body(jobId=OTHER_REGION_ARN, reason="r"), "is in region eu-west-1, not us-east-1"),
-        (envelope(account="999999999999"), "EventBridge event is in account 999999999999"),
-        (envelope(region="eu-west-1"), "EventBridge event is in region eu-west-1"),
+        (
+            body(jobId=OTHER_ACCOUNT_ARN, reason="r"),
+            "is in account '999999999999', not 123456789012",
+        ),
+        (body(jobId=OTHER_REGION_ARN, reason="r"), "is in region 'eu-west-1', not us-east-1"),
+        (envelope(account="999999999999"), "EventBridge event is in account '999999999999'"),
+        (envelope(region="eu-west-1"), "EventBridge event is in region 'eu-west-1'"),
         (body(jobId=JOB, reason="r", ifStatus=["SUCCEEDED"]), "finished jobs cannot be terminated"),
         (body(jobId=JOB, reason="r", dryRun=None), "'dryRun' is null"),
         (body(jobId=JOB, reason="r", ifStatus=None), "'ifStatus' is null"),
@@ -215,7 +218,7 @@ def envelope(account: str = "123456789012", region: str = "us-east-1") -> str:
                 selector={"jobQueues": ["arn:aws:batch:us-east-1:999999999999:job-queue/q"]},
                 reason="r",
             ),
-            "is in account 999999999999",
+            "is in account '999999999999'",
         ),
         (body(jobId=JOB, reason="r", requestedBy="eve\r\nadmin"), "control characters"),
         (body(selector={"jobQueues": ["q"], "minAge": "1000000000d"}, reason="r"), "at most 366d"),
@@ -265,3 +268,11 @@ def test_a_rejected_request_keeps_the_job_it_names() -> None:
     record = parse_record({"messageId": "m1", "body": body(jobId=JOB, reason="r", dryrun=True)})
     assert record.request is None
     assert record.named_job_id == JOB
+
+
+def test_dlq_error_text_keeps_only_what_sqs_accepts() -> None:
+    from batch_terminator.handlers.terminator import sqs_text
+
+    assert sqs_text("ok\ttab\nline") == "ok\ttab\nline"
+    assert sqs_text("bad\x00\x01\ud800end") == "bad\ufffd\ufffd\ufffdend"
+    assert sqs_text("emoji \U0001f600") == "emoji \U0001f600"

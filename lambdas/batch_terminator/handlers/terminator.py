@@ -140,6 +140,20 @@ def _capped_by_policy(limited: list[tuple[str, str | None, int]]) -> dict[str | 
     return capped
 
 
+def sqs_text(value: str) -> str:
+    """Text SQS accepts in a message attribute: #x9, #xA, #xD, #x20-#xD7FF, #xE000-#xFFFD and
+    #x10000-#x10FFFF (SQS SendMessage reference); anything else becomes U+FFFD."""
+    return "".join(
+        c
+        if c in "\t\n\r"
+        or "\x20" <= c <= "\ud7ff"
+        or "\ue000" <= c <= "\ufffd"
+        or c >= "\U00010000"
+        else "\ufffd"
+        for c in value
+    )
+
+
 def park_rejected(deps: Dependencies, rejected: list[ParsedRecord]) -> set[str]:
     """Invalid requests go straight to the DLQ with their error: retrying cannot fix them.
 
@@ -154,7 +168,7 @@ def park_rejected(deps: Dependencies, rejected: list[ParsedRecord]) -> set[str]:
                 MessageAttributes={
                     ERROR_ATTRIBUTE: {
                         "DataType": "String",
-                        "StringValue": (record.error or "invalid")[:4096],
+                        "StringValue": sqs_text(record.error or "invalid")[:4096],
                     },
                     "rejectedMessageId": {"DataType": "String", "StringValue": record.message_id},
                 },

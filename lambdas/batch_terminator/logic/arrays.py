@@ -64,6 +64,8 @@ def resolve(
     why_not: str | None = None
     if not family.parent.described:
         why_not = "the parent's facts are unknown"
+    elif family.parent.termination_in_progress:
+        why_not = "the parent is already being terminated"
     elif not family.complete:
         missing = (family.parent.array_size or 0) - len({c.job_id for c in family.children})
         why_not = f"{missing} children are unknown to DescribeJobs"

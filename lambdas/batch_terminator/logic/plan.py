@@ -33,6 +33,8 @@ class Named:
 
     record: ParsedRecord
     job_id: str
+    # Children of this array named by the same request: each gets its line through the parent.
+    also_named: frozenset[str] = frozenset()
 
     @property
     def request(self) -> TerminationRequest:
@@ -91,57 +93,96 @@ def decide(
     *,
     last_delivery: bool,
     attempted: frozenset[str] = frozenset(),
+    settled: frozenset[str] = frozenset(),
 ) -> list[Line]:
-    """The lines of one named job: one line, or for an array parent one per unfinished child
-    plus the parent's own."""
+    """The lines of one named job: one line, or for an array parent one per child it concerns
+    plus the parent's own. `attempted`: jobs an earlier delivery's call may have stopped without
+    saying so (a timeout, a 5xx). `settled`: jobs an earlier delivery of this request already
+    gave their outcome: never acted on again, and given no second line."""
     request = named.request
     job = jobs.get(named.job_id)
     family = families.get(named.job_id) if job is not None and job.is_array_parent else None
-    if job is not None and job.is_array_parent and family is None:
-        return [
-            Line(
-                named, named.job_id, job, skip("facts unknown: the array's children were not read")
-            )
-        ]
-    if family is not None and named.job_id in attempted:
-        # An earlier delivery's call on the parent may have acted without saying so.
-        stopped = [c for c in family.children if c.job_id in attempted and _stopped_by(c, request)]
-        if stopped:
-            done = Verdict(Decision.TERMINATE)
-            lines = [Line(named, named.job_id, job, done, confirmed=True)]
-            return lines + [Line(named, c.job_id, c, done, confirmed=True) for c in stopped]
-    if family is None:
-        verdict = judge(job, request, config, now, last_delivery=last_delivery)
-        confirmed = job is not None and named.job_id in attempted and _stopped_by(job, request)
-        target = named.job_id if verdict.terminate else None
-        return [Line(named, named.job_id, job, verdict, target, confirmed=confirmed)]
-    return _decide_array(named, family, config, now, last_delivery)
+    if job is not None and job.is_array_parent:
+        if family is None:
+            unknown = skip("facts unknown: the array's children were not read")
+            return [Line(named, named.job_id, job, unknown)]
+        lines = _decide_array(named, family, config, now, last_delivery, attempted, settled)
+        return [line for line in lines if line.job_id == named.job_id or line.job_id not in settled]
+    if job is not None and named.job_id in attempted:
+        earlier = _after_lost_reply(named, job, last_delivery)
+        if earlier is not None:
+            return [earlier]
+    verdict = judge(job, request, config, now, last_delivery=last_delivery)
+    target = named.job_id if verdict.terminate else None
+    return [Line(named, named.job_id, job, verdict, target)]
 
 
-def _stopped_by(job: JobSnapshot, request: TerminationRequest) -> bool:
-    """Does the job's state show a termination, ours by its reason once it has stopped?"""
+def _after_lost_reply(named: Named, job: JobSnapshot, last_delivery: bool) -> Line | None:
+    """A job our earlier call may have stopped, its reply lost. Stopped with our reason: that
+    was our call. Still being stopped: Batch records the reason only once the job has stopped,
+    so wait for it (somebody else may have stopped it). Otherwise: judge it afresh (None)."""
+    request = named.request
+    if job.status is JobStatus.FAILED and job.status_reason == request.reason:
+        return Line(named, job.job_id, job, Verdict(Decision.TERMINATE), confirmed=True)
     if job.termination_in_progress and not job.status.is_final:
-        return True
-    return job.status is JobStatus.FAILED and job.status_reason == request.reason
+        if last_delivery:
+            why = (
+                f"already terminating: {job.status.value}; our earlier call, whose reply was "
+                "lost, may have done it"
+            )
+            return Line(named, job.job_id, job, skip(why))
+        waiting = Verdict(
+            Decision.RETRY,
+            "being terminated after our earlier call, whose reply was lost: waiting for Batch "
+            "to record who stopped it",
+        )
+        return Line(named, job.job_id, job, waiting)
+    return None
 
 
 def _decide_array(
-    named: Named, family: ArrayFamily, config: PoliciesFile, now: datetime, last_delivery: bool
+    named: Named,
+    family: ArrayFamily,
+    config: PoliciesFile,
+    now: datetime,
+    last_delivery: bool,
+    attempted: frozenset[str],
+    settled: frozenset[str],
 ) -> list[Line]:
     request, parent = named.request, family.parent
     dry_run = dry_run_level(request, config) is not None
-    unsafe = safety_skip(parent, config, dry_run)
+    unsafe = safety_skip(parent, config, dry_run, parent_of_array=True)
     if unsafe is not None:
         return [Line(named, parent.job_id, parent, unsafe)]
-    resolution = resolve(
-        family,
-        lambda child: judge(child, request, config, now, last_delivery=last_delivery),
-        lambda verdict: verdict.would_terminate,
-    )
+    children: list[Line] = []
+    handled: set[str] = set()
+    for child in family.children:
+        if parent.job_id in attempted or child.job_id in attempted:
+            earlier = _after_lost_reply(named, child, last_delivery)
+            if earlier is not None:
+                children.append(earlier)
+                handled.add(child.job_id)
+    known = {c.job_id for c in family.children}
+    for index in range(parent.array_size or 0):
+        child_id = f"{parent.job_id}:{index}"
+        if child_id not in known:  # DescribeJobs did not return it: not found, yet
+            missing = judge(None, request, config, now, last_delivery=last_delivery)
+            children.append(Line(named, child_id, None, missing))
+
+    def judge_child(child: JobSnapshot) -> Verdict:
+        if child.job_id in settled:  # its outcome in this request is given: never acted on again
+            return skip("settled by an earlier delivery of this request", dry_run)
+        return judge(child, request, config, now, last_delivery=last_delivery)
+
+    resolution = resolve(family, judge_child, lambda verdict: verdict.would_terminate)
     ages = [v.age for v in resolution.verdicts.values() if v.age is not None]
     youngest = min(ages, default=None)
+    stopped = frozenset(c.job_id for c in resolution.unfinished)
+    for child in family.children:  # named with its parent, finished or already stopping
+        if child.job_id in named.also_named and child.job_id not in handled | stopped:
+            verdict = judge(child, request, config, now, last_delivery=last_delivery)
+            children.append(Line(named, child.job_id, child, verdict))
     if resolution.whole:
-        stopped = frozenset(c.job_id for c in resolution.unfinished)
         if dry_run:
             level = dry_run_level(request, config)
             parent_verdict = Verdict(
@@ -156,21 +197,31 @@ def _decide_array(
             Line(named, c.job_id, c, resolution.verdicts[c.job_id], target)
             for c in resolution.unfinished
         )
-        return lines
+        return lines + children
     chosen = {c.job_id for c in resolution.one_by_one}
-    how = (
-        "its children are terminated one by one" if chosen else "none of its children is terminated"
-    )
-    lines = [
-        Line(
-            named,
-            parent.job_id,
-            parent,
-            skip(f"array not terminated as a whole: {resolution.why_not_whole}; {how}", dry_run),
-        )
-    ]
     for child in resolution.unfinished:
         verdict = resolution.verdicts[child.job_id]
         target = child.job_id if child.job_id in chosen and verdict.terminate else None
-        lines.append(Line(named, child.job_id, child, verdict, target))
-    return lines
+        children.append(Line(named, child.job_id, child, verdict, target))
+    return [_parent_line(named, parent, resolution.why_not_whole, children, dry_run), *children]
+
+
+def _parent_line(
+    named: Named,
+    parent: JobSnapshot,
+    why_not_whole: str | None,
+    children: list[Line],
+    dry_run: bool,
+) -> Line:
+    """The parent's own line when it is not terminated as a whole: it waits while a child
+    waits; it was terminated if an earlier call of ours stopped what was left of it."""
+    parent_id = named.job_id
+    if any(c.verdict.decision is Decision.RETRY for c in children):
+        waiting = Verdict(Decision.RETRY, "waiting for its children (see their lines)", dry_run)
+        return Line(named, parent_id, parent, waiting)
+    if children and all(c.confirmed for c in children):
+        return Line(named, parent_id, parent, Verdict(Decision.TERMINATE), confirmed=True)
+    chosen = any(c.target is not None for c in children)
+    how = "its children are terminated one by one" if chosen else "none of its children is"
+    why = f"array not terminated as a whole: {why_not_whole}; {how}"
+    return Line(named, parent_id, parent, skip(why, dry_run))

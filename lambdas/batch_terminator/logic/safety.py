@@ -70,9 +70,14 @@ def dry_run_level(request: TerminationRequest, config: PoliciesFile) -> str | No
     return None
 
 
-def safety_skip(job: JobSnapshot, config: PoliciesFile, dry_run: bool) -> Verdict | None:
+def safety_skip(
+    job: JobSnapshot, config: PoliciesFile, dry_run: bool, *, parent_of_array: bool = False
+) -> Verdict | None:
     """Rules 1-3 on the job itself: unknown facts, the protect tag, the allowed queues, and a job
-    that is finished or already being terminated. None when none of them stops it."""
+    that is finished or already being terminated. None when none of them stops it.
+
+    An array parent marked as being terminated may still have children running (a CancelJob
+    stops none that have started): `parent_of_array` leaves that to its children's own marks."""
     settings = config.settings
     if not job.described:
         return skip("facts unknown: DescribeJobs did not return the job", dry_run)
@@ -82,7 +87,7 @@ def safety_skip(job: JobSnapshot, config: PoliciesFile, dry_run: bool) -> Verdic
         return skip(f"queue not allowed: {job.job_queue} is not in settings.jobQueues", dry_run)
     if job.status.is_final:
         return skip(f"already finished: {job.status.value}", dry_run)
-    if job.termination_in_progress:
+    if job.termination_in_progress and not parent_of_array:
         marked = "cancelled" if job.is_cancelled else "terminated"
         return skip(f"already terminating: {job.status.value} and marked {marked}", dry_run)
     return None

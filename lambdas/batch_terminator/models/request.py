@@ -59,9 +59,9 @@ class Origin:
     def check(self, what: str, account: str, region: str) -> None:
         """Raises ValueError when `account`/`region` are not this origin's."""
         if self.account is not None and account != self.account:
-            raise ValueError(f"{what} is in account {account}, not {self.account}")
+            raise ValueError(f"{what} is in account {account!r}, not {self.account}")
         if self.region is not None and region != self.region:
-            raise ValueError(f"{what} is in region {region}, not {self.region}")
+            raise ValueError(f"{what} is in region {region!r}, not {self.region}")
 
 
 def origin_of(info: ValidationInfo) -> Origin:
