@@ -25,8 +25,10 @@ MAX_JOB_IDS_PER_REQUEST: Final = 100
 
 # SQS message attribute that internal senders use to say which path a request came from.
 SOURCE_ATTRIBUTE: Final = "source"
-# DLQ message attributes written when a request is rejected.
+# DLQ message attributes written when a request is rejected, or fails on its last delivery.
 ERROR_ATTRIBUTE: Final = "error"
+# The request ledger's key of a request moved to the DLQ: a redrive resumes from it.
+LEDGER_KEY_ATTRIBUTE: Final = "ledgerKey"
 
 # The terminator's environment, set by the stack (infra/constructs/terminator.py).
 DLQ_URL_ENV: Final = "DLQ_URL"

@@ -10,11 +10,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from batch_terminator.batch_api import BatchApi
-from batch_terminator.contract import JobStatus
+from batch_terminator.batch_api import BatchApi, OutOfTime
+from batch_terminator.contract import DESCRIBE_JOBS_MAX_IDS, JobStatus
 from batch_terminator.logic.arrays import ArrayFamily
 from batch_terminator.models.job import JobSnapshot
 
@@ -32,8 +32,12 @@ class Facts:
 
 
 def _inherit(job: JobSnapshot, source: JobSnapshot | None) -> JobSnapshot:
-    if source is None:
+    """A child's or node's facts merged with its parent's (main job's). When the parent was not
+    returned, the tags are unknown (None), never "no tags": its protect tag may be on it."""
+    if not job.inherits_from:
         return job
+    if source is None:
+        return replace(job, tags=None)
     return replace(
         job,
         tags={**(source.tags or {}), **(job.tags or {})},
@@ -50,30 +54,67 @@ def _waits_on_dependencies(job: JobSnapshot) -> bool:
     )
 
 
-def describe(api: BatchApi, job_ids: Iterable[str], *, with_children: bool = True) -> Facts:
+def _always() -> bool:
+    return True
+
+
+def describe(
+    api: BatchApi,
+    job_ids: Iterable[str],
+    *,
+    with_children: bool = True,
+    enough_time: Callable[[], bool] = _always,
+) -> Facts:
     """Describe these jobs and what they inherit from; for array parents among them, every
-    child. Ids DescribeJobs does not return are absent from `jobs`."""
+    child. Ids DescribeJobs does not return are absent from `jobs`.
+
+    Children are read smallest array first while `enough_time()` says so: an array whose
+    children could not all be read has no family (it is decided on a later delivery), and one
+    big array never starves the other requests of a batch. Raises BatchCallFailed, OutOfTime.
+    """
     wanted = list(dict.fromkeys(job_ids))
     inherited = {i.split(":", 1)[0] for i in wanted if ":" in i}
     inherited |= {i.split("#", 1)[0] for i in wanted if "#" in i}
     raw = api.describe_jobs([*wanted, *sorted(inherited - set(wanted))])
-    parents = [job for job_id, job in raw.items() if job_id in wanted and job.is_array_parent]
-    if with_children and parents:
-        child_ids = [f"{p.job_id}:{i}" for p in parents for i in range(p.array_size or 0)]
-        raw.update(api.describe_jobs([c for c in child_ids if c not in raw]))
+    parents = sorted(
+        (job for job_id, job in raw.items() if job_id in wanted and job.is_array_parent),
+        key=lambda p: (p.array_size or 0, p.job_id),
+    )
+    read: list[JobSnapshot] = []
+    for parent in parents if with_children else []:
+        child_ids = [f"{parent.job_id}:{i}" for i in range(parent.array_size or 0)]
+        if not _read_all(api, [c for c in child_ids if c not in raw], raw, enough_time):
+            break
+        read.append(parent)
     merged = {
-        job_id: _inherit(job, raw.get(job.inherits_from) if job.inherits_from else None)
-        for job_id, job in raw.items()
+        job_id: _inherit(job, raw.get(job.inherits_from or "")) for job_id, job in raw.items()
     }
     _resolve_dependencies(api, merged)
     facts = Facts(jobs={i: merged[i] for i in merged if i in wanted or ":" in i})
-    for parent in parents:
+    for parent in read:
         size = parent.array_size or 0
         children = tuple(
             merged[c] for c in (f"{parent.job_id}:{i}" for i in range(size)) if c in merged
         )
         facts.families[parent.job_id] = ArrayFamily(merged[parent.job_id], children)
     return facts
+
+
+def _read_all(
+    api: BatchApi,
+    job_ids: list[str],
+    into: dict[str, JobSnapshot],
+    enough_time: Callable[[], bool],
+) -> bool:
+    """DescribeJobs, 100 ids a call, while there is time for it; False when time ran out."""
+    for start in range(0, len(job_ids), DESCRIBE_JOBS_MAX_IDS):
+        if not enough_time():
+            return False
+        try:
+            into.update(api.describe_jobs(job_ids[start : start + DESCRIBE_JOBS_MAX_IDS]))
+        except OutOfTime:
+            return False
+    return True
 
 
 def _resolve_dependencies(api: BatchApi, jobs: dict[str, JobSnapshot]) -> None:

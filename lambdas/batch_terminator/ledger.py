@@ -1,10 +1,12 @@
 """The request ledger: what the terminator must remember about an SQS message across deliveries.
 
-One DynamoDB item per request, written only when a request needs it. Its key (`ledger_key`) is
-`message#<messageId>` (SQS keeps a message's id across redeliveries), or `request#<hash of the
-request>` for a selector request and for a request that carries a `requestId`: that one also
-survives a redrive from the DLQ, which gives the message a new id. So the very same selector
-request sent again is the same request: give it a new `requestId` to have it expanded again.
+One DynamoDB item per request, written only when a request needs it, keyed
+`message#<messageId>`: SQS keeps a message's id across redeliveries. A redrive from the DLQ
+gives the message a new id ("all redriven messages are considered new messages and are assigned
+a new messageID", SQS developer guide, dead-letter queue redrive), so the terminator moves a
+request that still fails on its last delivery to the DLQ itself, with its key in the message
+attribute `ledgerKey`; a redriven request resumes from that item, if the item's `requestHash` is
+the hash of the very same request. The same request sent again is a new request.
 
 - `picks`: the jobs a selector request expanded to. A selector is expanded once, however often
   its message is delivered, so its `limit` holds across deliveries and a redelivery never picks
@@ -13,6 +15,8 @@ request sent again is the same request: give it a new `requestId` to have it exp
   acts only on what is still open, and writes no second outcome for a settled job.
 - `attempted`: jobs whose termination call may have acted without saying so (a timeout, a 5xx).
   If a redelivery finds such a job stopped with our reason, that was our call.
+- `failed`: jobs that had a `failed` line: a redelivery gives each of them a line, even if it
+  has finished meanwhile (an array's child, say).
 
 Job ids are stored compactly (`encode_ids`: an array's children as index ranges).
 
@@ -25,7 +29,9 @@ A selector request is retried instead, since expanding it again could exceed its
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -48,14 +54,22 @@ class MessageState:
     picks: tuple[str, ...] | None = None
     settled: frozenset[str] = field(default_factory=frozenset)
     attempted: frozenset[str] = field(default_factory=frozenset)
+    # Jobs that had `failed` lines: a redelivery must give each of them a line.
+    failed: frozenset[str] = field(default_factory=frozenset)
+    request_hash: str | None = None
 
 
-def ledger_key(message_id: str, request_json: str | None) -> str:
-    """The ledger key of a request: see the module docstring. `request_json` is the validated
-    request in a canonical form, given for a selector and for a request with a `requestId`."""
-    if request_json is None:
-        return f"message#{message_id}"
-    return f"request#{hashlib.sha256(request_json.encode()).hexdigest()}"
+LEDGER_KEY: Final = re.compile(r"message#[A-Za-z0-9-]{1,128}")
+
+
+def ledger_key(message_id: str) -> str:
+    """The ledger key of the request a message carries (see the module docstring)."""
+    return f"message#{message_id}"
+
+
+def request_hash(request_json: str) -> str:
+    """What ties a ledger item to its request: the hash of the request in canonical form."""
+    return hashlib.sha256(request_json.encode()).hexdigest()
 
 
 def _key(key: str) -> dict[str, Any]:
@@ -64,29 +78,38 @@ def _key(key: str) -> dict[str, Any]:
 
 def encode_ids(job_ids: Iterable[str]) -> list[str]:
     """Job ids in few, short set members: an array's children as index ranges
-    (`uuid:0-4999,5001`), so that an array of 10,000 stays far below DynamoDB's 400 KB item."""
+    (`uuid:0-4999,5001`) or, when shorter, as a bitmap (`uuid:~<base64>`), so that even 10,000
+    scattered children take under 2 KB, far below DynamoDB's 400 KB item."""
     plain: set[str] = set()
-    children: dict[str, list[int]] = defaultdict(list)
+    children: dict[str, set[int]] = defaultdict(set)
     for job_id in job_ids:
         parent, _, position = job_id.partition(":")
-        if position.isdigit():
-            children[parent].append(int(position))
+        if position.isascii() and position.isdigit():
+            children[parent].add(int(position))
         else:
             plain.add(job_id)
     encoded = sorted(plain)
     for parent, indexes in sorted(children.items()):
-        runs: list[str] = []
-        ordered = sorted(set(indexes))
-        first = last = ordered[0]
-        for index in ordered[1:]:
-            if index == last + 1:
-                last = index
-                continue
-            runs.append(str(first) if first == last else f"{first}-{last}")
-            first = last = index
-        runs.append(str(first) if first == last else f"{first}-{last}")
-        encoded.append(f"{parent}:{','.join(runs)}")
+        encoded.append(f"{parent}:{_shorter(sorted(indexes))}")
     return encoded
+
+
+def _shorter(ordered: list[int]) -> str:
+    runs: list[str] = []
+    first = last = ordered[0]
+    for index in ordered[1:]:
+        if index == last + 1:
+            last = index
+            continue
+        runs.append(str(first) if first == last else f"{first}-{last}")
+        first = last = index
+    runs.append(str(first) if first == last else f"{first}-{last}")
+    ranges = ",".join(runs)
+    bitmap = bytearray(ordered[-1] // 8 + 1)
+    for index in ordered:
+        bitmap[index // 8] |= 1 << (index % 8)
+    packed = "~" + base64.b64encode(bytes(bitmap)).decode()
+    return packed if len(packed) < len(ranges) else ranges
 
 
 def decode_ids(members: Iterable[str]) -> frozenset[str]:
@@ -96,10 +119,18 @@ def decode_ids(members: Iterable[str]) -> frozenset[str]:
         parent, _, runs = member.partition(":")
         if not runs:
             found.add(member)
-            continue
-        for run in runs.split(","):
-            first, _, last = run.partition("-")
-            found.update(f"{parent}:{i}" for i in range(int(first), int(last or first) + 1))
+        elif runs.startswith("~"):
+            bitmap = base64.b64decode(runs[1:])
+            found.update(
+                f"{parent}:{byte * 8 + bit}"
+                for byte, value in enumerate(bitmap)
+                for bit in range(8)
+                if value >> bit & 1
+            )
+        else:
+            for run in runs.split(","):
+                first, _, last = run.partition("-")
+                found.update(f"{parent}:{i}" for i in range(int(first), int(last or first) + 1))
     return frozenset(found)
 
 
@@ -109,6 +140,8 @@ def _state(item: dict[str, Any]) -> MessageState:
         picks=tuple(p["S"] for p in picks) if picks is not None else None,
         settled=decode_ids(item.get("settled", {}).get("SS", [])),
         attempted=decode_ids(item.get("attempted", {}).get("SS", [])),
+        failed=decode_ids(item.get("failed", {}).get("SS", [])),
+        request_hash=item.get("requestHash", {}).get("S"),
     )
 
 
@@ -145,18 +178,22 @@ class Ledger:
                 raise LedgerUnavailable(f"{len(pending)} ledger keys stayed unprocessed")
         return found
 
-    def record_picks(self, key: str, picks: Sequence[str]) -> tuple[str, ...]:
+    def record_picks(self, key: str, picks: Sequence[str], hashed: str) -> tuple[str, ...]:
         """Store a selector's expansion unless one is stored already; returns the stored one.
-        Raises LedgerUnavailable."""
+        `hashed` is the request's `request_hash`. Raises LedgerUnavailable."""
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=_key(key),
-                UpdateExpression="SET picks = :picks, expiresAt = :expires",
+                UpdateExpression=(
+                    "SET picks = :picks, expiresAt = :expires, "
+                    "requestHash = if_not_exists(requestHash, :hash)"
+                ),
                 ConditionExpression="attribute_not_exists(picks)",
                 ExpressionAttributeValues={
                     ":picks": {"L": [{"S": p} for p in picks]},
                     ":expires": self._expires_at(),
+                    ":hash": {"S": hashed},
                 },
             )
         except ClientError as exc:
@@ -172,9 +209,21 @@ class Ledger:
             self.calls += 1
         return tuple(picks)
 
-    def settle(self, key: str, settled: Iterable[str], attempted: Iterable[str] = ()) -> None:
-        """Add jobs to the request's settled and attempted sets. Raises LedgerUnavailable."""
-        sets = {"settled": encode_ids(settled), "attempted": encode_ids(attempted)}
+    def settle(
+        self,
+        key: str,
+        hashed: str,
+        settled: Iterable[str],
+        attempted: Iterable[str] = (),
+        failed: Iterable[str] = (),
+    ) -> None:
+        """Add jobs to the request's settled, attempted and failed sets; `hashed` is the
+        request's `request_hash`. Raises LedgerUnavailable."""
+        sets = {
+            "settled": encode_ids(settled),
+            "attempted": encode_ids(attempted),
+            "failed": encode_ids(failed),
+        }
         given = {name: values for name, values in sets.items() if values}
         if not given:
             return
@@ -184,10 +233,11 @@ class Ledger:
             Key=_key(key),
             UpdateExpression="ADD "
             + ", ".join(f"{name} :{name}" for name in given)
-            + " SET expiresAt = :expires",
+            + " SET expiresAt = :expires, requestHash = if_not_exists(requestHash, :hash)",
             ExpressionAttributeValues={
                 **{f":{name}": {"SS": values} for name, values in given.items()},
                 ":expires": self._expires_at(),
+                ":hash": {"S": hashed},
             },
         )
 

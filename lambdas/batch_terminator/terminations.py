@@ -26,9 +26,16 @@ from datetime import datetime
 from batch_terminator import facts as job_facts
 from batch_terminator.batch_api import BatchApi, BatchCallFailed, BatchError, OutOfTime
 from batch_terminator.contract import Outcome
-from batch_terminator.ledger import Ledger, LedgerUnavailable, MessageState, ledger_key
+from batch_terminator.ledger import (
+    LEDGER_KEY,
+    Ledger,
+    LedgerUnavailable,
+    MessageState,
+    ledger_key,
+    request_hash,
+)
 from batch_terminator.logic.parse import InvalidRequest, ParsedRecord
-from batch_terminator.logic.plan import Line, Named, decide
+from batch_terminator.logic.plan import Earlier, Line, Named, decide
 from batch_terminator.logic.safety import Decision, skip
 from batch_terminator.models.audit import AuditRecord
 from batch_terminator.models.policies import PoliciesFile
@@ -48,6 +55,8 @@ class BatchResult:
     rejected: list[ParsedRecord] = field(default_factory=list)
     # Selector requests whose limit left matching jobs untouched: (message id, policy, how many).
     limited: list[tuple[str, str | None, int]] = field(default_factory=list)
+    # Each valid record's request ledger key (a redriven request's may be the one it carries).
+    ledger_keys: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,8 @@ class Terminating:
     sink: AuditSink
     ledger: Ledger | None = None
     max_receive_count: int = 3
+    # Whether there is time to read more array children and still terminate what is decided.
+    enough_time: Callable[[], bool] = lambda: True
 
 
 def rejected_audit(record: ParsedRecord) -> AuditRecord:
@@ -101,18 +112,15 @@ def process(records: Sequence[ParsedRecord], context: Terminating) -> BatchResul
 
 @dataclass(eq=False)
 class _Action:
-    """One termination: `target` named in a Batch call, stopping `covers` too (an array)."""
+    """One termination: `target` named in a Batch call; it `stops` the target and what comes
+    with it (an array's unfinished children, a multi-node job's nodes)."""
 
     target: str
     reason: str
     queue: str
-    covers: frozenset[str]
+    stops: frozenset[str]
     error: BatchError | None = None
     done: bool = False
-
-    @property
-    def stops(self) -> frozenset[str]:
-        return self.covers | {self.target}
 
 
 @dataclass(frozen=True)
@@ -172,17 +180,37 @@ class _Run:
         return self.result
 
     def _load_states(self, records: Sequence[ParsedRecord]) -> dict[str, MessageState] | None:
+        """Each record's ledger state; the key is its message's, or, for a redriven request,
+        the key it carries if that item belongs to the very same request."""
+        for record in records:
+            self.result.ledger_keys[record.message_id] = ledger_key(record.message_id)
         ledger = self.context.ledger
         if ledger is None or not records:
             return {}
+        carried = {
+            r.message_id: r.carried_key
+            for r in records
+            if r.carried_key and LEDGER_KEY.fullmatch(r.carried_key)
+        }
         try:
-            return ledger.load([_key(r) for r in records])
+            found = ledger.load([*self.result.ledger_keys.values(), *carried.values()])
         except LedgerUnavailable as exc:
             logger.warning("request ledger unavailable: %s", exc)
             return None
+        for record in records:
+            key = carried.get(record.message_id)
+            state = found.get(key) if key else None
+            if key and state is not None and state.request_hash == _hash(record):
+                self.result.ledger_keys[record.message_id] = key
+            elif key:
+                logger.warning("ignored ledgerKey %s: no item of this very request", key[:160])
+        return found
+
+    def _key(self, record: ParsedRecord) -> str:
+        return self.result.ledger_keys[record.message_id]
 
     def _state(self, record: ParsedRecord) -> MessageState:
-        return (self.states or {}).get(_key(record)) or MessageState()
+        return (self.states or {}).get(self._key(record)) or MessageState()
 
     def _name(self, record: ParsedRecord) -> list[Named]:
         request = record.request
@@ -233,7 +261,7 @@ class _Run:
         picks, lines, limited = expansion.picks, expansion.lines, expansion.limited
         ledger = self.context.ledger
         if ledger is not None:
-            kept = ledger.record_picks(_key(record), picks)
+            kept = ledger.record_picks(self._key(record), picks, _hash(record))
             if list(kept) != picks:  # another delivery expanded it first: act on its picks
                 return list(kept)
         self.emit([self.outcome(line, Outcome.SKIPPED) for line in lines])
@@ -248,7 +276,11 @@ class _Run:
         if not missing:
             return True
         try:
-            self.facts.update(job_facts.describe(self.context.batch, missing))
+            self.facts.update(
+                job_facts.describe(
+                    self.context.batch, missing, enough_time=self.context.enough_time
+                )
+            )
         except (BatchCallFailed, OutOfTime) as exc:
             error = str(exc) if isinstance(exc, BatchCallFailed) else "the function's time ran low"
             self.emit(
@@ -264,6 +296,7 @@ class _Run:
 
     def _decide(self, named: Named) -> list[Line]:
         record = named.record
+        state = self._state(record)
         try:
             return decide(
                 named,
@@ -272,8 +305,7 @@ class _Run:
                 self.context.config,
                 self.context.now,
                 last_delivery=record.receive_count >= self.context.max_receive_count,
-                attempted=self._state(record).attempted,
-                settled=frozenset(self._state(record).settled),
+                earlier=Earlier(state.settled, state.failed - state.settled, state.attempted),
             )
         except Exception as exc:  # one record must never fail the batch
             logger.exception("could not judge job %s", named.job_id)
@@ -339,7 +371,7 @@ class _Run:
 
     def _account_deferred(self, line: Line, claim: _Deferred) -> AuditRecord:
         stopped = frozenset().union(*(a.stops for a in claim.behind if a.error is None))
-        wanted = frozenset({line.job_id, *line.covers})
+        wanted = _stops(line)
         if wanted <= stopped:
             messages = ", ".join(sorted({a.target for a in claim.behind}))
             done = Line(
@@ -370,10 +402,26 @@ class _Run:
             message_id = record.message_id
             if message_id not in self.result.retry_message_ids:
                 continue
+            # An array is settled only when none of its children is still open.
+            failed = self.failed[message_id]
+            open_parents = {j.split(":", 1)[0] for j in failed if ":" in j}
+            settled = self.settled[message_id] - open_parents
             try:
-                ledger.settle(_key(record), self.settled[message_id], self.attempted[message_id])
+                ledger.settle(
+                    self._key(record), _hash(record), settled, self.attempted[message_id], failed
+                )
             except LedgerUnavailable as exc:
                 logger.warning("could not record settled jobs of %s: %s", message_id, exc)
+
+
+def _stops(line: Line) -> frozenset[str]:
+    """Every job a termination stops: its target, an array's unfinished children, and a
+    multi-node parallel job's nodes (terminating the main job stops them all)."""
+    assert line.target is not None
+    stops = line.covers | {line.target}
+    if line.job is not None and line.job.num_nodes and line.target == line.job.job_id:
+        stops |= {f"{line.target}#{i}" for i in range(line.job.num_nodes)}
+    return stops
 
 
 class _Plan:
@@ -403,7 +451,7 @@ class _Plan:
     def _new(self, line: Line, reason: str) -> _Action | _Deferred:
         assert line.target is not None
         assert line.job is not None
-        stops = line.covers | {line.target}
+        stops = _stops(line)
         behind = {
             id(a): a for a in (self._claims.get(j) for j in stops) if a and a.reason != reason
         }
@@ -411,7 +459,7 @@ class _Plan:
             return _Deferred(tuple(behind.values()))
         # The safety rules admit only jobs of a known, allowed queue.
         assert line.job.job_queue is not None
-        action = _Action(line.target, reason, line.job.job_queue, line.covers)
+        action = _Action(line.target, reason, line.job.job_queue, stops)
         for job_id in stops:
             self._claims.setdefault(job_id, action)
         return action
@@ -428,13 +476,9 @@ class _Plan:
         return [(reason, actions) for (_, reason), actions in grouped.items()]
 
 
-def _key(record: ParsedRecord) -> str:
-    request = record.request
-    by_content = request is not None and (
-        request.selector is not None or request.request_id is not None
-    )
-    canonical = request.model_dump_json(exclude_none=True) if request and by_content else None
-    return ledger_key(record.message_id, canonical)
+def _hash(record: ParsedRecord) -> str:
+    assert record.request is not None
+    return request_hash(record.request.model_dump_json(exclude_none=True))
 
 
 def _with_error(record: ParsedRecord, error: str) -> ParsedRecord:

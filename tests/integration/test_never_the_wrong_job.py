@@ -614,6 +614,29 @@ def test_a_finished_child_named_with_its_parent_gets_its_own_line(
     assert outcomes(pipeline, f"{parent}:0") == ["terminated"]
 
 
+def redrive(pipeline: Sandbox) -> int:
+    """What SQS's message move task does (moto lacks StartMessageMoveTask): every DLQ message
+    back to the request queue with its body and attributes, under a new message id."""
+    sqs, moved = pipeline.sqs, 0
+    for message in pipeline.dead_letters():
+        attributes = {
+            name: {"DataType": value["DataType"], "StringValue": value["StringValue"]}
+            for name, value in message.get("MessageAttributes", {}).items()
+        }
+        sqs.send_message(
+            QueueUrl=pipeline.deployment.request_queue_url,
+            MessageBody=message["Body"],
+            MessageAttributes=attributes,
+        )
+        got = sqs.receive_message(QueueUrl=pipeline.deployment.dlq_url, MaxNumberOfMessages=10)
+        for received in got.get("Messages", []):
+            sqs.delete_message(
+                QueueUrl=pipeline.deployment.dlq_url, ReceiptHandle=received["ReceiptHandle"]
+            )
+        moved += 1
+    return moved
+
+
 def test_a_selector_redriven_from_the_dlq_keeps_its_limit(
     pipeline: Sandbox, world: BatchWorld, control: BatchControl
 ) -> None:
@@ -623,12 +646,50 @@ def test_a_selector_redriven_from_the_dlq_keeps_its_limit(
     pipeline.send({**body, "limit": 2})
     pipeline.run_terminator()
     [dead] = pipeline.dead_letters()
+    attributes = dead["MessageAttributes"]
+    assert attributes["error"]["StringValue"].startswith("1 failed on the last delivery")
+    assert attributes["ledgerKey"]["StringValue"].startswith("message#")
 
-    pipeline.send(dead["Body"])  # a redrive: same body, a new message id
+    assert redrive(pipeline) == 1  # a new message id; the ledger key comes along
     pipeline.run_terminator()
 
     assert set(stopped(control)) == set(jobs[:2])
     assert outcomes(pipeline, jobs[2]) == ["skipped"]  # "limit reached", once
+    assert outcomes(pipeline, jobs[1])[-1] == "terminated"
+
+
+def test_the_same_selector_sent_again_is_a_new_request(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    jobs = [world.job(f"etl-{i}", "spot-cpu", "RUNNABLE", age=hours(10 - i)) for i in range(3)]
+    body = {"selector": {"jobQueues": ["spot-cpu"]}, "reason": "hourly drain", "limit": 1}
+    for _ in range(2):
+        pipeline.send(body)
+        pipeline.run_terminator()
+        control.settle()
+
+    assert set(stopped(control)) == set(jobs[:2])
+
+
+def test_a_forged_ledger_key_resumes_nothing(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    jobs = [world.job(f"etl-{i}", "spot-cpu", "RUNNABLE", age=hours(10 - i)) for i in range(3)]
+    control.fail_in_bulk(jobs[0], "ClientException", "not now", times=3)
+    pipeline.send({"selector": {"jobQueues": ["spot-cpu"]}, "reason": "drain", "limit": 1})
+    pipeline.run_terminator()
+    [dead] = pipeline.dead_letters()
+    key = dead["MessageAttributes"]["ledgerKey"]["StringValue"]
+
+    pipeline.sqs.send_message(  # another request claiming that request's ledger item
+        QueueUrl=pipeline.deployment.request_queue_url,
+        MessageBody=json.dumps({"selector": {"jobQueues": ["spot-cpu"]}, "reason": "mine"}),
+        MessageAttributes={"ledgerKey": {"DataType": "String", "StringValue": key}},
+    )
+    pipeline.run_terminator()
+
+    assert {e.reason for e in control.terminations()} == {"mine"}
+    assert len(stopped(control)) == 3  # its own expansion, its own default limit
 
 
 def test_a_job_still_stopping_after_our_lost_call_waits_then_says_so(
@@ -650,3 +711,145 @@ def test_a_job_still_stopping_after_our_lost_call_waits_then_says_so(
         "our earlier call, whose reply was lost, may have done it"
     )
     assert control.calls()["TerminateJobs"] == 1  # never called twice
+
+
+# ---- found in the second review ------------------------------------------------------------------
+
+
+def test_a_parent_is_not_settled_while_a_child_is_open(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    parent = world.job("arr", "spot-cpu", "RUNNING", age=hours(2), array_size=3)
+    world.age(f"{parent}:2", "RUNNABLE", timedelta(minutes=30))
+    control.throttle("TerminateJobs", times=1)
+
+    pipeline.send({"jobId": parent, "reason": "ops cleanup", "ifStatus": ["RUNNING"]})
+    pipeline.run_terminator()
+
+    assert set(stopped(control)) == {f"{parent}:0", f"{parent}:1"}
+    for index in (0, 1):
+        assert outcomes(pipeline, f"{parent}:{index}") == ["failed", "terminated"]
+    assert outcomes(pipeline, f"{parent}:2") == ["skipped"]
+
+
+def test_a_multi_node_job_and_its_node_with_other_reasons_make_one_call(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    main = world.multinode_job("mpi", "spot-cpu", age=hours(2))
+    pipeline.send({"jobId": main, "reason": "reason-one"})
+    pipeline.send({"jobId": f"{main}#1", "reason": "reason-two"})
+
+    pipeline.run_terminator()
+
+    assert set(stopped(control).values()) == {"reason-one"}
+    node = [line for line in pipeline.audit if line["job_id"] == f"{main}#1"]
+    assert [line["outcome"] for line in node] == ["skipped"]
+    assert node[0]["skip_reason"].startswith("already terminated: another request")
+
+
+def test_children_named_with_a_parent_always_get_their_line(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    protected = world.job("a", "spot-cpu", "RUNNING", array_size=3, tags={PROTECT: "yes"})
+    other = world.job("b", "spot-cpu", "RUNNING", array_size=3)
+    pipeline.send({"jobIds": [protected, f"{protected}:0", f"{protected}:1"], "reason": "p"})
+    pipeline.send({"jobIds": [other, f"{other}:7"], "reason": "q"})
+
+    pipeline.run_terminator()
+
+    for child in (f"{protected}:0", f"{protected}:1"):
+        assert pipeline.decision(child)["skip_reason"].startswith("protected")
+    assert pipeline.decision(f"{other}:7")["skip_reason"].startswith("not found")
+    assert set(stopped(control)) == {f"{other}:{i}" for i in range(3)}
+
+
+def test_a_child_that_finished_between_deliveries_gets_its_final_line(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    parent = world.job("arr", "spot-cpu", "RUNNING", age=hours(2), array_size=3)
+    control.throttle("TerminateJobs", times=1)
+    pipeline.send({"jobId": parent, "reason": "cleanup"})
+    pipeline.run_terminator(max_invocations=1)
+    control.set_state(f"{parent}:0", "SUCCEEDED")
+    world.batch.terminate_job(jobId=f"{parent}:1", reason="someone else")
+
+    pipeline.run_terminator()
+
+    assert outcomes(pipeline, f"{parent}:0") == ["failed", "skipped"]
+    assert outcomes(pipeline, f"{parent}:1") == ["failed", "skipped"]
+    assert outcomes(pipeline, f"{parent}:2") == ["failed", "terminated"]
+
+
+def test_a_lost_reply_never_claims_a_child_stopped_before(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    parent = world.job("arr", "spot-cpu", "RUNNING", age=hours(2), array_size=3)
+    pipeline.send({"jobId": f"{parent}:0", "reason": "cleanup", "requestId": "A"})
+    pipeline.run_terminator()
+    control.settle()
+    control.timeout("TerminateJobs", applied=False)
+
+    pipeline.send({"jobId": parent, "reason": "cleanup", "requestId": "B"})
+    pipeline.run_terminator()
+
+    b_lines = [line for line in pipeline.audit if line["request_id"] == "B"]
+    assert not [
+        line
+        for line in b_lines
+        if line["job_id"] == f"{parent}:0" and line["outcome"] == "terminated"
+    ]
+
+
+def test_a_node_whose_main_job_is_not_described_is_never_terminated(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    main = world.multinode_job("mnp", "spot-cpu", "RUNNABLE", age=hours(1), tags={PROTECT: "1"})
+    control.hide_from_describe(main, times=3)
+
+    pipeline.send({"jobId": f"{main}#1", "reason": "should never happen"})
+    pipeline.run_terminator()
+
+    assert stopped(control) == {}
+    assert outcomes(pipeline, f"{main}#1") == ["failed", "failed", "skipped"]
+    assert pipeline.decision(f"{main}#1")["skip_reason"].startswith("facts unknown")
+
+
+def test_a_whole_array_call_whose_reply_was_lost_is_confirmed_for_every_child(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    parent = world.job("arr", "spot-cpu", "RUNNING", age=hours(2), array_size=3)
+    control.timeout("TerminateJobs", applied=True)
+
+    pipeline.send({"jobId": parent, "reason": "drop"})
+    pipeline.run_terminator()
+
+    for job in (parent, *(f"{parent}:{i}" for i in range(3))):
+        assert outcomes(pipeline, job) == ["failed", "terminated"], job
+
+
+def test_a_big_array_never_starves_the_rest_of_its_batch(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    from batch_terminator_cli.emulator.lambda_runtime import LambdaContext
+
+    big = world.job("big", "spot-cpu", "RUNNING", age=hours(2), array_size=500)
+    victim = world.job("victim", "spot-cpu", "RUNNING", age=hours(2))
+    pipeline.send({"jobId": big, "reason": "too big for the time left"})
+    pipeline.send({"jobId": victim, "reason": "fine"})
+    clock = {"left": 120_000}
+
+    def slow_context() -> LambdaContext:
+        clock["left"] = 120_000
+
+        def remaining() -> int:  # each Batch call costs 10 seconds
+            clock["left"] -= 10_000
+            return clock["left"]
+
+        return LambdaContext(remaining_millis=remaining)
+
+    [first, *_] = pipeline.run_terminator(max_invocations=1, context=slow_context)
+
+    assert set(stopped(control)) == {victim}
+    assert outcomes(pipeline, big) == ["failed"]
+    assert "could not be read" in pipeline.decision(big)["error"]
+    assert len(first.failed_ids) == 1

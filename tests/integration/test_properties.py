@@ -253,16 +253,30 @@ def check_requests(
             assert len(jobs) <= request["limit"], request
 
 
+def in_the_dlq(box: Sandbox) -> set[str]:
+    """Messages that ended in the DLQ (moved by SQS, or parked by the terminator)."""
+    ids = set()
+    for message in box.dead_letters():
+        ids.add(message["MessageId"])
+        original = message.get("MessageAttributes", {}).get("originalMessageId")
+        if original:
+            ids.add(original["StringValue"])
+    return ids
+
+
 def check_lines(box: Sandbox, ours: list[TerminationEvent]) -> None:
-    """Per request and job: failed lines, then at most one final line; nothing silent."""
+    """Per request and job: failed lines, then exactly one final line, unless the request
+    ended in the DLQ; nothing silent."""
     lines: dict[tuple[str, str], list[str]] = defaultdict(list)
     for line in box.audit:
         if line["job_id"] and line["outcome"] != "rejected":
             lines[(line["message_id"], line["job_id"])].append(line["outcome"])
-    for key, outcomes in lines.items():
+    dead = in_the_dlq(box)
+    for (message_id, job_id), outcomes in lines.items():
         finals = [o for o in outcomes if o != "failed"]
-        assert len(finals) <= 1, (key, outcomes)
-        assert not finals or outcomes[-1] == finals[0], (key, outcomes)
+        assert len(finals) <= 1, (job_id, outcomes)
+        assert not finals or outcomes[-1] == finals[0], (job_id, outcomes)
+        assert finals or message_id in dead, ("no final outcome", job_id, outcomes)
     terminated = {line["job_id"] for line in box.audit if line["outcome"] == "terminated"}
     for event in ours:
         assert event.job_id in terminated or event.named_id in terminated, event

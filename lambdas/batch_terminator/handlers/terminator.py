@@ -24,12 +24,14 @@ from batch_terminator.contract import (
     DEFAULT_MAX_RECEIVE_COUNT,
     DLQ_URL_ENV,
     ERROR_ATTRIBUTE,
+    LEDGER_KEY_ATTRIBUTE,
     LEDGER_TABLE_ENV,
     LEDGER_TTL_SECONDS_ENV,
     MAX_RECEIVE_COUNT_ENV,
     METRICS_NAMESPACE,
     REGION_ENV,
     SERVICE_NAME,
+    Outcome,
 )
 from batch_terminator.ledger import Ledger
 from batch_terminator.logging_setup import make_logger
@@ -37,7 +39,7 @@ from batch_terminator.logic.parse import ParsedRecord, parse_record
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator.models.request import Origin
 from batch_terminator.reporting import count_outcomes, write_audit
-from batch_terminator.terminations import Terminating, process
+from batch_terminator.terminations import BatchResult, Terminating, process
 
 logger = make_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
@@ -48,6 +50,8 @@ tracer = Tracer(service=SERVICE_NAME)
 DEFAULT_LEDGER_TTL_SECONDS = 19 * 86_400
 # No Batch call is started with less time left than one call's worst case.
 RESERVE_MILLIS = CALL_WORST_CASE_SECONDS * 1000
+# Array children are read only while this much more is left, for terminating what is decided.
+KEEP_FOR_TERMINATING_MILLIS = 30_000
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,11 @@ def process_event(
     def time_is_low() -> bool:
         return context is not None and context.get_remaining_time_in_millis() < RESERVE_MILLIS
 
+    def enough_time() -> bool:
+        return context is None or (
+            context.get_remaining_time_in_millis() > RESERVE_MILLIS + KEEP_FOR_TERMINATING_MILLIS
+        )
+
     batch = BatchApi(deps.batch_client, time_is_low=time_is_low)
     result = process(
         records,
@@ -107,16 +116,18 @@ def process_event(
             sink=lambda lines: write_audit(logger, lines),
             ledger=deps.ledger,
             max_receive_count=deps.max_receive_count,
+            enough_time=enough_time,
         ),
     )
     unparked = park_rejected(deps, result.rejected)
+    retry = result.retry_message_ids | unparked
+    retry -= park_exhausted(deps, records, result, retry)
     for message_id, policy, limited in result.limited:
         logger.warning(
             "selector limit reached",
             extra={"message_id": message_id, "policy": policy, "left_for_later": limited},
         )
     count_outcomes(metrics, result.audit, capped=_capped_by_policy(result.limited) or None)
-    retry = result.retry_message_ids | unparked
     logger.info(
         "batch processed",
         extra={
@@ -159,23 +170,58 @@ def park_rejected(deps: Dependencies, rejected: list[ParsedRecord]) -> set[str]:
 
     Returns the ids of messages that could not be parked; SQS redelivers those.
     """
-    unparked: set[str] = set()
-    for record in rejected:
-        try:
-            deps.sqs_client.send_message(
-                QueueUrl=deps.dlq_url,
-                MessageBody=record.body or "<empty>",
-                MessageAttributes={
-                    ERROR_ATTRIBUTE: {
-                        "DataType": "String",
-                        "StringValue": sqs_text(record.error or "invalid")[:4096],
-                    },
-                    "rejectedMessageId": {"DataType": "String", "StringValue": record.message_id},
-                },
+    return {
+        record.message_id
+        for record in rejected
+        if not _park(deps, record, record.error or "invalid", {})
+    }
+
+
+def park_exhausted(
+    deps: Dependencies, records: list[ParsedRecord], result: BatchResult, retry: set[str]
+) -> set[str]:
+    """A request that still fails on its last delivery goes to the DLQ with what failed and its
+    request ledger key (`ledgerKey`): a redrive, which gives it a new message id, resumes it
+    (a selector keeps its picks and its limit). Returns the ids parked; if parking fails, SQS
+    moves the message to the DLQ itself, without them."""
+    errors: dict[str, list[str]] = {}
+    for line in result.audit:
+        if line.outcome is Outcome.FAILED and line.message_id and line.error:
+            errors.setdefault(line.message_id, []).append(line.error)
+    parked = set()
+    for record in records:
+        if (
+            record.message_id in retry
+            and record.request is not None
+            and record.receive_count >= deps.max_receive_count
+        ):
+            failed = errors.get(record.message_id, [])
+            error = (
+                f"{len(failed)} failed on the last delivery; first: {failed[0] if failed else '?'}"
             )
-        except Exception:  # any failure: keep the message, SQS will redeliver it
-            logger.exception(
-                "could not park rejected request", extra={"message_id": record.message_id}
-            )
-            unparked.add(record.message_id)
-    return unparked
+            key = result.ledger_keys.get(record.message_id)
+            extra = {LEDGER_KEY_ATTRIBUTE: key} if key else {}
+            if _park(deps, record, error, extra):
+                parked.add(record.message_id)
+    return parked
+
+
+def _park(deps: Dependencies, record: ParsedRecord, error: str, extra: dict[str, str]) -> bool:
+    attributes = {
+        ERROR_ATTRIBUTE: sqs_text(error)[:4096],
+        "originalMessageId": record.message_id,
+        **extra,
+    }
+    try:
+        deps.sqs_client.send_message(
+            QueueUrl=deps.dlq_url,
+            MessageBody=record.body or "<empty>",
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in attributes.items()
+            },
+        )
+    except Exception:  # any failure: keep the message, SQS will redeliver it
+        logger.exception("could not park request", extra={"message_id": record.message_id})
+        return False
+    return True

@@ -190,10 +190,10 @@ def _claim(
     if job.status.is_final:
         return None
     result.evaluated += 1
-    if not job.described:
+    if not job.described or job.tags is None:  # unknown tags are never "no protect tag"
         result.unknown += 1
         return None
-    if job.tags is not None and policies.settings.protect_tag in job.tags:
+    if policies.settings.protect_tag in job.tags:
         result.protected += 1
         return None
     if job.job_queue is None or not queue_matches(job.job_queue, policies.settings.job_queues):

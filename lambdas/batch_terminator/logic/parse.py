@@ -8,7 +8,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from batch_terminator.contract import EVENT_SOURCE, REQUEST_DETAIL_TYPE, SOURCE_ATTRIBUTE, Source
+from batch_terminator.contract import (
+    EVENT_SOURCE,
+    LEDGER_KEY_ATTRIBUTE,
+    REQUEST_DETAIL_TYPE,
+    SOURCE_ATTRIBUTE,
+    Source,
+)
 from batch_terminator.models.base import describe_validation_error
 from batch_terminator.models.request import ORIGIN_CONTEXT, Origin, TerminationRequest
 
@@ -30,6 +36,8 @@ class ParsedRecord:
     receive_count: int = 1
     # A job id the body names, even when the request is rejected (for the audit line).
     named_job_id: str | None = None
+    # The ledger key a redriven request carries (message attribute `ledgerKey`), unverified.
+    carried_key: str | None = None
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -125,6 +133,12 @@ def _named_job_id(body: str) -> str | None:
     return job_id[:256] if isinstance(job_id, str) else None
 
 
+def _attribute(message_attributes: Any, name: str) -> str | None:
+    attribute = message_attributes.get(name) if isinstance(message_attributes, dict) else None
+    value = attribute.get("stringValue") if isinstance(attribute, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def parse_record(record: dict[str, Any], origin: Origin | None = None) -> ParsedRecord:
     """One Lambda SQS event record. Never raises: whatever is wrong with one record (bad JSON,
     a bug in validation) rejects that record alone."""
@@ -144,7 +158,13 @@ def parse_record(record: dict[str, Any], origin: Origin | None = None) -> Parsed
         error = f"could not be read: {type(exc).__name__}: {exc}"
     else:
         return ParsedRecord(
-            message_id, body, request, source, sender=sender, receive_count=receive_count
+            message_id,
+            body,
+            request,
+            source,
+            sender=sender,
+            receive_count=receive_count,
+            carried_key=_attribute(record.get("messageAttributes"), LEDGER_KEY_ATTRIBUTE),
         )
     return ParsedRecord(
         message_id,

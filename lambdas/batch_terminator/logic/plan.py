@@ -92,29 +92,74 @@ def decide(
     now: datetime,
     *,
     last_delivery: bool,
-    attempted: frozenset[str] = frozenset(),
-    settled: frozenset[str] = frozenset(),
+    earlier: Earlier | None = None,
 ) -> list[Line]:
     """The lines of one named job: one line, or for an array parent one per child it concerns
-    plus the parent's own. `attempted`: jobs an earlier delivery's call may have stopped without
-    saying so (a timeout, a 5xx). `settled`: jobs an earlier delivery of this request already
-    gave their outcome: never acted on again, and given no second line."""
-    request = named.request
+    plus the parent's own; children named with it get theirs too. `earlier`: what earlier
+    deliveries of this request left (settled, open and attempted jobs)."""
+    earlier = earlier or Earlier()
     job = jobs.get(named.job_id)
-    family = families.get(named.job_id) if job is not None and job.is_array_parent else None
     if job is not None and job.is_array_parent:
-        if family is None:
-            unknown = skip("facts unknown: the array's children were not read")
-            return [Line(named, named.job_id, job, unknown)]
-        lines = _decide_array(named, family, config, now, last_delivery, attempted, settled)
-        return [line for line in lines if line.job_id == named.job_id or line.job_id not in settled]
-    if job is not None and named.job_id in attempted:
-        earlier = _after_lost_reply(named, job, last_delivery)
-        if earlier is not None:
-            return [earlier]
-    verdict = judge(job, request, config, now, last_delivery=last_delivery)
-    target = named.job_id if verdict.terminate else None
-    return [Line(named, named.job_id, job, verdict, target)]
+        family = families.get(named.job_id)
+        if family is None:  # its children could not all be read in this invocation's time
+            unread = Verdict(
+                Decision.RETRY,
+                "not decided: the array's children could not be read in this invocation's time",
+            )
+            return [Line(named, named.job_id, job, unread)]
+        prefix = f"{named.job_id}:"
+        must_answer = (
+            named.also_named | {i for i in earlier.open if i.startswith(prefix)}
+        ) - earlier.settled
+        context = _Context(named, config, now, last_delivery, earlier)
+        lines = _decide_array(context, family, must_answer)
+        return [
+            line
+            for line in lines
+            if line.job_id == named.job_id or line.job_id not in earlier.settled
+        ]
+    context = _Context(named, config, now, last_delivery, earlier)
+    lines = [context.one(named.job_id, job)]
+    # Children named with a job that turned out not to be an array (or is unknown): each alone.
+    lines.extend(
+        context.one(child_id, jobs.get(child_id))
+        for child_id in sorted(named.also_named - earlier.settled)
+    )
+    return lines
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """What earlier deliveries of a request left: jobs with their final outcome (`settled`),
+    jobs that had only `failed` lines (`open`), and jobs a call may have stopped without saying
+    so, its reply lost (`attempted`)."""
+
+    settled: frozenset[str] = frozenset()
+    open: frozenset[str] = frozenset()
+    attempted: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class _Context:
+    named: Named
+    config: PoliciesFile
+    now: datetime
+    last_delivery: bool
+    earlier: Earlier
+
+    def judge(self, job: JobSnapshot | None) -> Verdict:
+        return judge(
+            job, self.named.request, self.config, self.now, last_delivery=self.last_delivery
+        )
+
+    def one(self, job_id: str, job: JobSnapshot | None) -> Line:
+        """A job judged on its own (a plain job, a child or node named directly)."""
+        if job is not None and job_id in self.earlier.attempted:
+            after = _after_lost_reply(self.named, job, self.last_delivery)
+            if after is not None:
+                return after
+        verdict = self.judge(job)
+        return Line(self.named, job_id, job, verdict, job_id if verdict.terminate else None)
 
 
 def _after_lost_reply(named: Named, job: JobSnapshot, last_delivery: bool) -> Line | None:
@@ -141,50 +186,41 @@ def _after_lost_reply(named: Named, job: JobSnapshot, last_delivery: bool) -> Li
 
 
 def _decide_array(
-    named: Named,
-    family: ArrayFamily,
-    config: PoliciesFile,
-    now: datetime,
-    last_delivery: bool,
-    attempted: frozenset[str],
-    settled: frozenset[str],
+    context: _Context, family: ArrayFamily, must_answer: frozenset[str]
 ) -> list[Line]:
-    request, parent = named.request, family.parent
-    dry_run = dry_run_level(request, config) is not None
-    unsafe = safety_skip(parent, config, dry_run, parent_of_array=True)
-    if unsafe is not None:
-        return [Line(named, parent.job_id, parent, unsafe)]
+    named, parent, earlier = context.named, family.parent, context.earlier
+    dry_run = dry_run_level(named.request, context.config) is not None
+    known = {c.job_id: c for c in family.children}
     children: list[Line] = []
-    handled: set[str] = set()
+    # Children our earlier call covered, its reply lost: ours only if Batch shows our reason.
     for child in family.children:
-        if parent.job_id in attempted or child.job_id in attempted:
-            earlier = _after_lost_reply(named, child, last_delivery)
-            if earlier is not None:
-                children.append(earlier)
-                handled.add(child.job_id)
-    known = {c.job_id for c in family.children}
+        if child.job_id in earlier.attempted:
+            after = _after_lost_reply(named, child, context.last_delivery)
+            if after is not None:
+                children.append(after)
+    unsafe = safety_skip(parent, context.config, dry_run, parent_of_array=True)
+    if unsafe is not None:
+        answered = {line.job_id for line in children}
+        children.extend(context.one(i, known.get(i)) for i in sorted(must_answer - answered))
+        return [_parent_line(named, parent, unsafe, children), *children]
     for index in range(parent.array_size or 0):
         child_id = f"{parent.job_id}:{index}"
         if child_id not in known:  # DescribeJobs did not return it: not found, yet
-            missing = judge(None, request, config, now, last_delivery=last_delivery)
-            children.append(Line(named, child_id, None, missing))
+            children.append(Line(named, child_id, None, context.judge(None)))
 
     def judge_child(child: JobSnapshot) -> Verdict:
-        if child.job_id in settled:  # its outcome in this request is given: never acted on again
+        if child.job_id in earlier.settled:  # its outcome in this request is given already
             return skip("settled by an earlier delivery of this request", dry_run)
-        return judge(child, request, config, now, last_delivery=last_delivery)
+        return context.judge(child)
 
     resolution = resolve(family, judge_child, lambda verdict: verdict.would_terminate)
     ages = [v.age for v in resolution.verdicts.values() if v.age is not None]
     youngest = min(ages, default=None)
-    stopped = frozenset(c.job_id for c in resolution.unfinished)
-    for child in family.children:  # named with its parent, finished or already stopping
-        if child.job_id in named.also_named and child.job_id not in handled | stopped:
-            verdict = judge(child, request, config, now, last_delivery=last_delivery)
-            children.append(Line(named, child.job_id, child, verdict))
+    lines: list[Line] = []
     if resolution.whole:
+        stopped = frozenset(c.job_id for c in resolution.unfinished)
         if dry_run:
-            level = dry_run_level(request, config)
+            level = dry_run_level(named.request, context.config)
             parent_verdict = Verdict(
                 Decision.SKIP, f"dry run ({level})", True, held_by_dry_run=True, age=youngest
             )
@@ -192,36 +228,43 @@ def _decide_array(
         else:
             parent_verdict = Verdict(Decision.TERMINATE, age=youngest)
             target = parent.job_id
-        lines = [Line(named, parent.job_id, parent, parent_verdict, target, stopped)]
-        lines.extend(
+        lines.append(Line(named, parent.job_id, parent, parent_verdict, target, stopped))
+        children.extend(
             Line(named, c.job_id, c, resolution.verdicts[c.job_id], target)
             for c in resolution.unfinished
         )
-        return lines + children
-    chosen = {c.job_id for c in resolution.one_by_one}
-    for child in resolution.unfinished:
-        verdict = resolution.verdicts[child.job_id]
-        target = child.job_id if child.job_id in chosen and verdict.terminate else None
-        children.append(Line(named, child.job_id, child, verdict, target))
-    return [_parent_line(named, parent, resolution.why_not_whole, children, dry_run), *children]
+    else:
+        chosen = {c.job_id for c in resolution.one_by_one}
+        for child in resolution.unfinished:
+            verdict = resolution.verdicts[child.job_id]
+            target = child.job_id if child.job_id in chosen and verdict.terminate else None
+            children.append(Line(named, child.job_id, child, verdict, target))
+    # Children that must be answered and are neither open to act on nor answered above: named
+    # with their parent, or open after an earlier delivery, and finished or stopping since.
+    answered = {line.job_id for line in children}
+    children.extend(context.one(i, known.get(i)) for i in sorted(must_answer - answered))
+    if not lines:
+        why = f"array not terminated as a whole: {resolution.why_not_whole}"
+        lines.append(_parent_line(named, parent, skip(why, dry_run), children))
+    return lines + children
 
 
 def _parent_line(
-    named: Named,
-    parent: JobSnapshot,
-    why_not_whole: str | None,
-    children: list[Line],
-    dry_run: bool,
+    named: Named, parent: JobSnapshot, otherwise: Verdict, children: list[Line]
 ) -> Line:
     """The parent's own line when it is not terminated as a whole: it waits while a child
-    waits; it was terminated if an earlier call of ours stopped what was left of it."""
-    parent_id = named.job_id
+    waits; it was terminated if our earlier call stopped what was left of it."""
     if any(c.verdict.decision is Decision.RETRY for c in children):
-        waiting = Verdict(Decision.RETRY, "waiting for its children (see their lines)", dry_run)
-        return Line(named, parent_id, parent, waiting)
+        waiting = Verdict(
+            Decision.RETRY, "waiting for its children (see their lines)", otherwise.dry_run
+        )
+        return Line(named, parent.job_id, parent, waiting)
     if children and all(c.confirmed for c in children):
-        return Line(named, parent_id, parent, Verdict(Decision.TERMINATE), confirmed=True)
-    chosen = any(c.target is not None for c in children)
-    how = "its children are terminated one by one" if chosen else "none of its children is"
-    why = f"array not terminated as a whole: {why_not_whole}; {how}"
-    return Line(named, parent_id, parent, skip(why, dry_run))
+        return Line(named, parent.job_id, parent, Verdict(Decision.TERMINATE), confirmed=True)
+    if otherwise.why and otherwise.why.startswith("array not terminated as a whole"):
+        chosen = any(c.target is not None for c in children)
+        how = "its children are terminated one by one" if chosen else "none of its children is"
+        return Line(
+            named, parent.job_id, parent, skip(f"{otherwise.why}; {how}", otherwise.dry_run)
+        )
+    return Line(named, parent.job_id, parent, otherwise)

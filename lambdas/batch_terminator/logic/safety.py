@@ -117,6 +117,16 @@ def judge(
                 dry_run,
             )
         return skip("not found: DescribeJobs does not know this job id", dry_run)
+    if job.described and job.tags is None:
+        # A child or node whose parent (main job) DescribeJobs did not return: its protect tag
+        # and queue are unknown. Eventually consistent: retried until the last delivery.
+        why = (
+            "facts unknown: DescribeJobs did not return the array parent or multi-node job it "
+            "belongs to"
+        )
+        if not last_delivery:
+            return Verdict(Decision.RETRY, f"{why}; the request is delivered again", dry_run)
+        return skip(why, dry_run)
     unsafe = safety_skip(job, config, dry_run)
     if unsafe is not None:
         return unsafe

@@ -36,7 +36,9 @@ from batch_terminator.models.base import (
 # Batch job ids are UUIDs; an array child is `uuid:index` and a multi-node parallel job's node
 # `uuid#node` (Batch user guide: "Array jobs", "Multi-node parallel jobs").
 _UUID: Final = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
-_JOB_ID: Final = re.compile(rf"{_UUID}(?::\d{{1,5}}|#\d{{1,5}})?")
+# ASCII digits without leading zeros: `\d` would take any Unicode digit, and Batch has no `:01`.
+_INDEX: Final = r"(?:0|[1-9][0-9]{0,4})"
+_JOB_ID: Final = re.compile(rf"{_UUID}(?::{_INDEX}|#{_INDEX})?")
 _BATCH_ARN: Final = r"arn:aws[a-z-]*:batch:(?P<region>[a-z0-9-]+):(?P<account>\d{12})"
 _JOB_ARN: Final = re.compile(rf"{_BATCH_ARN}:job/(?P<id>.+)")
 # Queue names: up to 128 letters, numbers, hyphens and underscores (CreateJobQueue).
