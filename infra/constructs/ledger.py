@@ -1,12 +1,11 @@
 """Ledger: the terminator's request ledger, what it has done for each request message so far.
 
-One item per request: key `message#<messageId>`, or `request#<hash>` for a request that carries
-a `requestId` (that one survives a redrive from the DLQ, which gives the message a new id). For a
-selector request it holds the jobs the selector expanded to, so a redelivered selector is never
-expanded again and its limit holds across deliveries; for every request it holds the jobs already
-settled, so a redelivery acts only on what is still open. Items expire by TTL once no delivery of
-their request can arrive any more: the ledger is transient delivery state, and the audit trail is
-the log group.
+One item per request, key `message#<messageId>` (a request redriven from the DLQ carries its
+key in the message attribute `ledgerKey`). For a selector request it holds the jobs the selector
+expanded to, so a redelivered or redriven selector is never expanded again and its limit holds;
+for every request it holds the jobs already settled, so a redelivery acts only on what is still
+open. Items expire by TTL once no delivery or redrive of their request can arrive any more: the
+ledger is transient delivery state, and the audit trail is the log group.
 """
 
 from __future__ import annotations
