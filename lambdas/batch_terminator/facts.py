@@ -43,6 +43,7 @@ def _inherit(job: JobSnapshot, source: JobSnapshot | None) -> JobSnapshot:
         tags={**(source.tags or {}), **(job.tags or {})},
         job_queue=source.job_queue or job.job_queue,
         depends_on=tuple(dict.fromkeys((*source.depends_on, *job.depends_on))),
+        num_nodes=source.num_nodes if job.main_node_job_id else job.num_nodes,
     )
 
 

@@ -272,7 +272,15 @@ class _Run:
         return picks
 
     def _describe(self, named: Sequence[Named]) -> bool:
-        missing = [n.job_id for n in named if n.job_id not in self.facts.jobs]
+        # Children an earlier delivery left open are read too: their parent may be gone.
+        open_children = [
+            child
+            for n in named
+            for child in sorted(self._state(n.record).failed)
+            if child.startswith(f"{n.job_id}:")
+        ]
+        wanted = [n.job_id for n in named] + open_children
+        missing = list(dict.fromkeys(i for i in wanted if i not in self.facts.jobs))
         if not missing:
             return True
         try:
@@ -305,7 +313,12 @@ class _Run:
                 self.context.config,
                 self.context.now,
                 last_delivery=record.receive_count >= self.context.max_receive_count,
-                earlier=Earlier(state.settled, state.failed - state.settled, state.attempted),
+                earlier=Earlier(
+                    state.settled,
+                    state.failed - state.settled,
+                    state.attempted,
+                    record.first_received_at if record.receive_count > 1 else None,
+                ),
             )
         except Exception as exc:  # one record must never fail the batch
             logger.exception("could not judge job %s", named.job_id)
@@ -324,9 +337,12 @@ class _Run:
         """Account for what needs no call at once; then make the calls, by queue and reason."""
         plan = _Plan()
         decided: list[AuditRecord] = []
+        parents: list[Line] = []
         for line in lines:
             if line.confirmed:
                 decided.append(self.outcome(line, Outcome.TERMINATED))
+            elif line.follows_children:
+                parents.append(line)
             elif line.target is not None:
                 plan.add(line)
             elif line.verdict.decision is Decision.RETRY:
@@ -345,6 +361,15 @@ class _Run:
                     action.error, action.done = low, True
                 self.emit([self._account(line, a) for a in left for line in plan.lines(a)])
         self.emit([self._account_deferred(line, claim) for line, claim in plan.deferred])
+        self.emit([self._account_parent(line) for line in parents])
+
+    def _account_parent(self, line: Line) -> AuditRecord:
+        """An array not terminated as a whole: failed while a child of it failed in this
+        delivery (it is decided again with them), else its skip line."""
+        prefix = f"{line.job_id}:"
+        if any(j.startswith(prefix) for j in self.failed[line.named.record.message_id]):
+            return self.outcome(line, Outcome.FAILED, "waiting for its children (see their lines)")
+        return self.outcome(line, Outcome.SKIPPED)
 
     def _terminate(self, plan: _Plan, reason: str, group: list[_Action]) -> bool:
         """One queue and reason: 50 a call, each call's lines written as it returns. Returns
@@ -419,8 +444,14 @@ def _stops(line: Line) -> frozenset[str]:
     multi-node parallel job's nodes (terminating the main job stops them all)."""
     assert line.target is not None
     stops = line.covers | {line.target}
-    if line.job is not None and line.job.num_nodes and line.target == line.job.job_id:
-        stops |= {f"{line.target}#{i}" for i in range(line.job.num_nodes)}
+    job = line.job
+    if job is None or not job.num_nodes or line.target != job.job_id:
+        return stops
+    main = job.main_node_job_id
+    if main is None:
+        return stops | {f"{job.job_id}#{i}" for i in range(job.num_nodes)}
+    if job.is_main_node:  # the job ends with its main node: every node stops
+        return stops | {main} | {f"{main}#{i}" for i in range(job.num_nodes)}
     return stops
 
 

@@ -853,3 +853,155 @@ def test_a_big_array_never_starves_the_rest_of_its_batch(
     assert outcomes(pipeline, big) == ["failed"]
     assert "could not be read" in pipeline.decision(big)["error"]
     assert len(first.failed_ids) == 1
+
+
+# ---- found in the third review -------------------------------------------------------------------
+
+
+def final_lines(pipeline: Sandbox) -> dict[tuple[str, str], list[str]]:
+    """(message, job) -> the outcomes that are final (not `failed`)."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for line in pipeline.audit:
+        if line["job_id"] and line["outcome"] in ("terminated", "skipped"):
+            found.setdefault((line["message_id"], line["job_id"]), []).append(line["outcome"])
+    return found
+
+
+def test_a_parent_gets_one_final_line_when_a_child_call_fails(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    parent = world.job("arr", "spot-cpu", "RUNNING", age=hours(1), array_size=4)
+    for index in (2, 3):
+        world.age(f"{parent}:{index}", "RUNNABLE", hours(1))
+    control.fail_in_bulk(f"{parent}:0", "ClientException", "not now", times=1)
+
+    pipeline.send({"jobId": parent, "reason": "kill runners", "ifStatus": ["RUNNING"]})
+    pipeline.run_terminator()
+
+    assert all(len(finals) == 1 for finals in final_lines(pipeline).values())
+    assert outcomes(pipeline, parent) == ["failed", "skipped"]
+    assert set(stopped(control)) == {f"{parent}:0", f"{parent}:1"}
+
+
+def test_a_parent_our_call_never_named_is_never_claimed(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    parent = world.job("arr", "spot-cpu", "RUNNING", age=hours(1), array_size=3)
+    world.age(f"{parent}:2", "RUNNABLE", hours(1))
+    control.timeout("TerminateJobs", applied=True)  # the children's call acts, its reply is lost
+    pipeline.send({"jobId": parent, "reason": "kill runners", "ifStatus": ["RUNNING"]})
+    pipeline.run_terminator(max_invocations=1)
+    control.set_state(f"{parent}:2", "SUCCEEDED")
+
+    pipeline.run_terminator()
+
+    assert "terminated" not in outcomes(pipeline, parent)
+    for index in (0, 1):
+        assert outcomes(pipeline, f"{parent}:{index}") == ["failed", "terminated"]
+
+
+def test_a_main_node_and_another_node_with_other_reasons_make_one_call(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    main = world.multinode_job("mpi", "spot-cpu", age=hours(2))
+    pipeline.send({"jobId": f"{main}#0", "reason": "A"})
+    pipeline.send({"jobId": f"{main}#1", "reason": "B"})
+
+    pipeline.run_terminator()
+
+    node = [line for line in pipeline.audit if line["job_id"] == f"{main}#1"]
+    assert [line["outcome"] for line in node] == ["skipped"]
+    assert set(stopped(control).values()) == {"A"}
+
+
+def flaky_ledger(method: str, failures: int) -> Any:
+    """The running terminator's ledger client, failing `method` the next `failures` times."""
+    from botocore.exceptions import ClientError
+
+    from batch_terminator.handlers import terminator
+
+    ledger = terminator.dependencies().ledger
+    real, left = ledger._client, {"n": failures}
+
+    class Flaky:
+        def __getattr__(self, name: str) -> Any:
+            if name == method and left["n"] > 0:
+
+                def fail(**_: Any) -> Any:
+                    left["n"] -= 1
+                    error = {"Error": {"Code": "InternalServerError", "Message": "injected"}}
+                    raise ClientError(error, method)  # type: ignore[arg-type]
+
+                return fail
+            return getattr(real, name)
+
+    ledger._client = Flaky()
+    return ledger
+
+
+@pytest.mark.parametrize("method", ["batch_get_item", "update_item"])
+def test_a_ledger_failure_never_leaves_a_child_without_its_final_line(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl, method: str
+) -> None:
+    parent = world.job("arr", "spot-cpu", "RUNNING", age=hours(1), array_size=3)
+    world.age(f"{parent}:2", "RUNNABLE", hours(1))
+    control.fail_in_bulk(f"{parent}:0", "ClientException", "not now", times=1)
+    pipeline.send({"jobId": parent, "reason": "kill runners", "ifStatus": ["RUNNING"]})
+    if method == "update_item":
+        flaky_ledger(method, 1)  # what the first delivery settled is lost
+    pipeline.run_terminator(max_invocations=1)
+    control.set_state(f"{parent}:0", "SUCCEEDED")
+    if method == "batch_get_item":
+        flaky_ledger(method, 1)  # the second delivery cannot read what the first settled
+
+    pipeline.run_terminator()
+
+    assert outcomes(pipeline, f"{parent}:0")[-1] == "skipped"  # finished on its own meanwhile
+
+
+def test_children_left_open_get_their_line_when_the_parent_vanishes(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    parent = world.job("arr", "spot-cpu", "RUNNING", age=hours(1), array_size=3)
+    world.age(f"{parent}:2", "RUNNABLE", hours(1))
+    control.fail_in_bulk(f"{parent}:0", "ClientException", "not now", times=1)
+    pipeline.send({"jobId": parent, "reason": "kill runners", "ifStatus": ["RUNNING"]})
+    pipeline.run_terminator(max_invocations=1)
+    control.hide_from_describe(parent, times=10)
+
+    pipeline.run_terminator()
+
+    child = outcomes(pipeline, f"{parent}:0")
+    assert child[-1] in ("terminated", "skipped"), child
+    assert child.count("terminated") + child.count("skipped") == 1
+
+
+def test_parking_is_tried_again_so_a_redriven_selector_keeps_its_key(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    from batch_terminator.handlers import terminator
+
+    jobs = [world.job(f"etl-{i}", "spot-cpu", "RUNNABLE", age=hours(10 - i)) for i in range(4)]
+    control.fail_in_bulk(jobs[1], "ClientException", "not now", times=3)
+    deps = terminator.dependencies()
+    real, hiccups = deps.sqs_client, {"left": 1}
+
+    class Hiccup:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def send_message(self, **kwargs: Any) -> Any:
+            if hiccups["left"]:
+                hiccups["left"] -= 1
+                raise ConnectionError("SQS hiccup")
+            return real.send_message(**kwargs)
+
+    object.__setattr__(deps, "sqs_client", Hiccup())
+    pipeline.send({"selector": {"jobQueues": ["spot-cpu"]}, "reason": "drain", "limit": 2})
+    pipeline.run_terminator()
+
+    [dead] = pipeline.dead_letters()
+    assert "ledgerKey" in dead["MessageAttributes"]
+    redrive(pipeline)
+    pipeline.run_terminator()
+    assert set(stopped(control)) == set(jobs[:2])

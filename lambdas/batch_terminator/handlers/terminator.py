@@ -48,8 +48,9 @@ tracer = Tracer(service=SERVICE_NAME)
 # Ledger items outlive the request queue's retention (4 days) and the DLQ's (14 days, for a
 # redrive) by a day, unless the stack says otherwise.
 DEFAULT_LEDGER_TTL_SECONDS = 19 * 86_400
-# No Batch call is started with less time left than one call's worst case.
-RESERVE_MILLIS = CALL_WORST_CASE_SECONDS * 1000
+# No Batch call is started with less time left than one call's worst case, plus what the
+# function does after its last call (ledger writes, parking in the DLQ).
+RESERVE_MILLIS = (CALL_WORST_CASE_SECONDS + 10) * 1000
 # Array children are read only while this much more is left, for terminating what is decided.
 KEEP_FOR_TERMINATING_MILLIS = 30_000
 
@@ -206,22 +207,37 @@ def park_exhausted(
     return parked
 
 
+# SQS counts attributes (names, types and values) in a message's size; the body was accepted
+# under the queue's MaximumMessageSize, 256 KiB unless raised (SQS quotas).
+MESSAGE_SIZE_LIMIT = 262_144
+PARK_ATTEMPTS = 3
+
+
 def _park(deps: Dependencies, record: ParsedRecord, error: str, extra: dict[str, str]) -> bool:
-    attributes = {
-        ERROR_ATTRIBUTE: sqs_text(error)[:4096],
-        "originalMessageId": record.message_id,
-        **extra,
-    }
-    try:
-        deps.sqs_client.send_message(
-            QueueUrl=deps.dlq_url,
-            MessageBody=record.body or "<empty>",
-            MessageAttributes={
-                name: {"DataType": "String", "StringValue": value}
-                for name, value in attributes.items()
-            },
-        )
-    except Exception:  # any failure: keep the message, SQS will redeliver it
-        logger.exception("could not park request", extra={"message_id": record.message_id})
-        return False
-    return True
+    """Send the request's body to the DLQ with why it is there (tried a few times; the error
+    text is shortened so that body and attributes fit in one message)."""
+    body = record.body or "<empty>"
+    attributes = {"originalMessageId": record.message_id, **extra}
+    room = MESSAGE_SIZE_LIMIT - len(body.encode()) - 512
+    room -= sum(len(k) + len(v.encode()) for k, v in attributes.items())
+    text = sqs_text(error)[: max(min(room, 4096), 0)]
+    if text:
+        attributes[ERROR_ATTRIBUTE] = text
+    for attempt in range(1, PARK_ATTEMPTS + 1):
+        try:
+            deps.sqs_client.send_message(
+                QueueUrl=deps.dlq_url,
+                MessageBody=body,
+                MessageAttributes={
+                    name: {"DataType": "String", "StringValue": value}
+                    for name, value in attributes.items()
+                },
+            )
+        except Exception:  # keep the message: SQS redelivers it, or moves it to the DLQ
+            logger.exception(
+                "could not park request",
+                extra={"message_id": record.message_id, "attempt": attempt},
+            )
+        else:
+            return True
+    return False

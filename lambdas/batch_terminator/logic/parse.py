@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -38,6 +39,8 @@ class ParsedRecord:
     named_job_id: str | None = None
     # The ledger key a redriven request carries (message attribute `ledgerKey`), unverified.
     carried_key: str | None = None
+    # ApproximateFirstReceiveTimestamp: when the message was first delivered (UTC).
+    first_received_at: datetime | None = None
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -114,6 +117,15 @@ def parse_source(message_attributes: dict[str, Any] | None) -> Source:
         raise InvalidRequest(f"message attribute source={value!r} is not one of {allowed}") from exc
 
 
+def _first_received_at(attributes: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(
+            int(attributes["ApproximateFirstReceiveTimestamp"]) / 1000, tz=UTC
+        )
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
 def _receive_count(attributes: dict[str, Any]) -> int:
     try:
         return max(int(attributes.get("ApproximateReceiveCount", 1)), 1)
@@ -165,6 +177,7 @@ def parse_record(record: dict[str, Any], origin: Origin | None = None) -> Parsed
             sender=sender,
             receive_count=receive_count,
             carried_key=_attribute(record.get("messageAttributes"), LEDGER_KEY_ATTRIBUTE),
+            first_received_at=_first_received_at(attributes),
         )
     return ParsedRecord(
         message_id,

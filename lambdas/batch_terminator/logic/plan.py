@@ -57,6 +57,9 @@ class Line:
     covers: frozenset[str] = field(default_factory=frozenset)
     # An earlier delivery's call may have acted without saying so; this one sees it done.
     confirmed: bool = False
+    # A parent not terminated as a whole: its outcome follows its children's in this delivery
+    # (failed while one of them failed), so it never gets two final lines.
+    follows_children: bool = False
 
     def audit(
         self, outcome: Outcome, error: str | None = None, skip_reason: str | None = None
@@ -99,6 +102,8 @@ def decide(
     deliveries of this request left (settled, open and attempted jobs)."""
     earlier = earlier or Earlier()
     job = jobs.get(named.job_id)
+    prefix = f"{named.job_id}:"
+    open_children = {i for i in earlier.open if i.startswith(prefix)}
     if job is not None and job.is_array_parent:
         family = families.get(named.job_id)
         if family is None:  # its children could not all be read in this invocation's time
@@ -107,12 +112,14 @@ def decide(
                 "not decided: the array's children could not be read in this invocation's time",
             )
             return [Line(named, named.job_id, job, unread)]
-        prefix = f"{named.job_id}:"
-        must_answer = (
-            named.also_named | {i for i in earlier.open if i.startswith(prefix)}
-        ) - earlier.settled
+        stopped_since = {
+            c.job_id
+            for c in family.children
+            if earlier.since is not None and _stopped_since(c, earlier.since)
+        }
+        must_answer = (named.also_named | open_children | stopped_since) - earlier.settled
         context = _Context(named, config, now, last_delivery, earlier)
-        lines = _decide_array(context, family, must_answer)
+        lines = _decide_array(context, family, frozenset(must_answer))
         return [
             line
             for line in lines
@@ -120,12 +127,20 @@ def decide(
         ]
     context = _Context(named, config, now, last_delivery, earlier)
     lines = [context.one(named.job_id, job)]
-    # Children named with a job that turned out not to be an array (or is unknown): each alone.
+    # Children named with a job that turned out not to be an array (or is unknown), and children
+    # left open by an earlier delivery of an array that DescribeJobs does not return now.
     lines.extend(
         context.one(child_id, jobs.get(child_id))
-        for child_id in sorted(named.also_named - earlier.settled)
+        for child_id in sorted((named.also_named | open_children) - earlier.settled)
     )
     return lines
+
+
+def _stopped_since(job: JobSnapshot, since: datetime) -> bool:
+    """Finished after `since`, or being stopped now."""
+    if job.termination_in_progress and not job.status.is_final:
+        return True
+    return job.status.is_final and job.stopped_at is not None and job.stopped_at >= since
 
 
 @dataclass(frozen=True)
@@ -137,6 +152,10 @@ class Earlier:
     settled: frozenset[str] = frozenset()
     open: frozenset[str] = frozenset()
     attempted: frozenset[str] = frozenset()
+    # On a redelivery: when the request was first delivered. A child that finished or began to
+    # stop after it may have had a line then, and must get its final one even if the ledger
+    # lost what it was.
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -202,7 +221,8 @@ def _decide_array(
     if unsafe is not None:
         answered = {line.job_id for line in children}
         children.extend(context.one(i, known.get(i)) for i in sorted(must_answer - answered))
-        return [_parent_line(named, parent, unsafe, children), *children]
+        ours = parent.job_id in earlier.attempted
+        return [_parent_line(named, parent, unsafe, children, ours), *children]
     for index in range(parent.array_size or 0):
         child_id = f"{parent.job_id}:{index}"
         if child_id not in known:  # DescribeJobs did not return it: not found, yet
@@ -245,26 +265,27 @@ def _decide_array(
     children.extend(context.one(i, known.get(i)) for i in sorted(must_answer - answered))
     if not lines:
         why = f"array not terminated as a whole: {resolution.why_not_whole}"
-        lines.append(_parent_line(named, parent, skip(why, dry_run), children))
+        ours = parent.job_id in earlier.attempted
+        lines.append(_parent_line(named, parent, skip(why, dry_run), children, ours))
     return lines + children
 
 
 def _parent_line(
-    named: Named, parent: JobSnapshot, otherwise: Verdict, children: list[Line]
+    named: Named, parent: JobSnapshot, otherwise: Verdict, children: list[Line], ours: bool
 ) -> Line:
-    """The parent's own line when it is not terminated as a whole: it waits while a child
-    waits; it was terminated if our earlier call stopped what was left of it."""
+    """The parent's own line when it is not terminated as a whole now: it waits while a child
+    waits; it was terminated if our earlier call named it (`ours`) and Batch shows every child
+    it stopped stopped with our reason; otherwise its outcome follows its children's."""
     if any(c.verdict.decision is Decision.RETRY for c in children):
         waiting = Verdict(
             Decision.RETRY, "waiting for its children (see their lines)", otherwise.dry_run
         )
         return Line(named, parent.job_id, parent, waiting)
-    if children and all(c.confirmed for c in children):
+    if ours and children and all(c.confirmed for c in children):
         return Line(named, parent.job_id, parent, Verdict(Decision.TERMINATE), confirmed=True)
+    verdict = otherwise
     if otherwise.why and otherwise.why.startswith("array not terminated as a whole"):
         chosen = any(c.target is not None for c in children)
         how = "its children are terminated one by one" if chosen else "none of its children is"
-        return Line(
-            named, parent.job_id, parent, skip(f"{otherwise.why}; {how}", otherwise.dry_run)
-        )
-    return Line(named, parent.job_id, parent, otherwise)
+        verdict = skip(f"{otherwise.why}; {how}", otherwise.dry_run)
+    return Line(named, parent.job_id, parent, verdict, follows_children=True)

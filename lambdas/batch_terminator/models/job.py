@@ -61,6 +61,9 @@ class JobSnapshot:
     # Multi-node parallel jobs: the main job has a node count; a node (`id#N`) its main job's id.
     num_nodes: int | None = None
     main_node_job_id: str | None = None
+    # A node that is its job's main node: the job ends when it does (Batch user guide,
+    # "Multi-node parallel jobs": "The job is finished only if the main node exits").
+    is_main_node: bool = False
     attempts: tuple[Attempt, ...] = ()
     depends_on: tuple[str, ...] = ()
     # When every dependency had finished (the latest stoppedAt), resolved by the shell from
@@ -141,6 +144,8 @@ class JobSnapshot:
         main = job_id.split("#", 1)[0] if "#" in job_id else None
         size = array.get("size") if "index" not in array and parent is None else None
         num_nodes = nodes.get("numNodes") if main is None else None
+        node = job.get("nodeDetails") or job.get("nodeProperties") or {}
+        is_main_node = main is not None and node.get("isMainNode") is True
         return cls(
             job_id=job_id,
             job_name=str(job.get("jobName", "")),
@@ -163,6 +168,7 @@ class JobSnapshot:
             },
             num_nodes=int(num_nodes) if isinstance(num_nodes, int) and num_nodes > 0 else None,
             main_node_job_id=main,
+            is_main_node=is_main_node,
             attempts=attempts,
             depends_on=depends_on,
             described=described,
