@@ -36,10 +36,32 @@ LEDGER_TABLE_ENV: Final = "LEDGER_TABLE"
 LEDGER_TTL_SECONDS_ENV: Final = "LEDGER_TTL_SECONDS"
 MAX_RECEIVE_COUNT_ENV: Final = "MAX_RECEIVE_COUNT"
 ACCOUNT_ID_ENV: Final = "ACCOUNT_ID"
+# The deadline and brake functions' environment (infra/constructs/deadlines.py, brake.py).
+REQUEST_QUEUE_URL_ENV: Final = "REQUEST_QUEUE_URL"
+REQUEST_QUEUE_ARN_ENV: Final = "REQUEST_QUEUE_ARN"
+SCHEDULE_GROUP_ENV: Final = "SCHEDULE_GROUP"
+SCHEDULER_ROLE_ARN_ENV: Final = "SCHEDULER_ROLE_ARN"
+SCHEDULE_DLQ_ARN_ENV: Final = "SCHEDULE_DLQ_ARN"
 # Lambda sets AWS_REGION for every function.
 REGION_ENV: Final = "AWS_REGION"
 # The request queue's redrive maxReceiveCount when the environment does not say (cdk.json's).
 DEFAULT_MAX_RECEIVE_COUNT: Final = 3
+
+
+# Events the product consumes (../shared/events holds their shapes).
+BATCH_EVENT_SOURCE: Final = "aws.batch"
+JOB_STATE_CHANGE: Final = "Batch Job State Change"
+JOB_QUEUE_BLOCKED: Final = "Batch Job Queue Blocked"
+CLOUDWATCH_EVENT_SOURCE: Final = "aws.cloudwatch"
+ALARM_STATE_CHANGE: Final = "CloudWatch Alarm State Change"
+# The universal target of EventBridge Scheduler that calls SQS SendMessage with any parameters
+# (message attributes included): EventBridge Scheduler user guide, "Using universal targets".
+SCHEDULER_SQS_SEND_TARGET: Final = "arn:aws:scheduler:::aws-sdk:sqs:sendMessage"
+# Names of the handlers the stack deploys (module.function, under lambdas/).
+TERMINATOR_HANDLER: Final = "batch_terminator.handlers.terminator.handler"
+SWEEPER_HANDLER: Final = "batch_terminator.handlers.sweeper.handler"
+DEADLINE_HANDLER: Final = "batch_terminator.handlers.deadline.handler"
+BRAKE_HANDLER: Final = "batch_terminator.handlers.brake.handler"
 
 
 class JobStatus(StrEnum):

@@ -14,6 +14,7 @@ from batch_terminator.logic.matching import queue_matches
 from batch_terminator.logic.rules import (
     TAG_LIMIT_STATUSES,
     AlarmFired,
+    BudgetAlerted,
     Scheduled,
     Trigger,
     applicable_policies,
@@ -34,7 +35,7 @@ class PolicyRun:
 
     @property
     def source(self) -> Source:
-        return Source.ALARM if isinstance(self.trigger, AlarmFired) else Source.SWEEP
+        return Source.SWEEP if isinstance(self.trigger, Scheduled) else Source.ALARM
 
     def requests(self, run_id: str) -> list[dict[str, Any]]:
         return [
@@ -44,9 +45,7 @@ class PolicyRun:
     def summary(self) -> dict[str, Any]:
         """The one summary log line of a run: per policy, evaluated, matched, enqueued, capped."""
         return {
-            "trigger": "schedule"
-            if isinstance(self.trigger, Scheduled)
-            else f"alarm {self.trigger.alarm_name}",
+            "trigger": trigger_text(self.trigger),
             "queues": len(self.queues),
             "jobs_listed": self.listing.listed,
             "jobs_described": self.listing.described,
@@ -67,6 +66,14 @@ class PolicyRun:
                 for name, count in self.evaluation.counts.items()
             },
         }
+
+
+def trigger_text(trigger: Trigger) -> str:
+    if isinstance(trigger, AlarmFired):
+        return f"alarm {trigger.alarm_name}"
+    if isinstance(trigger, BudgetAlerted):
+        return f"budget {trigger.budget_name}"
+    return "schedule"
 
 
 def to_request(selection: Selection, run_id: str, requested_by: str) -> dict[str, Any]:

@@ -37,12 +37,19 @@ class Scheduled:
 
 @dataclass(frozen=True)
 class AlarmFired:
-    """An alarm entered ALARM: the policies it triggers apply."""
+    """A CloudWatch alarm entered ALARM: the policies whose trigger names it apply."""
 
     alarm_name: str
 
 
-Trigger = Scheduled | AlarmFired
+@dataclass(frozen=True)
+class BudgetAlerted:
+    """An AWS Budgets alert named this budget: the policies whose trigger names it apply."""
+
+    budget_name: str
+
+
+Trigger = Scheduled | AlarmFired | BudgetAlerted
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,14 @@ def applicable_policies(policies: PoliciesFile, trigger: Trigger) -> list[Policy
             p
             for p in policies.policies
             if p.trigger is not None
-            and any(fnmatchcase(trigger.alarm_name, a) for a in p.trigger.alarms)
+            and any(fnmatchcase(trigger.alarm_name, a) for a in p.trigger.alarms or [])
+        ]
+    if isinstance(trigger, BudgetAlerted):
+        # Exact names only: a budget alert is prose, and a guess could brake the wrong queues.
+        return [
+            p
+            for p in policies.policies
+            if p.trigger is not None and trigger.budget_name in (p.trigger.budgets or [])
         ]
     return [p for p in policies.policies if p.is_scheduled]
 
@@ -91,6 +105,8 @@ def policy_selects(policy: Policy, job: JobSnapshot, now: datetime) -> Judgement
         return _not(f"job name {job.job_name} does not match")
     if match.tags is not None and (job.tags is None or not tags_match(job.tags, match.tags)):
         return _not("tags do not match")
+    if when.status_reasons is not None and not reason_matches(job, when.status_reasons):
+        return _not(f"status reason {job.status_reason!r} does not match")
     age = age_in_status(job, now)
     limit = when.older_than
     if limit is not None:
@@ -102,6 +118,11 @@ def policy_selects(policy: Policy, job: JobSnapshot, now: datetime) -> Judgement
                 age,
             )
     return Judgement(True, age=age, limit=limit)
+
+
+def reason_matches(job: JobSnapshot, patterns: Iterable[str]) -> bool:
+    """Globs over the whole statusReason text; a job without one matches nothing."""
+    return job.status_reason is not None and matches_any(job.status_reason, patterns)
 
 
 def tag_limit(job: JobSnapshot) -> timedelta | None:
@@ -165,6 +186,12 @@ def could_select(policy: Policy, job: JobSnapshot, now: datetime) -> bool:
     ):
         return False
     if match.job_names is not None and not matches_any(job.job_name, match.job_names):
+        return False
+    if (
+        when.status_reasons is not None
+        and job.status_reason is not None
+        and not reason_matches(job, when.status_reasons)
+    ):
         return False
     bound = at_most_age(job, now)
     return when.older_than is None or bound is None or bound > when.older_than

@@ -87,6 +87,14 @@ class When(ContractModel):
 
     status: ActiveStatusList = Field(description="One status or a list.")
     older_than: Duration | None = Field(default=None, description=AGE_RULE)
+    status_reasons: Patterns | None = Field(
+        default=None,
+        description=(
+            "Globs over the job's whole statusReason text, for example "
+            '"MISCONFIGURATION:*" for jobs that a blocked queue holds in RUNNABLE. A job '
+            "without a statusReason matches none."
+        ),
+    )
 
     @model_validator(mode="after")
     def _starting_is_aged_from_runnable(self) -> When:
@@ -104,9 +112,32 @@ class When(ContractModel):
 
 
 class Trigger(ContractModel):
-    """Run the policy when one of these CloudWatch alarms enters ALARM, instead of on schedule."""
+    """Run the policy when one of these CloudWatch alarms enters ALARM, or an AWS Budgets alert
+    names one of these budgets, instead of on schedule."""
 
-    alarms: Patterns
+    alarms: Patterns | None = Field(
+        default=None,
+        description="CloudWatch alarm names; a name may be a glob of `*` only.",
+    )
+    budgets: list[NonEmptyStr] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "AWS Budgets budget names, exact: the brake matches the alert's `Budget Name:` line."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _names_something(self) -> Trigger:
+        if not self.alarms and not self.budgets:
+            raise ValueError("a trigger names at least one alarm or budget")
+        for name in self.alarms or []:
+            if any(c in name for c in "?[]"):
+                raise ValueError(
+                    f"alarm pattern {name!r}: only * may be used as a wildcard (EventBridge "
+                    "patterns and Lambda permissions have no ? or [ ])"
+                )
+        return self
 
 
 class Policy(ContractModel):
