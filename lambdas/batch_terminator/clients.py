@@ -29,3 +29,7 @@ def sqs_client() -> Any:
 
 def dynamodb_client() -> Any:
     return boto3.client("dynamodb", config=_CONFIG)
+
+
+def scheduler_client() -> Any:
+    return boto3.client("scheduler", config=_CONFIG)

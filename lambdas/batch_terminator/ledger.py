@@ -41,6 +41,7 @@ from typing import Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 BATCH_GET_MAX_KEYS: Final = 100
+BATCH_WRITE_MAX_ITEMS: Final = 25
 # Unprocessed keys of BatchGetItem are asked for again this many times.
 _BATCH_GET_ATTEMPTS: Final = 3
 
@@ -145,6 +146,39 @@ def _state(item: dict[str, Any]) -> MessageState:
     )
 
 
+@dataclass(frozen=True)
+class TerminationRecord:
+    """A termination the terminator made: TerminateJob(s) accepted it at `accepted_at_ms` (ms
+    since the epoch, UTC). Keyed `termination#<jobId>`, so the job's FAILED event finds it."""
+
+    job_id: str
+    accepted_at_ms: int
+    policy: str | None
+    request_id: str | None
+    source: str | None = None
+
+
+def termination_key(job_id: str) -> str:
+    return f"termination#{job_id}"
+
+
+def _termination_item(record: TerminationRecord, expires_at: dict[str, str]) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": {"S": termination_key(record.job_id)},
+        "jobId": {"S": record.job_id},
+        "acceptedAt": {"N": str(record.accepted_at_ms)},
+        "expiresAt": expires_at,
+    }
+    for name, value in (
+        ("policy", record.policy),
+        ("requestId", record.request_id),
+        ("source", record.source),
+    ):
+        if value:
+            item[name] = {"S": value}
+    return item
+
+
 class Ledger:
     """DynamoDB-backed; `client` is a boto3 DynamoDB client, `ttl_seconds` how long items live."""
 
@@ -240,6 +274,76 @@ class Ledger:
                 ":hash": {"S": hashed},
             },
         )
+
+    def record_terminations(self, records: Sequence[TerminationRecord]) -> None:
+        """Remember terminations for their confirmation (25 items a BatchWriteItem; a job
+        terminated again replaces its record). Raises LedgerUnavailable."""
+        expires = self._expires_at()
+        items = [
+            {"PutRequest": {"Item": _termination_item(r, expires)}}
+            for r in {r.job_id: r for r in records}.values()
+        ]
+        for start in range(0, len(items), BATCH_WRITE_MAX_ITEMS):
+            pending = items[start : start + BATCH_WRITE_MAX_ITEMS]
+            for _ in range(_BATCH_GET_ATTEMPTS):
+                response = self._request(
+                    self._client.batch_write_item, RequestItems={self._table: pending}
+                )
+                pending = list(response.get("UnprocessedItems", {}).get(self._table, []))
+                if not pending:
+                    break
+            if pending:
+                raise LedgerUnavailable(f"{len(pending)} termination records stayed unwritten")
+
+    def confirm_termination(self, job_id: str, stopped_at_ms: int) -> TerminationRecord | None:
+        """Mark a recorded termination confirmed, once: its record, or None when the job was
+        not terminated by us or is confirmed already. Raises LedgerUnavailable."""
+        try:
+            self.calls += 1
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=_key(termination_key(job_id)),
+                UpdateExpression="SET confirmedAt = :stopped",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(confirmedAt)",
+                ExpressionAttributeValues={":stopped": {"N": str(stopped_at_ms)}},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise LedgerUnavailable(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        item = response.get("Attributes", {})
+        return TerminationRecord(
+            job_id=job_id,
+            accepted_at_ms=int(item["acceptedAt"]["N"]),
+            policy=item.get("policy", {}).get("S"),
+            request_id=item.get("requestId", {}).get("S"),
+            source=item.get("source", {}).get("S"),
+        )
+
+    def claim(self, key: str, detail: dict[str, str]) -> bool:
+        """Claim `key` once (a conditional put): True for the first caller, ever (until the
+        item expires), False for every later one. Raises LedgerUnavailable."""
+        item = {"pk": {"S": key}, "expiresAt": self._expires_at()}
+        item.update({k: {"S": v} for k, v in detail.items() if v})
+        try:
+            self.calls += 1
+            self._client.put_item(
+                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise LedgerUnavailable(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        return True
+
+    def release(self, key: str) -> None:
+        """Give a claim back (its work failed and will be retried). Raises LedgerUnavailable."""
+        self._request(self._client.delete_item, TableName=self._table, Key=_key(key))
 
     def _request(self, method: Any, **kwargs: Any) -> dict[str, Any]:
         self.calls += 1

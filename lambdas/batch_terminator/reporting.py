@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from batch_terminator.contract import METRICS_NAMESPACE, SERVICE_NAME, Outcome
 from batch_terminator.models.audit import AUDIT_MESSAGE, AuditRecord
+from batch_terminator.queueing import enqueue
+
+if TYPE_CHECKING:
+    from batch_terminator.batch_api import BatchApi
+    from batch_terminator.sweeping import PolicyRun
 
 METRIC_BY_OUTCOME: Final = {
     Outcome.TERMINATED: "JobsTerminated",
@@ -55,3 +60,50 @@ def count_outcomes(
             default_dimensions={"service": SERVICE_NAME, "policy": policy},
         ):
             pass
+
+
+def report_policy_run(
+    run: PolicyRun,
+    sqs: Any,
+    queue_url: str,
+    run_id: str,
+    api: BatchApi,
+    logger: Logger,
+    metrics: Metrics,
+) -> dict[str, Any]:
+    """Enqueue a policy run's requests (sweep or brake), then log its summary line, a warning
+    per capped policy and per ignored job, and count capped policies. Raises EnqueueFailed."""
+    requests = run.requests(run_id)
+    send_calls = enqueue(sqs, queue_url, requests, run.source)
+    evaluation = run.evaluation
+    for name, capped in evaluation.capped_policies.items():
+        logger.warning(
+            "policy cap reached",
+            extra={
+                "policy": name,
+                "capped": capped,
+                "max_per_run": evaluation.counts[name].cap,
+                "run_id": run_id,
+            },
+        )
+    if evaluation.invalid_tags or evaluation.errors:
+        # A malformed max-runtime tag, or a job that could not be judged: ignored, run goes on.
+        logger.warning(
+            "jobs ignored by the policy run",
+            extra={
+                "invalid_max_runtime_tags": evaluation.invalid_tags,
+                "errors": evaluation.errors,
+                "run_id": run_id,
+            },
+        )
+    count_outcomes(metrics, [], capped=dict.fromkeys(evaluation.capped_policies, 1))
+    summary = {
+        **run.summary(),
+        "run_id": run_id,
+        "source": run.source.value,
+        "enqueued": len(requests),
+        "batch_calls": dict(api.calls),
+        "send_calls": send_calls,
+    }
+    logger.info("policy run", extra=summary)
+    return {"enqueued": len(requests), "capped": evaluation.capped_policies}

@@ -18,8 +18,7 @@ from batch_terminator.contract import METRICS_NAMESPACE, SERVICE_NAME
 from batch_terminator.logging_setup import make_logger
 from batch_terminator.logic.evaluate import Scheduled
 from batch_terminator.models.policies import PoliciesFile
-from batch_terminator.queueing import enqueue
-from batch_terminator.reporting import count_outcomes
+from batch_terminator.reporting import report_policy_run
 from batch_terminator.sweeping import PolicyRun, run_policies
 
 logger = make_logger()
@@ -61,36 +60,4 @@ def report_run(
     run: PolicyRun, sqs: Any, queue_url: str, run_id: str, api: BatchApi
 ) -> dict[str, Any]:
     """Enqueue the run's requests, then log its summary and count capped policies."""
-    requests = run.requests(run_id)
-    send_calls = enqueue(sqs, queue_url, requests, run.source)
-    summary = {
-        **run.summary(),
-        "run_id": run_id,
-        "enqueued": len(requests),
-        "batch_calls": dict(api.calls),
-        "send_calls": send_calls,
-    }
-    for name, capped in run.evaluation.capped_policies.items():
-        logger.warning(
-            "policy cap reached",
-            extra={
-                "policy": name,
-                "capped": capped,
-                "max_per_run": run.evaluation.counts[name].cap,
-                "run_id": run_id,
-            },
-        )
-    evaluation = run.evaluation
-    if evaluation.invalid_tags or evaluation.errors:
-        # A malformed max-runtime tag, or a job that could not be judged: ignored, run goes on.
-        logger.warning(
-            "jobs ignored by the policy run",
-            extra={
-                "invalid_max_runtime_tags": evaluation.invalid_tags,
-                "errors": evaluation.errors,
-                "run_id": run_id,
-            },
-        )
-    count_outcomes(metrics, [], capped=dict.fromkeys(run.evaluation.capped_policies, 1))
-    logger.info("policy run", extra=summary)
-    return {"enqueued": len(requests), "capped": run.evaluation.capped_policies}
+    return report_policy_run(run, sqs, queue_url, run_id, api, logger, metrics)

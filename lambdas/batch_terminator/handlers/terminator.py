@@ -33,7 +33,7 @@ from batch_terminator.contract import (
     SERVICE_NAME,
     Outcome,
 )
-from batch_terminator.ledger import Ledger
+from batch_terminator.ledger import Ledger, LedgerUnavailable, TerminationRecord
 from batch_terminator.logging_setup import make_logger
 from batch_terminator.logic.parse import ParsedRecord, parse_record
 from batch_terminator.models.policies import PoliciesFile
@@ -120,6 +120,7 @@ def process_event(
             enough_time=enough_time,
         ),
     )
+    record_terminations(deps.ledger, result)
     unparked = park_rejected(deps, result.rejected)
     retry = result.retry_message_ids | unparked
     retry -= park_exhausted(deps, records, result, retry)
@@ -143,6 +144,28 @@ def process_event(
             {"itemIdentifier": r.message_id} for r in records if r.message_id in retry
         ]
     }
+
+
+def record_terminations(ledger: Ledger, result: BatchResult) -> None:
+    """Remember each job terminated, for the deadline function to confirm when its FAILED
+    event arrives. Best effort: a termination stands even if it cannot be recorded."""
+    accepted_at_ms = int(datetime.now(UTC).timestamp() * 1000)
+    records = [
+        TerminationRecord(
+            line.job_id, accepted_at_ms, line.policy, line.request_id, line.source.value
+        )
+        for line in result.audit
+        if line.outcome is Outcome.TERMINATED and line.job_id is not None
+    ]
+    if not records:
+        return
+    try:
+        ledger.record_terminations(records)
+    except LedgerUnavailable as exc:
+        logger.warning(
+            "terminations not recorded for confirmation",
+            extra={"jobs": len(records), "error": str(exc)},
+        )
 
 
 def _capped_by_policy(limited: list[tuple[str, str | None, int]]) -> dict[str | None, int]:

@@ -170,6 +170,16 @@ def could_select(policy: Policy, job: JobSnapshot, now: datetime) -> bool:
     """Might the policy select this listed job once it is described? Unknown facts pass; only
     what the summary does tell can rule a job out (its status, name, and an upper bound of its
     age, since no status is entered before the job was created)."""
+    if not could_match(policy, job):
+        return False
+    bound = at_most_age(job, now)
+    older_than = policy.when.older_than
+    return older_than is None or bound is None or bound > older_than
+
+
+def could_match(policy: Policy, job: JobSnapshot) -> bool:
+    """Might the policy select this job at some time, in its status? Every fact the source
+    gave counts (age aside); unknown facts pass."""
     match, when = policy.match, policy.when
     if job.status not in when.status:
         return False
@@ -187,14 +197,11 @@ def could_select(policy: Policy, job: JobSnapshot, now: datetime) -> bool:
         return False
     if match.job_names is not None and not matches_any(job.job_name, match.job_names):
         return False
-    if (
+    return not (
         when.status_reasons is not None
         and job.status_reason is not None
         and not reason_matches(job, when.status_reasons)
-    ):
-        return False
-    bound = at_most_age(job, now)
-    return when.older_than is None or bound is None or bound > when.older_than
+    )
 
 
 def reason_text(

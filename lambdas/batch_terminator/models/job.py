@@ -10,7 +10,7 @@ Two sources, told apart by `described`:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -117,6 +117,13 @@ class JobSnapshot:
             depends_on=depends_on,
             described=True,
         )
+
+    @classmethod
+    def from_event(cls, detail: dict[str, Any]) -> JobSnapshot:
+        """From a Batch job event's `detail`: DescribeJobs' shape, except that `detail.tags`
+        holds `resourceArn`, not the job's tags, so tags stay unknown; and an event may be late
+        or out of order, so its facts only say which jobs are worth describing."""
+        return replace(cls.from_description(detail), tags=None, described=False)
 
     @classmethod
     def from_summary(cls, summary: dict[str, Any], listed_in: str | None) -> JobSnapshot:

@@ -1,0 +1,161 @@
+"""Per-job deadlines: when a scheduled policy (or the job's max-runtime tag) will select a job in
+its current status and attempt, if nothing changes. Pure.
+
+A deadline is the first whole second at which the same rule the sweep and the terminator apply
+(`rule_selects`) selects the job: age in status must be *over* the limit, so a schedule at that
+second fires at or after the limit is passed, never before. Each deadline is named per job,
+status and attempt, so a duplicate event lands on the same schedule, and a job that moves on
+leaves names that can be found and deleted.
+
+Array parents and multi-node nodes get no deadline: children have their own events and deadlines,
+a node is stopped with its job, and a parent stands for its children only in the sweep, which
+judges the whole family.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from batch_terminator.contract import ACTIVE_STATUSES, JobStatus
+from batch_terminator.logic.ages import status_entered_at
+from batch_terminator.logic.durations import format_duration
+from batch_terminator.logic.rules import reason_text, rule_selects, tag_limit
+from batch_terminator.models.job import JobSnapshot
+from batch_terminator.models.policies import TAG_LIMIT_POLICY, PoliciesFile
+
+# EventBridge Scheduler: a schedule name is 1 to 64 characters of [0-9a-zA-Z-_.]
+# (Scheduler API reference, CreateSchedule, `Name`).
+SCHEDULE_NAME_MAX: Final = 64
+_NAME_CHARACTERS: Final = re.compile(r"^[0-9A-Za-z_.-]{1,64}$")
+SCHEDULE_PREFIX: Final = "bt"
+# Statuses in the order a job passes them in one attempt; a retry goes back to RUNNABLE.
+_ORDER: Final = {s: i for i, s in enumerate(ACTIVE_STATUSES)}
+_RETRIED_STATUSES: Final = (JobStatus.RUNNABLE, JobStatus.STARTING, JobStatus.RUNNING)
+ONE_SECOND: Final = timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The earliest rule that will select `job`: at `at` (UTC, a whole second), `rule` (a
+    policy's name, or `max-runtime-tag`) selects it for being in `status` over `limit`."""
+
+    job: JobSnapshot
+    rule: str
+    at: datetime
+    limit: timedelta
+    status: JobStatus
+    attempt: int
+    dry_run: bool
+
+    @property
+    def name(self) -> str:
+        return schedule_name(self.job.job_id, self.status, self.attempt)
+
+    @property
+    def reason(self) -> str:
+        tag = self.limit if self.rule == TAG_LIMIT_POLICY else None
+        return reason_text(self.rule, (self.status,), self.limit, tag_limit_value=tag)
+
+    def request(self, requested_by: str) -> dict[str, Any]:
+        """The request a schedule (or, when already due, the deadline function) sends: the
+        terminator re-reads the job and acts only if it is still in `status` and the rule still
+        selects it."""
+        request: dict[str, Any] = {
+            "jobId": self.job.job_id,
+            "reason": self.reason,
+            "policy": self.rule,
+            "ifStatus": [self.status.value],
+            "requestId": self.name,
+            "requestedBy": requested_by,
+        }
+        if self.dry_run:
+            request["dryRun"] = True
+        return request
+
+    def describe(self) -> str:
+        return f"{self.rule}: {self.status.value} over {format_duration(self.limit)}"
+
+
+def schedule_name(job_id: str, status: JobStatus, attempt: int) -> str:
+    """`bt-<job id>-<status>-<attempt>`; an array child's `:` becomes `.` (job ids are UUIDs, so
+    the mapping is one to one). Raises ValueError when the id cannot make a valid name."""
+    name = f"{SCHEDULE_PREFIX}-{job_id.replace(':', '.')}-{status.value.lower()}-{attempt}"
+    if not _NAME_CHARACTERS.fullmatch(name):
+        raise ValueError(f"job id {job_id!r} cannot name a schedule")
+    return name
+
+
+def _first_second_over(entered: datetime, limit: timedelta) -> datetime:
+    """The first whole second strictly after `entered + limit`."""
+    boundary = entered + limit
+    return boundary.replace(microsecond=0) + ONE_SECOND
+
+
+def deadline(job: JobSnapshot, policies: PoliciesFile) -> Deadline | None:
+    """The earliest deadline of a described job in its current status, or None (no rule limits
+    it, its age is unknown, it is protected or already being stopped, or it is an array parent
+    or a node). Ties go to the first policy in the file. Raises nothing on malformed tags: a
+    malformed max-runtime tag gives no tag deadline."""
+    if (
+        not job.described
+        or job.status.is_final
+        or job.termination_in_progress
+        or job.is_array_parent
+        or job.main_node_job_id is not None
+        or (job.tags is not None and policies.settings.protect_tag in job.tags)
+    ):
+        return None
+    entered = status_entered_at(job)
+    if entered is None:
+        return None
+    found: list[tuple[datetime, int, str, timedelta, bool]] = []
+    for index, policy in enumerate(policies.policies):
+        limit = policy.when.older_than
+        if not policy.is_scheduled or limit is None or job.status not in policy.when.status:
+            continue
+        at = _first_second_over(entered, limit)
+        if rule_selects(policy.name, job, policies, at).selected:
+            found.append((at, index, policy.name, limit, policy.dry_run))
+    if policies.settings.max_runtime_tag and job.status is JobStatus.RUNNING:
+        try:
+            own = tag_limit(job)
+        except ValueError:
+            own = None
+        if own is not None:
+            at = _first_second_over(entered, own)
+            if rule_selects(TAG_LIMIT_POLICY, job, policies, at).selected:
+                found.append((at, len(policies.policies), TAG_LIMIT_POLICY, own, False))
+    if not found:
+        return None
+    at, _, rule, limit, dry_run = min(found)
+    return Deadline(
+        job=job,
+        rule=rule,
+        at=at,
+        limit=limit,
+        status=job.status,
+        attempt=job.attempt,
+        dry_run=dry_run or policies.settings.dry_run,
+    )
+
+
+def stale_schedule_names(job: JobSnapshot, limited: tuple[JobStatus, ...]) -> list[str]:
+    """Names of the schedules this job may have left behind in earlier statuses: the limited
+    statuses before its current one in this attempt, and those of the previous attempt (a retry
+    goes back to RUNNABLE). For a finished job, every limited status of its last two attempts."""
+    attempt = job.attempt
+    names: list[str] = []
+    if job.status.is_final:
+        for a in sorted({max(attempt - 1, 0), attempt}):
+            names.extend(schedule_name(job.job_id, s, a) for s in limited)
+        return list(dict.fromkeys(names))
+    here = _ORDER[job.status]
+    names.extend(schedule_name(job.job_id, s, attempt) for s in limited if _ORDER[s] < here)
+    if attempt > 0:
+        names.extend(
+            schedule_name(job.job_id, s, attempt - 1) for s in limited if s in _RETRIED_STATUSES
+        )
+    return names

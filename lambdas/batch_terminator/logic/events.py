@@ -1,0 +1,221 @@
+"""The events the deadline and brake functions consume, parsed into what they mean, or into the
+one line that says why they are ignored. Pure; never raises on any input.
+
+Shapes (../shared/events and the AWS guides they cite):
+
+- `aws.batch` / `Batch Job State Change` and `Batch Job Queue Blocked`: `detail` is the job as
+  DescribeJobs gives it, except `detail.tags`, which holds `resourceArn`, not the job's tags
+  (Batch user guide, "Job state change events", "Job queue blocked events").
+- `aws.cloudwatch` / `CloudWatch Alarm State Change`: `detail.alarmName`, `detail.state.value`
+  and `.timestamp` (CloudWatch user guide, "Alarm events and EventBridge").
+- A Lambda alarm action's payload: `alarmArn`, `accountId`, `alarmData.alarmName`,
+  `alarmData.state.value` and `.timestamp` (CloudWatch user guide, "Lambda alarm actions").
+- SNS (a Lambda subscription's `Records[].Sns`, or the bare envelope): `Message` is either an
+  alarm notification in JSON (`AlarmName`, `NewStateValue`, `StateChangeTime`) or an AWS Budgets
+  alert in prose, whose `Budget Name:` line names the budget (AWS Budgets user guide, "Creating
+  an Amazon SNS topic for budget notifications").
+
+An alarm transition is its name plus its state timestamp: every shape carries it, so the same
+transition delivered twice, by one path or several, has one key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from batch_terminator.contract import (
+    ALARM_STATE_CHANGE,
+    BATCH_EVENT_SOURCE,
+    CLOUDWATCH_EVENT_SOURCE,
+    JOB_QUEUE_BLOCKED,
+    JOB_STATE_CHANGE,
+    JobStatus,
+    Source,
+)
+from batch_terminator.models.job import JobSnapshot
+
+# A job id of Batch: a UUID, an array child's `:index`, a node's `#index`.
+_JOB_ID: Final = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}([:#](0|[1-9][0-9]{0,4}))?$"
+)
+_BUDGET_NAME_LINE: Final = re.compile(r"^Budget Name: (?P<name>.+?)\s*$", re.MULTILINE)
+_BUDGET_ACCOUNT_LINE: Final = re.compile(r"^AWS Account (?P<account>\d{12})\s*$", re.MULTILINE)
+# What is quoted of a foreign value in an ignore line.
+_QUOTE_MAX: Final = 80
+ALARM: Final = "ALARM"
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An event that asks for nothing: `why` is its one log line's reason."""
+
+    why: str
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """A Batch job event: the job as the event shows it (tags unknown), and which path it is."""
+
+    job: JobSnapshot
+    source: Source  # DEADLINE for a state change, BLOCKED for a blocked queue
+    event_id: str
+
+
+@dataclass(frozen=True)
+class BrakeSignal:
+    """An alarm entered a state, or a Budgets alert named a budget; `key` identifies the
+    transition across paths and deliveries."""
+
+    kind: str  # "alarm" or "budget"
+    name: str
+    state: str
+    at: datetime
+    path: str  # "eventbridge", "alarm-action", "sns"
+
+    @property
+    def key(self) -> str:
+        return f"brake#{self.kind}#{self.name}#{self.at.isoformat(timespec='milliseconds')}"
+
+
+def _quote(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)[:_QUOTE_MAX]
+    return repr(text[:_QUOTE_MAX])
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """CloudWatch's `2026-11-29T08:10:00.000+0000`, SNS's `...Z`, or ISO 8601; UTC."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    elif re.search(r"[+-]\d{4}$", text):
+        text = f"{text[:-2]}:{text[-2:]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.astimezone(UTC)
+
+
+def parse_job_event(event: Any, account: str | None) -> JobEvent | Ignored:
+    """A Batch job state change or queue blocked event of this account (when `account` is
+    given), with a detail that DescribeJobs' shape can be read from."""
+    if not isinstance(event, dict):
+        return Ignored(f"not an EventBridge event: {_quote(event)}")
+    source, detail_type = event.get("source"), event.get("detail-type")
+    if source != BATCH_EVENT_SOURCE or detail_type not in (JOB_STATE_CHANGE, JOB_QUEUE_BLOCKED):
+        return Ignored(f"not a Batch job event: source {_quote(source)}, {_quote(detail_type)}")
+    if account is not None and event.get("account") != account:
+        return Ignored(f"event of another account: {_quote(event.get('account'))}")
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        return Ignored("the event has no detail object")
+    job_id = detail.get("jobId")
+    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+        return Ignored(f"the event names no valid job id: {_quote(job_id)}")
+    if detail.get("status") not in JobStatus.__members__:
+        return Ignored(f"the event has no job status: {_quote(detail.get('status'))}")
+    try:
+        job = JobSnapshot.from_event(detail)
+    except Exception as exc:  # any malformed field: one ignore line, never a failed batch
+        return Ignored(f"the event's job cannot be read: {type(exc).__name__}: {exc}")
+    source_path = Source.BLOCKED if detail_type == JOB_QUEUE_BLOCKED else Source.DEADLINE
+    return JobEvent(job, source_path, str(event.get("id") or ""))
+
+
+def parse_brake_events(event: Any, account: str | None) -> list[BrakeSignal | Ignored]:
+    """Every alarm transition or budget alert an invocation carries (an SNS event may carry
+    several records), each a signal or the reason it is ignored."""
+    if not isinstance(event, dict):
+        return [Ignored(f"not an event object: {_quote(event)}")]
+    records = event.get("Records")
+    if isinstance(records, list):
+        if not records:
+            return [Ignored("an SNS event without records")]
+        return [_sns(r.get("Sns") if isinstance(r, dict) else None, account) for r in records]
+    if event.get("Type") == "Notification" and "Message" in event:
+        return [_sns(event, account)]
+    if "alarmData" in event or "alarmArn" in event:
+        return [_alarm_action(event, account)]
+    if "detail-type" in event:
+        return [_alarm_event(event, account)]
+    return [Ignored("not an alarm event, an alarm action or an SNS notification")]
+
+
+def _alarm_event(event: dict[str, Any], account: str | None) -> BrakeSignal | Ignored:
+    if event.get("source") != CLOUDWATCH_EVENT_SOURCE or event.get("detail-type") != (
+        ALARM_STATE_CHANGE
+    ):
+        return Ignored(
+            f"not an alarm state change: source {_quote(event.get('source'))}, "
+            f"{_quote(event.get('detail-type'))}"
+        )
+    if account is not None and event.get("account") != account:
+        return Ignored(f"alarm of another account: {_quote(event.get('account'))}")
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        return Ignored("the alarm event has no detail object")
+    return _signal(detail.get("alarmName"), detail.get("state"), "eventbridge")
+
+
+def _alarm_action(event: dict[str, Any], account: str | None) -> BrakeSignal | Ignored:
+    if event.get("source") != CLOUDWATCH_EVENT_SOURCE:
+        return Ignored(f"alarm action from source {_quote(event.get('source'))}")
+    if account is not None and event.get("accountId") != account:
+        return Ignored(f"alarm action of another account: {_quote(event.get('accountId'))}")
+    data = event.get("alarmData")
+    if not isinstance(data, dict):
+        return Ignored("the alarm action has no alarmData object")
+    return _signal(data.get("alarmName"), data.get("state"), "alarm-action")
+
+
+def _signal(name: Any, state: Any, path: str) -> BrakeSignal | Ignored:
+    if not isinstance(name, str) or not name or len(name) > 255:
+        return Ignored(f"the alarm has no valid name: {_quote(name)}")
+    if not isinstance(state, dict):
+        return Ignored(f"alarm {_quote(name)} has no state object")
+    value, at = state.get("value"), _timestamp(state.get("timestamp"))
+    if not isinstance(value, str):
+        return Ignored(f"alarm {_quote(name)} has no state value")
+    if at is None:
+        return Ignored(f"alarm {_quote(name)} has no valid state timestamp")
+    return BrakeSignal("alarm", name, value, at, path)
+
+
+def _sns(envelope: Any, account: str | None) -> BrakeSignal | Ignored:
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("Message"), str):
+        return Ignored("an SNS record without a Message text")
+    message: str = envelope["Message"]
+    stripped = message.lstrip()
+    if stripped.startswith("{"):
+        try:
+            alarm = json.loads(stripped)
+        except (ValueError, RecursionError):
+            return Ignored("an SNS message that starts like JSON but is not JSON")
+        if not isinstance(alarm, dict) or "AlarmName" not in alarm:
+            return Ignored("an SNS JSON message that is not an alarm notification")
+        if account is not None and alarm.get("AWSAccountId") != account:
+            return Ignored(f"alarm of another account: {_quote(alarm.get('AWSAccountId'))}")
+        return _signal(
+            alarm.get("AlarmName"),
+            {"value": alarm.get("NewStateValue"), "timestamp": alarm.get("StateChangeTime")},
+            "sns",
+        )
+    names = _BUDGET_NAME_LINE.findall(message)
+    if len(names) != 1 or not message.startswith("AWS Budget Notification"):
+        return Ignored("an SNS message that is neither an alarm nor an AWS Budgets alert")
+    sent_for = _BUDGET_ACCOUNT_LINE.search(message)
+    if account is not None and (sent_for is None or sent_for["account"] != account):
+        return Ignored(f"budget alert of another account: {_quote(sent_for and sent_for[0])}")
+    at = _timestamp(envelope.get("Timestamp"))
+    if at is None:
+        return Ignored(f"budget alert {_quote(names[0])} has no valid SNS Timestamp")
+    # A Budgets alert is sent when the budget crosses its threshold: it is always an alarm.
+    return BrakeSignal("budget", names[0], ALARM, at, "sns")
