@@ -22,6 +22,8 @@ TERMINATOR_MEMORY_MB: Final = "terminatorMemoryMB"
 MAX_RECEIVE_COUNT: Final = "maxReceiveCount"
 LOG_RETENTION_DAYS: Final = "logRetentionDays"
 ALARM_TOPIC_ARN: Final = "alarmTopicArn"
+# An existing SNS topic the brake subscribes to (alarm notifications, AWS Budgets alerts).
+BRAKE_TOPIC_ARN: Final = "brakeTopicArn"
 
 CONTEXT_KEYS: Final = (
     STACK_NAME,
@@ -37,6 +39,7 @@ CONTEXT_KEYS: Final = (
     MAX_RECEIVE_COUNT,
     LOG_RETENTION_DAYS,
     ALARM_TOPIC_ARN,
+    BRAKE_TOPIC_ARN,
 )
 
 ARCHITECTURES: Final = ("arm64", "x86_64")
@@ -74,6 +77,7 @@ class StackSettings:
     max_receive_count: int = 3
     log_retention_days: int = 90
     alarm_topic_arn: str | None = None
+    brake_topic_arn: str | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -129,6 +133,7 @@ class StackSettings:
                 LOG_RETENTION_DAYS, defaults.log_retention_days, LOG_RETENTION_CHOICES
             ),
             alarm_topic_arn=read.optional_matching(ALARM_TOPIC_ARN, _SNS_TOPIC_ARN),
+            brake_topic_arn=read.optional_matching(BRAKE_TOPIC_ARN, _SNS_TOPIC_ARN),
         )
 
 

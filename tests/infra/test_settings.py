@@ -33,7 +33,7 @@ def cdk_json_context() -> dict[str, Any]:
 
 def test_cdk_json_holds_only_known_keys() -> None:
     assert set(cdk_json_context()) <= set(CONTEXT_KEYS)
-    assert set(CONTEXT_KEYS) - set(cdk_json_context()) == {"alarmTopicArn"}
+    assert set(CONTEXT_KEYS) - set(cdk_json_context()) == {"alarmTopicArn", "brakeTopicArn"}
 
 
 def test_cdk_json_values_are_the_code_defaults() -> None:
@@ -48,6 +48,7 @@ def test_defaults() -> None:
     assert settings.python_runtime == "python3.13"
     assert settings.architecture == "arm64"
     assert settings.alarm_topic_arn is None
+    assert settings.brake_topic_arn is None
     assert settings.request_visibility_timeout_seconds == 6 * settings.terminator_timeout_seconds
 
 
@@ -60,6 +61,7 @@ def test_strings_from_the_command_line_are_parsed() -> None:
             "terminatorBatchingWindowSeconds": "0",
             "logRetentionDays": "365",
             "alarmTopicArn": "arn:aws:sns:us-east-1:123456789012:alarms",
+            "brakeTopicArn": "arn:aws:sns:us-east-1:123456789012:spend-alerts",
         }
     )
     assert settings.powertools_layer_version == 30
@@ -68,10 +70,13 @@ def test_strings_from_the_command_line_are_parsed() -> None:
     assert settings.terminator_batching_window_seconds == 0
     assert settings.log_retention_days == 365
     assert settings.alarm_topic_arn == "arn:aws:sns:us-east-1:123456789012:alarms"
+    assert settings.brake_topic_arn == "arn:aws:sns:us-east-1:123456789012:spend-alerts"
 
 
-def test_empty_alarm_topic_means_none() -> None:
-    assert settings_from({"alarmTopicArn": ""}).alarm_topic_arn is None
+def test_empty_topics_mean_none() -> None:
+    settings = settings_from({"alarmTopicArn": "", "brakeTopicArn": " "})
+    assert settings.alarm_topic_arn is None
+    assert settings.brake_topic_arn is None
 
 
 @pytest.mark.parametrize(
@@ -87,6 +92,11 @@ def test_empty_alarm_topic_means_none() -> None:
         ({"pythonRuntime": "python2"}, "pythonRuntime: 'python2' does not match"),
         ({"stackName": "1-bad"}, "stackName: '1-bad' does not match"),
         ({"alarmTopicArn": "my-topic"}, "alarmTopicArn: 'my-topic' is not an SNS topic ARN"),
+        (
+            {"brakeTopicArn": "arn:aws:sqs:us-east-1:123456789012:spend"},
+            "brakeTopicArn: 'arn:aws:sqs:us-east-1:123456789012:spend' is not an SNS topic ARN",
+        ),
+        ({"brakeTopicArn": 42}, "brakeTopicArn: expected a non-empty string"),
         ({"policiesFile": " "}, "policiesFile: expected a non-empty string"),
         (
             {"terminatorBatchSize": "11", "terminatorBatchingWindowSeconds": "0"},
