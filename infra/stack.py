@@ -1,4 +1,5 @@
-"""BatchTerminatorStack: intake, ledger, terminator, policies and monitoring, with the outputs."""
+"""BatchTerminatorStack: intake, ledger, terminator, policies, deadlines, brake and monitoring,
+with the outputs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from constructs import Construct
 
 from batch_terminator.contract import EVENT_SOURCE, REQUEST_DETAIL_TYPE
 from batch_terminator.models.policies import PoliciesFile
+from infra.constructs.brake import Brake
+from infra.constructs.deadlines import Deadlines
 from infra.constructs.intake import Intake
 from infra.constructs.lambda_package import LambdaPackage
 from infra.constructs.ledger import Ledger
@@ -52,12 +55,38 @@ class BatchTerminatorStack(Stack):
         self.policies = Policies(
             self, "Policies", package=package, policies=policies, request_queue=self.intake.queue
         )
+        self.deadlines = Deadlines(
+            self,
+            "Deadlines",
+            package=package,
+            settings=settings,
+            policies=policies,
+            request_queue=self.intake.queue,
+            ledger=self.ledger,
+        )
+        self.brake = Brake(
+            self,
+            "Brake",
+            package=package,
+            settings=settings,
+            policies=policies,
+            request_queue=self.intake.queue,
+            ledger=self.ledger,
+        )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
             dead_letter_queue=self.intake.dead_letter_queue,
             sweep_failure_queue=self.policies.failure_queue,
-            audit_log_groups=[self.terminator.log_group, self.policies.log_group],
+            events_dead_letter_queue=self.deadlines.events_dead_letter_queue,
+            schedule_dead_letter_queue=self.deadlines.schedule_dead_letter_queue,
+            brake_failure_queue=self.brake.failure_queue,
+            audit_log_groups=[
+                self.terminator.log_group,
+                self.policies.log_group,
+                self.deadlines.log_group,
+                self.brake.log_group,
+            ],
             alarm_topic_arn=settings.alarm_topic_arn,
         )
         self._outputs()
@@ -74,6 +103,12 @@ class BatchTerminatorStack(Stack):
             "TerminatorLogGroupName": self.terminator.log_group.log_group_name,
             "SweeperLogGroupName": self.policies.log_group.log_group_name,
             "LedgerTableName": self.ledger.table.table_name,
+            "DeadlineFunctionName": self.deadlines.function.function_name,
+            "DeadlineLogGroupName": self.deadlines.log_group.log_group_name,
+            "BrakeFunctionName": self.brake.function.function_name,
+            "BrakeLogGroupName": self.brake.log_group.log_group_name,
+            "ScheduleGroupName": self.deadlines.schedule_group_name,
+            "EventsQueueUrl": self.deadlines.events_queue.queue_url,
         }
         for output_id, value in outputs.items():
             CfnOutput(self, output_id, value=value)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
@@ -48,6 +49,18 @@ def encrypted_queue(
     )
 
 
+def event_pattern(pattern: Mapping[str, Any]) -> events.EventPattern:
+    """A pattern as the contract writes it (`source`, `detail-type`, `detail`), for a CDK rule."""
+    unknown = set(pattern) - {"source", "detail-type", "detail"}
+    if unknown:
+        raise ValueError(f"event pattern keys this stack does not pass on: {sorted(unknown)}")
+    return events.EventPattern(
+        source=pattern.get("source"),
+        detail_type=pattern.get("detail-type"),
+        detail=pattern.get("detail"),
+    )
+
+
 class Intake(Construct):
     """Requests arrive from EventBridge (CLI, apps) or straight from SQS senders in the account."""
 
@@ -78,14 +91,11 @@ class Intake(Construct):
             )
         )
 
-        pattern = request_event_pattern()
         self.rule = events.Rule(
             self,
             "RequestRule",
             description=f"{EVENT_SOURCE} / {REQUEST_DETAIL_TYPE} events to the request queue",
-            event_pattern=events.EventPattern(
-                source=pattern["source"], detail_type=pattern["detail-type"]
-            ),
+            event_pattern=event_pattern(request_event_pattern()),
             # The target grants events.amazonaws.com SendMessage on both queues, conditioned on
             # aws:SourceArn = this rule (SSE-SQS keeps that condition possible; KMS would not).
             targets=[

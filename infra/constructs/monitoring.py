@@ -105,6 +105,9 @@ class Monitoring(Construct):
         *,
         dead_letter_queue: sqs.IQueue,
         sweep_failure_queue: sqs.IQueue,
+        events_dead_letter_queue: sqs.IQueue,
+        schedule_dead_letter_queue: sqs.IQueue,
+        brake_failure_queue: sqs.IQueue,
         audit_log_groups: Sequence[logs.ILogGroup],
         alarm_topic_arn: str | None,
     ) -> None:
@@ -121,6 +124,25 @@ class Monitoring(Construct):
             sweep_failure_queue,
             "A scheduled policy sweep failed after retries: scheduled policies did not run.",
         )
+        self.events_dead_letter_alarm = self._queue_not_empty(
+            "EventsDeadLetterQueueNotEmpty",
+            events_dead_letter_queue,
+            "Batch job events the deadline function could not process after retries (or that "
+            "EventBridge could not deliver): their deadlines may not be scheduled. The sweeper "
+            "still catches those jobs; see the queue's messages and the deadline log group.",
+        )
+        self.schedule_dead_letter_alarm = self._queue_not_empty(
+            "ScheduleDeadLettersQueued",
+            schedule_dead_letter_queue,
+            "A deadline schedule could not send its termination request to the request queue "
+            "after retries: that deadline was missed (the sweeper remains the net).",
+        )
+        self.brake_failure_alarm = self._queue_not_empty(
+            "BrakeFailuresQueued",
+            brake_failure_queue,
+            "An alarm brake failed after retries, or its alarm could not be delivered: the "
+            "alarm-triggered policies may not have run.",
+        )
         self.policy_cap_alarm = self._count_alarm(
             "PolicyCapReached",
             "A policy hit its maxPerRun blast-radius cap: more jobs matched than it may terminate "
@@ -133,6 +155,9 @@ class Monitoring(Construct):
         self.alarms = [
             self.dead_letter_alarm,
             self.sweep_failure_alarm,
+            self.events_dead_letter_alarm,
+            self.schedule_dead_letter_alarm,
+            self.brake_failure_alarm,
             self.policy_cap_alarm,
             self.terminations_failed_alarm,
         ]

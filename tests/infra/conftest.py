@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from aws_cdk.assertions import Template
 
-from tests.infra.support import OVERRIDE_CONTEXT, OVERRIDE_POLICIES, Synthesized, synthesize
+from tests.infra.support import (
+    BRAKING_POLICIES,
+    OVERRIDE_CONTEXT,
+    OVERRIDE_POLICIES,
+    Synthesized,
+    synthesize,
+)
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +32,12 @@ def overridden(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     policies = root / "policies.yaml"
     policies.write_text(OVERRIDE_POLICIES, encoding="utf-8")
     return synthesize(root, {**OVERRIDE_CONTEXT, "policiesFile": str(policies)})
+
+
+@pytest.fixture(scope="session")
+def braking(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """cdk.json's values and a policies file whose brakes name several alarms."""
+    root = tmp_path_factory.mktemp("braking")
+    policies = root / "policies.yaml"
+    policies.write_text(BRAKING_POLICIES, encoding="utf-8")
+    return synthesize(root, {"policiesFile": str(policies)})

@@ -54,10 +54,31 @@ def acknowledgements(root: IConstruct) -> dict[tuple[str, str], str]:
     return found
 
 
+# No policy names an alarm (a budgets-only brake), and the queues can be filtered by a rule.
 OVERRIDE_POLICIES = """\
 version: 1
 settings:
   sweepInterval: 2h
+  jobQueues: ["gpu-*", "arn:aws:batch:eu-west-1:123456789012:job-queue/spot-cpu"]
+policies:
+  - name: stuck-starting
+    when: {status: [RUNNABLE, STARTING], olderThan: 2h}
+  - name: budget-brake
+    trigger: {budgets: [batch-monthly]}
+    when: {status: RUNNING}
+"""
+
+# Several alarm names, one of them a glob, one named by two policies.
+BRAKING_POLICIES = """\
+version: 1
+policies:
+  - name: spend-brake
+    trigger: {alarms: [batch-spend-critical, "team-*-cost"]}
+    when: {status: [RUNNABLE, RUNNING]}
+  - name: gpu-brake
+    trigger: {alarms: [gpu-spend, batch-spend-critical], budgets: [gpu-monthly]}
+    match: {jobQueues: [gpu-training]}
+    when: {status: RUNNING}
 """
 
 # Every key given as `-c key=value` gives it: strings, not JSON numbers.
@@ -74,6 +95,7 @@ OVERRIDE_CONTEXT = {
     "maxReceiveCount": "5",
     "logRetentionDays": "30",
     "alarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:batch-terminator-alarms",
+    "brakeTopicArn": "arn:aws:sns:eu-west-1:123456789012:batch-spend-alerts",
 }
 
 

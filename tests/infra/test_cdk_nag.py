@@ -49,8 +49,13 @@ def test_synth_has_no_unacknowledged_findings(synth: Synthesized) -> None:
     assert findings(synth.stack) == set()
 
 
-def test_the_other_configuration_is_clean_too(overridden: Synthesized) -> None:
-    assert findings(overridden.stack) == set()
+@pytest.mark.parametrize("configuration", ["overridden", "braking"])
+def test_the_other_configurations_are_clean_too(
+    configuration: str, request: pytest.FixtureRequest
+) -> None:
+    # Without any alarm brake (and with the brake topic), and with several alarm names.
+    synthesized: Synthesized = request.getfixturevalue(configuration)
+    assert findings(synthesized.stack) == set()
 
 
 def test_every_acknowledgement_is_needed_and_has_a_reason(
@@ -95,5 +100,8 @@ def test_removing_one_acknowledgement_fails_synth(
     report = json.loads((tmp_path / "cdk.out" / "validation-report.json").read_text("utf-8"))
     violations = [v for r in report["pluginReports"] for v in r.get("violations", [])]
     assert [v["ruleName"] for v in violations] == [rule_id]
-    [construct] = violations[0]["violatingConstructs"]
-    assert construct["constructPath"].endswith("/Terminator/Function/RequestQueueSource/Resource")
+    paths = sorted(c["constructPath"] for c in violations[0]["violatingConstructs"])
+    assert [path.split("/", 1)[1] for path in paths] == [
+        "Deadlines/Function/EventsQueueSource/Resource",
+        "Terminator/Function/RequestQueueSource/Resource",
+    ]

@@ -8,7 +8,7 @@ from cfnlint.api import lint_file
 from tests.infra.support import Synthesized
 
 
-@pytest.mark.parametrize("configuration", ["synth", "overridden"])
+@pytest.mark.parametrize("configuration", ["synth", "overridden", "braking"])
 def test_template_is_lint_clean(configuration: str, request: pytest.FixtureRequest) -> None:
     synthesized: Synthesized = request.getfixturevalue(configuration)
     matches = lint_file(synthesized.template_path)

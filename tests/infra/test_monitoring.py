@@ -63,16 +63,19 @@ def test_alarms_notify_nobody_without_a_topic(template: Template) -> None:
 
 def test_alarms_notify_the_given_topic(overridden: Synthesized) -> None:
     found = alarms(overridden.template)
-    assert len(found) == 4
+    assert len(found) == 7
     for alarm in found.values():
         assert alarm["Properties"]["AlarmActions"] == [TOPIC_ARN]
 
 
-def test_queries_cover_both_log_groups_in_one_folder(template: Template) -> None:
+def test_queries_cover_every_function_log_group_in_one_folder(template: Template) -> None:
     groups = [
         {"Ref": logical_id(template, "AWS::Logs::LogGroup", "TerminatorLogGroup")},
         {"Ref": logical_id(template, "AWS::Logs::LogGroup", "PoliciesLogGroup")},
+        {"Ref": logical_id(template, "AWS::Logs::LogGroup", "DeadlinesLogGroup")},
+        {"Ref": logical_id(template, "AWS::Logs::LogGroup", "BrakeLogGroup")},
     ]
+    assert len(template.find_resources("AWS::Logs::LogGroup")) == len(groups)
     found = queries(template)
     assert set(found) == {
         "batch-terminator/terminations-by-outcome",
@@ -128,8 +131,17 @@ def test_per_policy_counts(template: Template) -> None:
     assert "stats count(*) as jobs by policy, outcome" in query
 
 
-def test_sweep_failures_are_alarmed_too(template: Template) -> None:
-    failures_id = logical_id(template, "AWS::SQS::Queue", "SweepFailureQueue")
+@pytest.mark.parametrize(
+    "queue",
+    [
+        "SweepFailureQueue",
+        "DeadlinesEventsDeadLetterQueue",
+        "DeadlinesScheduleDeadLetterQueue",
+        "BrakeFailureQueue",
+    ],
+)
+def test_failure_queues_are_alarmed_too(template: Template, queue: str) -> None:
+    failures_id = logical_id(template, "AWS::SQS::Queue", queue)
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
         {

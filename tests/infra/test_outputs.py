@@ -14,6 +14,12 @@ def test_outputs(template: Template) -> None:
     terminator_logs = logical_id(template, "AWS::Logs::LogGroup", "TerminatorLogGroup")
     sweeper_logs = logical_id(template, "AWS::Logs::LogGroup", "PoliciesLogGroup")
     ledger = logical_id(template, "AWS::DynamoDB::Table", "LedgerTable")
+    deadline = logical_id(template, "AWS::Lambda::Function", "DeadlinesFunction")
+    deadline_logs = logical_id(template, "AWS::Logs::LogGroup", "DeadlinesLogGroup")
+    brake = logical_id(template, "AWS::Lambda::Function", "BrakeFunction")
+    brake_logs = logical_id(template, "AWS::Logs::LogGroup", "BrakeLogGroup")
+    group = logical_id(template, "AWS::Scheduler::ScheduleGroup", "DeadlinesScheduleGroup")
+    events_queue = logical_id(template, "AWS::SQS::Queue", "DeadlinesEventsQueue")
     outputs = {key: value["Value"] for key, value in template.find_outputs("*").items()}
     assert outputs == {
         "RequestQueueUrl": {"Ref": request_queue},
@@ -25,6 +31,12 @@ def test_outputs(template: Template) -> None:
         "TerminatorLogGroupName": {"Ref": terminator_logs},
         "SweeperLogGroupName": {"Ref": sweeper_logs},
         "LedgerTableName": {"Ref": ledger},
+        "DeadlineFunctionName": {"Ref": deadline},
+        "DeadlineLogGroupName": {"Ref": deadline_logs},
+        "BrakeFunctionName": {"Ref": brake},
+        "BrakeLogGroupName": {"Ref": brake_logs},
+        "ScheduleGroupName": {"Ref": group},
+        "EventsQueueUrl": {"Ref": events_queue},
     }
 
 

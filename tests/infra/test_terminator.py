@@ -327,8 +327,13 @@ def test_no_grant_added_policies_beside_the_roles(template: Template) -> None:
     # Every permission is in the roles' inline documents; CDK's automatic grants are inert.
     template.resource_count_is("AWS::IAM::Policy", 0)
     template.resource_count_is("AWS::IAM::ManagedPolicy", 0)
-    for role in template.find_resources("AWS::IAM::Role").values():
+    roles = template.find_resources("AWS::IAM::Role")
+    for role in roles.values():
         assert "ManagedPolicyArns" not in role["Properties"]
+    # Every role is a function's, but the one EventBridge Scheduler assumes (test_deadlines).
+    function_roles = [r for i, r in roles.items() if "SchedulerRole" not in i]
+    assert len(function_roles) == len(roles) - 1 == 4
+    for role in function_roles:
         assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
             {
                 "Action": "sts:AssumeRole",
