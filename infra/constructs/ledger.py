@@ -6,6 +6,11 @@ expanded to, so a redelivered or redriven selector is never expanded again and i
 for every request it holds the jobs already settled, so a redelivery acts only on what is still
 open. Items expire by TTL once no delivery or redrive of their request can arrive any more: the
 ledger is transient delivery state, and the audit trail is the log group.
+
+The same table keeps two more kinds of short-lived item, each written by one function: the
+terminator's record of each termination it made (`termination#<jobId>`), which the deadline
+function marks confirmed when the job's FAILED event arrives, and the brake's claim of each
+alarm transition (a conditional put), so the same transition brakes once.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ LEDGER_TTL: Final = REQUEST_RETENTION.plus(DLQ_RETENTION).plus(Duration.days(1))
 
 NO_POINT_IN_TIME_RECOVERY: Final = (
     "The ledger holds only transient delivery state of request messages (jobs a selector "
-    "expanded to, jobs already settled), and each item expires once its request can no longer "
-    "be delivered or redriven. A point-in-time restore creates a new table the function does "
+    "expanded to, jobs already settled), termination records awaiting confirmation and alarm "
+    "claims, and each item expires by TTL once its request can no longer be delivered or "
+    "redriven. A point-in-time restore creates a new table the function does "
     "not read, holding state of deliveries that have moved on, so it has no use; what was "
     "terminated, and why, is recorded in the terminator's audit log group."
 )

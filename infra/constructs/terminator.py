@@ -91,12 +91,15 @@ class Terminator(Construct):
                     resources=[dead_letter_queue.queue_arn],
                 ),
                 # Items by key only: no Query, Scan or DeleteItem (items leave by TTL).
+                # BatchWriteItem records the terminations it made (for their confirmation),
+                # 25 a call; IAM cannot limit it to puts.
                 iam.PolicyStatement(
                     sid="KeepRequestLedger",
                     actions=[
                         "dynamodb:GetItem",
                         "dynamodb:BatchGetItem",
                         "dynamodb:PutItem",
+                        "dynamodb:BatchWriteItem",
                         "dynamodb:UpdateItem",
                     ],
                     resources=[ledger.table.table_arn],

@@ -1,13 +1,15 @@
-"""Ledger: the terminator's request ledger table (DynamoDB)."""
+"""Ledger: the table of request state, termination records and alarm claims (DynamoDB)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk.assertions import Template
 
-from tests.infra.support import Synthesized, acknowledgements, only_resource
+from infra.paths import LAMBDA_PACKAGE_DIR
+from tests.infra.support import Synthesized, acknowledgements, logical_id, only_resource
 
 
 def ledger(template: Template) -> Mapping[str, Any]:
@@ -62,3 +64,24 @@ def test_no_point_in_time_recovery_and_the_finding_is_acknowledged(synth: Synthe
     }
     assert list(on_table) == ["AwsSolutions-DDB3"]
     assert "expires" in on_table["AwsSolutions-DDB3"]
+
+
+def test_every_table_call_of_the_runtime_is_granted_on_the_table(template: Template) -> None:
+    """The runtime's DynamoDB calls (`_client.put_item(...)` in ledger.py), as IAM actions, are
+    each granted to some function on the table: a call nobody may make fails only when deployed."""
+    source = (LAMBDA_PACKAGE_DIR / "ledger.py").read_text(encoding="utf-8")
+    calls = set(re.findall(r"_client\.([a-z_]+)\b", source))
+    assert calls
+    needed = {"dynamodb:" + "".join(part.title() for part in call.split("_")) for call in calls}
+    table = {"Fn::GetAtt": [logical_id(template, "AWS::DynamoDB::Table", "LedgerTable"), "Arn"]}
+    granted = {
+        action
+        for role in template.find_resources("AWS::IAM::Role").values()
+        for policy in role["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        if statement["Resource"] == table
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+    }
+    assert needed - granted == set()

@@ -207,7 +207,7 @@ def test_ledger_is_read_and_written_by_key_on_its_table_only(template: Template)
         for s in role_statements(template, "TerminatorRole")
         if any(action.startswith("dynamodb:") for action in actions(s))
     ]
-    # One statement, four item actions, the table's ARN: no index ARNs, no table/*, no '*'.
+    # One statement, five item actions, the table's ARN: no index ARNs, no table/*, no '*'.
     assert statements == [
         {
             "Sid": "KeepRequestLedger",
@@ -216,6 +216,7 @@ def test_ledger_is_read_and_written_by_key_on_its_table_only(template: Template)
                 "dynamodb:GetItem",
                 "dynamodb:BatchGetItem",
                 "dynamodb:PutItem",
+                "dynamodb:BatchWriteItem",
                 "dynamodb:UpdateItem",
             ],
             "Resource": table_arn,
@@ -286,6 +287,7 @@ def test_role_has_exactly_the_hand_written_statements(template: Template) -> Non
             ("dynamodb:GetItem", table),
             ("dynamodb:BatchGetItem", table),
             ("dynamodb:PutItem", table),
+            ("dynamodb:BatchWriteItem", table),
             ("dynamodb:UpdateItem", table),
             ("sqs:ReceiveMessage", queue),
             ("sqs:DeleteMessage", queue),
