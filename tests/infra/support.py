@@ -11,7 +11,11 @@ from aws_cdk import App, Validations
 from aws_cdk.assertions import Template
 from constructs import IConstruct
 
+from batch_terminator.models.policies import PoliciesFile
+from batch_terminator_cli.policies_file import load_policies
 from infra.application import build_app
+from infra.paths import project_path
+from infra.settings import StackSettings
 from infra.stack import BatchTerminatorStack
 
 
@@ -118,3 +122,38 @@ def logical_id(template: Template, resource_type: str, path_part: str) -> str:
     ids = [i for i in resources_of(template, resource_type) if path_part in i]
     assert len(ids) == 1, f"{resource_type} with {path_part!r}: {ids}"
     return ids[0]
+
+
+def policies_of(synthesized: Synthesized) -> PoliciesFile:
+    settings = StackSettings.from_context(synthesized.stack.node)
+    return load_policies(project_path(settings.policies_file))
+
+
+def statements_of(role: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [
+        statement
+        for policy in role["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+
+
+def actions(statement: Mapping[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)
+
+
+def granted(role: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return sorted(
+        (action, str(statement["Resource"]))
+        for statement in statements_of(role)
+        for action in actions(statement)
+    )
+
+
+def queue_policy_statements(template: Template, queue_id: str) -> list[dict[str, Any]]:
+    [policy] = [
+        p
+        for p in template.find_resources("AWS::SQS::QueuePolicy").values()
+        if p["Properties"]["Queues"] == [{"Ref": queue_id}]
+    ]
+    return list(policy["Properties"]["PolicyDocument"]["Statement"])

@@ -15,9 +15,16 @@ from batch_terminator.logic.event_patterns import (
     alarm_state_change_pattern,
     budget_names,
 )
-from tests.infra.support import OVERRIDE_CONTEXT, Synthesized, logical_id, only_resource
+from tests.infra.support import (
+    OVERRIDE_CONTEXT,
+    Synthesized,
+    granted,
+    logical_id,
+    only_resource,
+    policies_of,
+    queue_policy_statements,
+)
 from tests.infra.test_app_entrypoint import run_app
-from tests.infra.test_deadlines import granted, policies_of, queue_policy_statements
 
 ALARM_PRINCIPAL = "lambda.alarms.cloudwatch.amazonaws.com"
 TOPIC_ARN = OVERRIDE_CONTEXT["brakeTopicArn"]

@@ -13,22 +13,24 @@ from batch_terminator.logic.event_patterns import (
     job_queue_blocked_pattern,
     job_state_change_pattern,
 )
-from batch_terminator.models.policies import PoliciesFile
-from batch_terminator_cli.policies_file import load_policies
-from infra.paths import project_path
 from infra.settings import StackSettings
-from tests.infra.support import OVERRIDE_CONTEXT, Synthesized, logical_id, only_resource
+from tests.infra.support import (
+    OVERRIDE_CONTEXT,
+    Synthesized,
+    actions,
+    granted,
+    logical_id,
+    only_resource,
+    policies_of,
+    queue_policy_statements,
+    statements_of,
+)
 
 CONFIGURATIONS = ["synth", "overridden", "braking"]
 
 
 def arn_of(resource_id: str) -> dict[str, Any]:
     return {"Fn::GetAtt": [resource_id, "Arn"]}
-
-
-def policies_of(synthesized: Synthesized) -> PoliciesFile:
-    settings = StackSettings.from_context(synthesized.stack.node)
-    return load_policies(project_path(settings.policies_file))
 
 
 def ids(template: Template) -> dict[str, str]:
@@ -67,36 +69,6 @@ def group_schedules(group_id: str) -> dict[str, Any]:
 
 def deadline(template: Template) -> Mapping[str, Any]:
     return only_resource(template, "AWS::Lambda::Function", "DeadlinesFunction")
-
-
-def statements_of(role: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [
-        statement
-        for policy in role["Properties"]["Policies"]
-        for statement in policy["PolicyDocument"]["Statement"]
-    ]
-
-
-def actions(statement: Mapping[str, Any]) -> list[str]:
-    action = statement["Action"]
-    return [action] if isinstance(action, str) else list(action)
-
-
-def granted(role: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return sorted(
-        (action, str(statement["Resource"]))
-        for statement in statements_of(role)
-        for action in actions(statement)
-    )
-
-
-def queue_policy_statements(template: Template, queue_id: str) -> list[dict[str, Any]]:
-    [policy] = [
-        p
-        for p in template.find_resources("AWS::SQS::QueuePolicy").values()
-        if p["Properties"]["Queues"] == [{"Ref": queue_id}]
-    ]
-    return list(policy["Properties"]["PolicyDocument"]["Statement"])
 
 
 # --- rules -------------------------------------------------------------------------------------
