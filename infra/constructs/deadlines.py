@@ -72,6 +72,8 @@ SCHEDULE_ACTIONS: Final = (
     "scheduler:CreateSchedule",
     "scheduler:DeleteSchedule",
     "scheduler:GetSchedule",
+    # Two rules on one status: the earlier deadline replaces the later one's schedule.
+    "scheduler:UpdateSchedule",
 )
 
 
@@ -197,7 +199,7 @@ class Deadlines(Construct):
                 # Confirmation: the terminator's record of a termination, read and marked.
                 iam.PolicyStatement(
                     sid="ConfirmTerminations",
-                    actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                    actions=["dynamodb:UpdateItem"],
                     resources=[ledger.table.table_arn],
                 ),
                 xray_statement(),

@@ -147,7 +147,6 @@ def test_role_has_exactly_the_hand_written_statements(template: Template) -> Non
             ("batch:DescribeJobQueues", "*"),
             ("sqs:SendMessage", request),
             ("sqs:SendMessage", failures),
-            ("dynamodb:GetItem", ledger),
             ("dynamodb:PutItem", ledger),
             ("dynamodb:DeleteItem", ledger),
             ("xray:PutTraceSegments", "*"),
