@@ -13,7 +13,7 @@ from moto.batch import urls as batch_urls
 from moto.batch.responses import BatchResponse
 from moto.core.common_types import TYPE_RESPONSE
 
-from batch_terminator_cli.emulator import eventbridge, sqs
+from batch_terminator_cli.emulator import eventbridge, scheduler, sqs
 from batch_terminator_cli.emulator.batch import EmulatedBatchBackend, emulated_batch_backends
 from batch_terminator_cli.emulator.faults import time_out
 
@@ -90,12 +90,13 @@ _installed = False
 
 
 def install() -> None:
-    """Route moto's Batch URLs to the emulated backend, complete moto's EventBridge events, and
-    let its SQS send in constant time (idempotent; before any mock starts)."""
+    """Route moto's Batch URLs to the emulated backend, complete moto's EventBridge events and
+    Scheduler, and let its SQS send in constant time (idempotent; before any mock starts)."""
     global _installed  # noqa: PLW0603 - one process-wide switch, like moto's own registry
     if _installed:
         return
     eventbridge.install()
+    scheduler.install()
     sqs.install()
     for path in list(batch_urls.url_paths):
         batch_urls.url_paths[path] = EmulatedBatchResponse.dispatch
