@@ -17,7 +17,9 @@ in `responses.py`, the controls in `control.py`):
 - SubmitJob keeps retryStrategy, dependsOn and nodeOverrides.numNodes; a `multinode` job
   definition makes nodes `X#0`..`X#N-1`, listed by multiNodeJobId, never in queue listings;
 - faults can be injected (`faults.py`): a call throttled or failing with a server error, one job
-  in TerminateJobs' `errors[]`, a job DescribeJobs leaves out, a call that times out.
+  in TerminateJobs' `errors[]`, a job DescribeJobs leaves out, a call that times out;
+- every status change publishes a `Batch Job State Change` event to the emulated EventBridge
+  (`batch_events.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from moto.batch.exceptions import ClientException
 from moto.batch.models import BatchBackend
 from moto.core.base_backend import BackendDict
 
+from batch_terminator_cli.emulator.batch_events import BatchEvents
 from batch_terminator_cli.emulator.behaviour import Behaviour
 from batch_terminator_cli.emulator.faults import Faults
 from batch_terminator_cli.emulator.jobs import BEFORE_STARTING, EmulatedJob
@@ -51,6 +54,7 @@ class EmulatedBatchBackend(BatchBackend):
         self.termination_log: list[TerminationEvent] = []
         # One call at a time: reads move lingering jobs on, and the local server is threaded.
         self.lock = threading.RLock()
+        self.events = BatchEvents(account_id, region_name, self.lock)
 
     @property
     def _url_module(self) -> Any:
@@ -190,8 +194,9 @@ class EmulatedBatchBackend(BatchBackend):
                 and not self._lagging(job, now)
             ]
             details = [job_detail(job) for job in found]
-            for job in found:
-                job.observe()
+            with self.events.scope():
+                for job in found:
+                    job.observe()
             return details
 
     def _lagging(self, job: EmulatedJob, now: datetime) -> bool:
@@ -223,8 +228,9 @@ class EmulatedBatchBackend(BatchBackend):
                 job_summary(job, omit_definition=behaviour.omits_job_definition(job.job_id))
                 for job in chosen
             ]
-            for job in chosen:
-                job.observe()
+            with self.events.scope():
+                for job in chosen:
+                    job.observe()
             return summaries, token
 
     def _list_candidates(
@@ -264,8 +270,9 @@ class EmulatedBatchBackend(BatchBackend):
             for target in targets
             if not target.members
         ]
-        for target in targets:
-            target.mark_stopping(reason, self.behaviour.linger_reads)
+        with self.events.scope():
+            for target in targets:
+                target.mark_stopping(reason, self.behaviour.linger_reads)
         self.termination_log.extend(events)
         return events
 
@@ -321,8 +328,9 @@ class EmulatedBatchBackend(BatchBackend):
                 if isinstance(job, EmulatedJob) and job.pending_stop is not None
             ]
             now = datetime.now(UTC)
-            for job in lingering:
-                job.finish_stopping(now)  # a main node may have stopped later nodes already
+            with self.events.scope():
+                for job in lingering:
+                    job.finish_stopping(now)  # a main node may have stopped later nodes already
             return [job.job_id for job in lingering]
 
 

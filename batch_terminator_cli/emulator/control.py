@@ -1,11 +1,12 @@
-"""Test and demo controls that Batch itself has no API for: time, state, behaviour, faults and
-the ground truth (what really happened, whatever Batch shows)."""
+"""Test and demo controls that Batch itself has no API for: time, state, behaviour, faults, the
+events Batch sends, and the ground truth (what really happened, whatever Batch shows)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
@@ -94,7 +95,7 @@ class BatchControl:
         if status not in ALL_STATUSES:
             raise ValueError(f"unknown status {status}")
         at = entered_at or datetime.now(UTC)
-        with self.backend.lock:
+        with self.backend.events.scope():  # one event per job for where it ends
             job = self.job(job_id)
             if created_at is not None:
                 job.restart(created_at)
@@ -124,7 +125,7 @@ class BatchControl:
         A multi-node job retries as a whole; its nodes must all be STARTING or RUNNING.
         """
         at = stopped_at or datetime.now(UTC)
-        with self.backend.lock:
+        with self.backend.events.scope():
             job = self.job(job_id)
             if job._child_jobs:
                 raise ValueError("an array parent does not retry: retry its children")
@@ -133,6 +134,21 @@ class BatchControl:
                     raise ValueError(f"{target.job_id} is {target._status}, not STARTING/RUNNING")
             for target in job.nodes or [job]:
                 target.retry(at, reason)
+
+    def block(self, job_id: str, reason: str, *, at: datetime | None = None) -> None:
+        """Batch finds the RUNNABLE job blocking its queue: its statusReason becomes `reason`
+        (DescribeJobs and ListJobs show it until the job leaves RUNNABLE) and a Batch Job Queue
+        Blocked event is published at `at` (now unless given). A multi-node job's reason is its
+        main node's."""
+        with self.backend.lock:
+            job = self.job(job_id)
+            if job._child_jobs:
+                raise ValueError("an array parent is PENDING, never blocked: block its children")
+            if job.status != "RUNNABLE":
+                raise ValueError(f"{job_id} is {job.status}: only RUNNABLE jobs block a queue")
+            job.timing.status_reason = reason
+            job.timing.blocked = True
+            self.backend.events.blocked(job, at or datetime.now(UTC))
 
     def settle(self) -> list[str]:
         """Every lingering termination lands now: those jobs are FAILED. Returns their ids."""
@@ -169,7 +185,8 @@ class BatchControl:
         """Seed many jobs at once, straight into the backend (benchmarks need 100,000 quickly).
 
         Each item is (name, status, since, tags): the job entered `status` at `since`, with the
-        history `story` gives. Queue and definition must exist already.
+        history `story` gives. Queue and definition must exist already. Each job publishes one
+        event for its status (SUBMITTED none); `publish_events(False)` first to skip them.
         """
         backend = self.backend
         job_queue = backend.get_job_queue(queue)
@@ -177,7 +194,7 @@ class BatchControl:
         if job_queue is None or job_definition is None:
             raise ValueError(f"create queue {queue} and job definition {definition} first")
         ids = []
-        with backend.lock:
+        with self.staging():
             for name, status, since, tags in jobs:
                 job = backend.new_job(name, job_definition, job_queue, tags=tags)
                 created, steps = story(status, since)
@@ -186,6 +203,37 @@ class BatchControl:
                     job.enter(step, at)
                 ids.append(job.job_id)
         return ids
+
+    # -- events ----------------------------------------------------------------------------
+    @contextmanager
+    def staging(self) -> Iterator[None]:
+        """Jobs moved inside publish one Batch Job State Change event each, for the status they
+        end in, when the block ends: a job given a past publishes as if its earlier events had
+        been missed."""
+        with self.backend.events.scope():
+            yield
+
+    def publish_events(self, enabled: bool = True) -> None:
+        """Whether Batch publishes events to EventBridge (default on; off for big benchmarks)."""
+        self.backend.events.enabled = enabled
+
+    def published_events(self) -> list[dict[str, Any]]:
+        """The events published so far (the last 10,000), each once however often delivered."""
+        return list(self.backend.events.published)
+
+    def duplicate_events(self, times: int = 1, copies: int = 1) -> None:
+        """The next `times` events are delivered `copies` more times, same id: EventBridge
+        delivers at least once."""
+        self.backend.events.duplicate(times, copies)
+
+    def delay_events(self, times: int = 1) -> None:
+        """The next `times` events are held back until a later event has been delivered (or
+        `release_events`): EventBridge does not keep their order."""
+        self.backend.events.delay(times)
+
+    def release_events(self) -> int:
+        """Deliver the events held back now; how many deliveries that made."""
+        return self.backend.events.release()
 
     # -- faults ----------------------------------------------------------------------------
     def throttle(

@@ -11,17 +11,23 @@ demo move it with `BatchControl`. Three kinds of job share this class:
 - a multi-node parallel job X: its status, startedAt, stoppedAt, statusReason and attempts are
   the main node's; "the job is finished only if the main node exits. All child nodes are then
   stopped." (https://docs.aws.amazon.com/batch/latest/userguide/multi-node-parallel-jobs.html).
+
+Every change of status goes through `restart`, `enter` or `retry`, each inside a scope of the
+backend's `BatchEvents`, which publishes the change as a Batch Job State Change event.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from moto.batch.models import Job
 
 from batch_terminator_cli.emulator.truth import JobTruth, StatusEntry
+
+if TYPE_CHECKING:
+    from batch_terminator_cli.emulator.batch_events import BatchEvents
 
 ACTIVE: Final = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 BEFORE_STARTING: Final = ("SUBMITTED", "PENDING", "RUNNABLE")
@@ -63,6 +69,8 @@ class EmulatedJob(Job):
         self.attempt_started_at: datetime | None = None
         self.stopped_at: datetime | None = None
         self.status_reason: str | None = None
+        # statusReason is a queue-blocking reason (BatchControl.block): it holds while RUNNABLE.
+        self.blocked = False
         self.pending_stop: PendingStop | None = None
         # Array parents and multi-node jobs: the reason they were terminated with.
         self.stop_reason: str | None = None
@@ -122,9 +130,20 @@ class EmulatedJob(Job):
         owner = self.parent or self.main_job
         return {**owner.effective_tags(), **own} if owner is not None else dict(own)
 
+    @property
+    def _events(self) -> BatchEvents:
+        """The events of the emulated backend this job lives in (`batch_events.py`)."""
+        return self.backend.events  # type: ignore[attr-defined,no-any-return]
+
     # -- the timeline ----------------------------------------------------------------------
     def restart(self, created_at: datetime) -> None:
         """Rewrite the job's past: it was submitted at `created_at` and nothing happened since."""
+        with self._events.scope():
+            self._events.touch(self)
+            self._restart(created_at)
+
+    def _restart(self, created_at: datetime) -> None:
+        self.blocked = False
         self.job_created_at = created_at
         self._status = "SUBMITTED"
         self.history = [StatusEntry("SUBMITTED", created_at, 0)]
@@ -153,10 +172,26 @@ class EmulatedJob(Job):
         STARTING on its first attempt has none. Entering SUCCEEDED or FAILED from STARTING or
         RUNNING ends the attempt and lists it in `attempts[]`.
         """
+        with self._events.scope():
+            self._events.touch(self)
+            self._enter(status, at, started_at=started_at, reason=reason, exit_code=exit_code)
+
+    def _enter(
+        self,
+        status: str,
+        at: datetime,
+        *,
+        started_at: datetime | None,
+        reason: str | None,
+        exit_code: int | None,
+    ) -> None:
         previous = self._status
         last = self.history[-1]
         if (last.status, last.entered_at) == (status, at):
             return  # the same step twice (a restart at createdAt, then SUBMITTED at createdAt)
+        if self.blocked and status != "RUNNABLE":
+            self.blocked = False  # what blocked the queue no longer applies to this job
+            self.status_reason = None
         if status == "RUNNING":
             self.attempt_started_at = started_at or at
         if status in FINAL:
@@ -184,6 +219,11 @@ class EmulatedJob(Job):
         RUNNABLE (https://docs.aws.amazon.com/batch/latest/userguide/job_retries.html). The
         finished attempt goes to `attempts[]`; the top-level startedAt / stoppedAt / statusReason
         keep describing it until the next attempt replaces them."""
+        with self._events.scope():
+            self._events.touch(self)
+            self._retry(at, reason)
+
+    def _retry(self, at: datetime, reason: str) -> None:
         if self._status not in STARTED:
             raise ValueError(f"job {self.job_id} is {self._status}: only STARTING or RUNNING retry")
         if self.pending_stop is not None:

@@ -129,6 +129,7 @@ def job_detail(job: EmulatedJob) -> dict[str, Any]:
             "parameters": dict(job.parameters),
             "attempts": [_attempt(a) for a in timing.finished_attempts],
             "platformCapabilities": list(job.job_definition.platform_capabilities or []),
+            "propagateTags": bool(job.job_definition.propagate_tags),
         }
     )
     if job.retry_strategy:

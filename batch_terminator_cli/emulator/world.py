@@ -1,6 +1,7 @@
 """Build Batch scenes on the emulator through the real API: queues, definitions, jobs of any age,
 array and multi-node jobs, retried jobs. Time and state, which Batch has no API for, are moved
-with `BatchControl`; every job gets a consistent history (see `control.story`)."""
+with `BatchControl`; every job gets a consistent history (see `control.story`), and publishes
+one Batch Job State Change event for the status it is put in (`BatchControl.staging`)."""
 
 from __future__ import annotations
 
@@ -74,11 +75,17 @@ class BatchWorld:
         now: datetime | None = None,
         depends_on: list[str] | None = None,
         retry_attempts: int | None = None,
+        status_reason: str | None = None,
     ) -> str:
         """Submit a job and put it in `status`, in it for `age` (see `age`).
 
         An array job's children are all put in `status`; the parent follows them.
+        `status_reason` (RUNNABLE jobs only): Batch then finds the job blocking its queue, after
+        its state change event (`BatchControl.block`: statusReason and a Batch Job Queue
+        Blocked event).
         """
+        if status_reason is not None and (status != "RUNNABLE" or array_size):
+            raise ValueError("status_reason is for RUNNABLE jobs that are not array jobs")
         request: dict[str, Any] = self._request(name, queue, self.definition(definition), tags)
         if array_size:
             request["arrayProperties"] = {"size": array_size}
@@ -87,9 +94,12 @@ class BatchWorld:
         if retry_attempts:
             request["retryStrategy"] = {"attempts": retry_attempts}
         job_id = str(self.batch.submit_job(**request)["jobId"])
-        self.age(job_id, status, age, now=now)
-        for index in range(array_size or 0):
-            self.age(f"{job_id}:{index}", status, age, now=now)
+        with self.control.staging():
+            self.age(job_id, status, age, now=now)
+            for index in range(array_size or 0):
+                self.age(f"{job_id}:{index}", status, age, now=now)
+        if status_reason is not None:
+            self.control.block(job_id, status_reason, at=now)
         return job_id
 
     def multinode_job(
@@ -109,7 +119,8 @@ class BatchWorld:
         request = self._request(name, queue, self.definition(definition, kind="multinode"), tags)
         request["nodeOverrides"] = {"numNodes": nodes}
         job_id = str(self.batch.submit_job(**request)["jobId"])
-        self.age(job_id, status, age, now=now)
+        with self.control.staging():
+            self.age(job_id, status, age, now=now)
         return job_id
 
     def retried_job(
@@ -138,10 +149,11 @@ class BatchWorld:
         request["retryStrategy"] = {"attempts": attempts}
         job_id = str(self.batch.submit_job(**request)["jobId"])
         control = self.control
-        control.set_state(job_id, "RUNNABLE", entered_at=created, created_at=created)
-        control.set_state(job_id, "STARTING", entered_at=started - LAUNCH)
-        control.set_state(job_id, "RUNNING", entered_at=started)
-        control.retry(job_id, stopped_at=reclaimed, reason=reason)
+        with control.staging():
+            control.set_state(job_id, "RUNNABLE", entered_at=created, created_at=created)
+            control.set_state(job_id, "STARTING", entered_at=started - LAUNCH)
+            control.set_state(job_id, "RUNNING", entered_at=started)
+            control.retry(job_id, stopped_at=reclaimed, reason=reason)
         return job_id
 
     def age(self, job_id: str, status: str, age: timedelta, *, now: datetime | None = None) -> None:
@@ -154,12 +166,13 @@ class BatchWorld:
         """
         created, steps = story(status, (now or datetime.now(UTC)) - age)
         control = self.control
-        if control.job(job_id)._child_jobs:
-            control.set_state(job_id, "PENDING", entered_at=created, created_at=created)
-            return
-        control.set_state(job_id, "SUBMITTED", entered_at=created, created_at=created)
-        for step, at in steps:
-            control.set_state(job_id, step, entered_at=at)
+        with control.staging():  # one event, for the status it ends in
+            if control.job(job_id)._child_jobs:
+                control.set_state(job_id, "PENDING", entered_at=created, created_at=created)
+                return
+            control.set_state(job_id, "SUBMITTED", entered_at=created, created_at=created)
+            for step, at in steps:
+                control.set_state(job_id, step, entered_at=at)
 
     def describe(self, job_id: str) -> dict[str, Any]:
         """One raw DescribeJobs read (it counts as a read, and may come back empty)."""
