@@ -4,6 +4,10 @@ Everything that makes moto behave like Batch for this product lives in this pack
 the demo, `batch-terminator local` and the benchmarks exercise one emulator, not per-test fakes.
 By default it is as unkind as Batch (see `Behaviour`); `BatchControl.truth` and
 `BatchControl.terminations` tell what really happened.
+
+It is event-driven: Batch publishes its events to moto's EventBridge, whose rules route them
+(`batch_events.py`, `eventbridge.py`); `scheduler.fire_due` runs EventBridge Scheduler's
+one-time schedules; `BatchControl.advance` lets time pass without sleeping (`clock.py`).
 """
 
 from batch_terminator_cli.emulator.behaviour import Behaviour

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
+from batch_terminator_cli.emulator import clock, scheduler
 from batch_terminator_cli.emulator.batch import EmulatedBatchBackend, emulated_batch_backends
 from batch_terminator_cli.emulator.behaviour import Behaviour
 from batch_terminator_cli.emulator.faults import BulkError
@@ -204,6 +205,12 @@ class BatchControl:
                 ids.append(job.job_id)
         return ids
 
+    # -- time ------------------------------------------------------------------------------
+    def advance(self, delta: timedelta) -> None:
+        """Let `delta` pass without sleeping: every job timestamp and every one-time schedule
+        of this account and region move `delta` into the past (see `clock.py`)."""
+        clock.advance(self.backend, delta)
+
     # -- events ----------------------------------------------------------------------------
     @contextmanager
     def staging(self) -> Iterator[None]:
@@ -234,6 +241,10 @@ class BatchControl:
     def release_events(self) -> int:
         """Deliver the events held back now; how many deliveries that made."""
         return self.backend.events.release()
+
+    def fail_schedule_targets(self, times: int = 1, code: str = "ThrottlingException") -> None:
+        """The next `times` target invocations of EventBridge Scheduler fail with `code`."""
+        scheduler.fail_targets(self.account_id, self.region, times, code)
 
     # -- faults ----------------------------------------------------------------------------
     def throttle(
