@@ -1,8 +1,9 @@
 """`batch-terminator local`: the emulator as a server on 127.0.0.1, with the handlers running.
 
 boto3, the AWS CLI and `batch-terminator --endpoint-url` can be pointed at it. The terminator
-consumes the emulated request queue as the event source mapping would, and the sweeper runs on
-its interval, both in this process.
+consumes the emulated request queue as the event source mapping would, the sweeper runs on
+its interval, and EventBridge Scheduler fires the schedules that are due every few seconds, all
+in this process.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import requests
 
 from batch_terminator.handlers import sweeper, terminator
 from batch_terminator.models.policies import PoliciesFile
-from batch_terminator_cli.emulator import BatchControl, install
+from batch_terminator_cli.emulator import BatchControl, install, scheduler
 from batch_terminator_cli.emulator.deployment import EmulatedDeployment, deploy, ship_logs
 from batch_terminator_cli.emulator.lambda_runtime import LambdaContext, capture_logs, drain
 from batch_terminator_cli.emulator.world import BatchWorld
@@ -34,6 +35,8 @@ from batch_terminator_cli.sandbox import (
 )
 
 Sink = Callable[[dict[str, Any]], None]
+# How often EventBridge Scheduler looks for due schedules here (it fires them when they are due).
+SCHEDULE_SECONDS = 5.0
 
 
 def _ignore(_line: dict[str, Any]) -> None:
@@ -75,6 +78,7 @@ class LocalServer:
         interval = policies.settings.sweep_interval.total_seconds()
         self._sweep_seconds = interval if sweep_seconds is None else sweep_seconds
         self._next_sweep = time.monotonic() + self._sweep_seconds
+        self._next_schedules = time.monotonic()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._consumer: threading.Thread | None = None
@@ -112,7 +116,7 @@ class LocalServer:
             )
         )
         self._session = boto3.Session(region_name=REGION)
-        self.deployment = deploy(self._session)
+        self.deployment = deploy(self._session, self._policies)
         self.world = BatchWorld(self._session, BatchControl(region=REGION))
         self._context.enter_context(environment(self.deployment.function_environment()))
         terminator.dependencies.cache_clear()
@@ -148,11 +152,24 @@ class LocalServer:
         self._on_sweep(summary)
         return summary
 
+    def fire_schedules(self) -> list[scheduler.Firing]:
+        """EventBridge Scheduler: send the message of every schedule that is due now."""
+        with self._lock:
+            return scheduler.fire_due(self._session)
+
+    def process_events(self) -> None:
+        """Hook: the event-driven handlers (deadline, brake) consume the events queue and the
+        alarm inbox here once they are wired in; Batch already publishes into them."""
+
     def _run(self) -> None:
         while not self._stop.is_set():
             if self._sweep_seconds and time.monotonic() >= self._next_sweep:
                 self._next_sweep = time.monotonic() + self._sweep_seconds
                 self.sweep_now()
+            if time.monotonic() >= self._next_schedules:
+                self._next_schedules = time.monotonic() + SCHEDULE_SECONDS
+                self.fire_schedules()
+            self.process_events()
             self.process_requests()
             self._stop.wait(self._poll_seconds)
 

@@ -14,16 +14,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
+from moto.sqs.models import sqs_backends
 
 from batch_terminator.contract import EVENT_SOURCE, REQUEST_DETAIL_TYPE
 from batch_terminator.handlers import sweeper, terminator
 from batch_terminator.models.policies import PoliciesFile
-from batch_terminator_cli.emulator import BatchControl, install
+from batch_terminator_cli.emulator import BatchControl, install, scheduler
 from batch_terminator_cli.emulator.deployment import EmulatedDeployment, deploy, ship_logs
 from batch_terminator_cli.emulator.lambda_runtime import (
     Invocation,
@@ -123,6 +124,35 @@ class Sandbox:
         [summary] = [line for line in logs.lines() if line.get("message") == "policy run"]
         return summary
 
+    # -- the event triggers ----------------------------------------------------------------
+    def fire_schedules(self, now: datetime | None = None) -> list[scheduler.Firing]:
+        """EventBridge Scheduler runs: every one-time schedule due at `now` (default: the real
+        time, which `advance` moves on) sends its message; see `emulator/scheduler.py`."""
+        return scheduler.fire_due(self.session, now)
+
+    def advance(self, delta: timedelta) -> None:
+        """Let `delta` pass without sleeping: jobs age and schedules come due by `delta`
+        (`emulator/clock.py`)."""
+        self.control.advance(delta)
+
+    def event_messages(self) -> list[dict[str, Any]]:
+        """The Batch events in the events queue (their EventBridge envelopes), oldest first,
+        in flight or not; reading them is no SQS receive (which would count towards the
+        queue's redrive)."""
+        return [json.loads(body) for body in self.queue_bodies(self.deployment.events_queue_url)]
+
+    def alarm_messages(self) -> list[dict[str, Any]]:
+        """The alarm events in the alarm inbox (none when no policy names an alarm), read as
+        `event_messages` reads."""
+        url = self.deployment.alarm_inbox_url
+        return [json.loads(body) for body in self.queue_bodies(url)] if url else []
+
+    def queue_bodies(self, url: str) -> list[str]:
+        """The bodies of every message a queue holds, straight from the emulator."""
+        backend = sqs_backends[self.deployment.account_id][self.deployment.region]
+        queue = backend.get_queue(url.rsplit("/", 1)[-1])
+        return [str(message.body) for message in list(queue._messages)]
+
     def decisions(self, job_id: str) -> list[dict[str, Any]]:
         return [line for line in self.audit if line["job_id"] == job_id]
 
@@ -216,7 +246,7 @@ def sandbox(
         }
         with environment(handler_environment), mock_aws():
             session = boto3.Session(region_name=REGION)
-            deployment = deploy(session, max_receive_count=MAX_RECEIVE_COUNT)
+            deployment = deploy(session, policies, max_receive_count=MAX_RECEIVE_COUNT)
             control = BatchControl(region=REGION)
             with environment(deployment.function_environment()):
                 _clear_caches()
