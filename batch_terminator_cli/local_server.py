@@ -8,6 +8,7 @@ in this process.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 import boto3
 import requests
 
-from batch_terminator.handlers import sweeper, terminator
+from batch_terminator.handlers import brake, deadline, sweeper, terminator
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator import BatchControl, install, scheduler
 from batch_terminator_cli.emulator.deployment import EmulatedDeployment, deploy, ship_logs
@@ -119,8 +120,8 @@ class LocalServer:
         self.deployment = deploy(self._session, self._policies)
         self.world = BatchWorld(self._session, BatchControl(region=REGION))
         self._context.enter_context(environment(self.deployment.function_environment()))
-        terminator.dependencies.cache_clear()
-        sweeper.dependencies.cache_clear()
+        for handler in (terminator, sweeper, deadline, brake):
+            handler.dependencies.cache_clear()
         self._on_audit, self._on_sweep = on_audit, on_sweep
         self._consumer = threading.Thread(target=self._run, daemon=True)
         self._consumer.start()
@@ -158,8 +159,28 @@ class LocalServer:
             return scheduler.fire_due(self._session)
 
     def process_events(self) -> None:
-        """Hook: the event-driven handlers (deadline, brake) consume the events queue and the
-        alarm inbox here once they are wired in; Batch already publishes into them."""
+        """The deadline function consumes the events queue (Batch events), the brake function
+        the alarm inbox (what the stack's alarm rule would invoke it with)."""
+        assert self.deployment is not None
+        sqs = self._session.client("sqs")
+        with self._lock, capture_logs(deadline.logger), capture_logs(brake.logger):
+            drain(sqs, self.deployment.events_queue_url, deadline.handler, max_invocations=10)
+            inbox = self.deployment.alarm_inbox_url
+            while inbox and (
+                messages := sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get(
+                    "Messages", []
+                )
+            ):
+                for message in messages:
+                    try:
+                        brake.handler(
+                            json.loads(message["Body"]),
+                            LambdaContext(function_name="batch-terminator-brake"),
+                        )
+                    except Exception:  # Lambda would retry it; `local` logs and goes on
+                        logging.getLogger(__name__).exception("brake invocation failed")
+                    finally:
+                        sqs.delete_message(QueueUrl=inbox, ReceiptHandle=message["ReceiptHandle"])
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -179,5 +200,5 @@ class LocalServer:
             self._consumer.join(timeout=10)
         self._server.stop()
         self._context.close()
-        terminator.dependencies.cache_clear()
-        sweeper.dependencies.cache_clear()
+        for handler in (terminator, sweeper, deadline, brake):
+            handler.dependencies.cache_clear()

@@ -22,7 +22,7 @@ import boto3
 from moto.sqs.models import sqs_backends
 
 from batch_terminator.contract import EVENT_SOURCE, REQUEST_DETAIL_TYPE
-from batch_terminator.handlers import sweeper, terminator
+from batch_terminator.handlers import brake, deadline, sweeper, terminator
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator import BatchControl, install, scheduler
 from batch_terminator_cli.emulator.deployment import EmulatedDeployment, deploy, ship_logs
@@ -56,6 +56,8 @@ class Sandbox:
     # EMF blobs the handlers printed (CloudWatch turns these into metrics).
     metrics: list[dict[str, Any]] = field(default_factory=list)
     sweeper_logs: list[dict[str, Any]] = field(default_factory=list)
+    # What the deadline and brake functions logged (their lines, in order).
+    trigger_logs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def sqs(self) -> Any:
@@ -125,6 +127,50 @@ class Sandbox:
         return summary
 
     # -- the event triggers ----------------------------------------------------------------
+    def run_deadlines(self, max_invocations: int = 100) -> list[Invocation]:
+        """Let the events queue's event source mapping feed the deadline function until the
+        queue is empty (batches of 100, failed items delivered again up to the redrive)."""
+        printed = io.StringIO()
+        with capture_logs(deadline.logger) as logs, redirect_stdout(printed):
+            invocations = drain(
+                self.sqs,
+                self.deployment.events_queue_url,
+                deadline.handler,
+                max_invocations=max_invocations,
+            )
+        self._keep(logs.lines(), printed.getvalue())
+        return invocations
+
+    def run_brake(self, event: Any) -> dict[str, Any]:
+        """Invoke the brake function with `event`, as EventBridge, an alarm action or SNS
+        would (asynchronously: an error propagates, as Lambda would retry it)."""
+        printed = io.StringIO()
+        with capture_logs(brake.logger) as logs, redirect_stdout(printed):
+            try:
+                return dict(
+                    brake.handler(event, LambdaContext(function_name="batch-terminator-brake"))
+                )
+            finally:
+                self._keep(logs.lines(), printed.getvalue())
+
+    def run_alarm_inbox(self) -> list[dict[str, Any]]:
+        """Deliver what the stack's alarm rule routed (here, to the alarm inbox) to the brake."""
+        url = self.deployment.alarm_inbox_url
+        if not url:
+            return []
+        results = []
+        while messages := self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in messages:
+                results.append(self.run_brake(json.loads(message["Body"])))
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return results
+
+    def _keep(self, lines: list[dict[str, Any]], printed: str) -> None:
+        self.trigger_logs.extend(lines)
+        self.metrics.extend(json.loads(line) for line in printed.splitlines() if '"_aws"' in line)
+
     def fire_schedules(self, now: datetime | None = None) -> list[scheduler.Firing]:
         """EventBridge Scheduler runs: every one-time schedule due at `now` (default: the real
         time, which `advance` moves on) sends its message; see `emulator/scheduler.py`."""
@@ -260,8 +306,8 @@ def sandbox(
 
 def _clear_caches() -> None:
     """Handlers build clients and read policies once per container; each sandbox is a new one."""
-    terminator.dependencies.cache_clear()
-    sweeper.dependencies.cache_clear()
+    for handler in (terminator, sweeper, deadline, brake):
+        handler.dependencies.cache_clear()
 
 
 def scheduled_event(region: str) -> dict[str, Any]:

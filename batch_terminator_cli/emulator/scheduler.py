@@ -389,6 +389,9 @@ def install() -> None:
         # UpdateSchedule replaces the whole schedule: what it omits is reset, not kept.
         schedule = self.scheduler_backend.get_schedule(self._get_param("GroupName"), name)
         schedule.action_after_completion = action
+        # `State` is optional in UpdateSchedule and defaults to ENABLED, as in CreateSchedule
+        # (Scheduler API reference, UpdateSchedule); moto leaves it unset.
+        schedule.state = self._get_param("State") or "ENABLED"
         if getattr(schedule, _FIRED_AT, None) is not None:
             setattr(schedule, _FIRED_AT, None)  # a new time: it may fire again
         return answer

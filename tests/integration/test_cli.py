@@ -99,6 +99,8 @@ def test_plan_against_local_lists_exactly_what_the_next_sweep_terminates(
     local: LocalServer, tmp_path: Path
 ) -> None:
     assert local.world is not None
+    # Only the sweep acts here: with Batch events on, deadlines would act on their own.
+    local.world.control.publish_events(False)
     demo.seed_jobs(local.world)
     ids = demo.seed_policy_jobs(local.world)
     policies_file = tmp_path / "demo.yaml"

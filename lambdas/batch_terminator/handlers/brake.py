@@ -93,7 +93,7 @@ def _one(signal: BrakeSignal | Ignored, deps: Dependencies, now: datetime) -> st
     if isinstance(signal, Ignored):
         logger.info("brake event ignored", extra={"why": signal.why})
         return "ignored"
-    where = {"kind": signal.kind, "name": signal.name, "path": signal.path, "key": signal.key}
+    where = {"kind": signal.kind, "trigger": signal.name, "path": signal.path, "key": signal.key}
     if signal.state != ALARM:
         logger.info(
             "brake event ignored", extra={**where, "why": f"state {signal.state}: no brake"}
