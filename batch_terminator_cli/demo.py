@@ -383,6 +383,8 @@ def run(console: Console) -> bool:
         problems += check_policies(box, act)
         if box.world.final(scene.ids["golden-model"])["status"] != "RUNNING":
             problems.append("the protected job was touched")
+    with sandbox(policies) as box:
+        problems += check_events(box, act_events(console, box))
     if problems:
         say(console, literal("Demo FAILED:", "bold red"))
         for problem in problems:
@@ -394,3 +396,148 @@ def run(console: Console) -> bool:
         " every job ended exactly as expected.",
     )
     return True
+
+
+# ---- events: deadlines, a blocked queue, the brake ------------------------------------------
+
+BLOCKED_REASON = (
+    "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - The job resource requirement (vCPU/memory/GPU) "
+    "is higher than that can be met by the CE(s) attached to the job queue."
+)
+
+
+@dataclass
+class EventAct:
+    ids: dict[str, str]
+    brake_outcomes: list[str]
+    swept: bool
+
+
+def act_events(console: Console, box: Sandbox) -> EventAct:
+    """No sweep: Batch's events, EventBridge Scheduler and an alarm drive every termination."""
+    from datetime import UTC, datetime
+
+    from batch_terminator_cli.emulator import alarms
+
+    world, minute = box.world, timedelta(minutes=1)
+    console.rule("Events: a deadline, a blocked queue, the brake (no sweep runs)")
+    ids = {
+        "quick-experiment": world.job(
+            "quick-experiment", "gpu-training", "RUNNING", age=timedelta(seconds=30)
+        ),
+        "big-mem": world.job("big-mem", "spot-cpu", "RUNNABLE", age=10 * minute),
+    }
+    now = datetime.now(UTC)
+    for i in range(5):
+        ids[f"spot-{i}"] = world.job(
+            f"spot-{i}", "spot-cpu", "RUNNING", age=(20 - i) * minute, now=now, definition="etl"
+        )
+    box.run_deadlines()
+    box.control.block(ids["big-mem"], BLOCKED_REASON)
+    box.run_deadlines()
+    _show_schedules(console, box, ids)
+    box.advance(timedelta(seconds=95))
+    say(console, "The emulator's clock moves 95 s on; due schedules fire into the request queue.")
+    box.fire_schedules()
+    box.run_terminator()
+    box.advance(20 * minute)
+    say(console, "20 minutes on: the blocked job's 30 minutes are up.")
+    box.fire_schedules()
+    box.run_terminator()
+    box.control.settle()
+    box.run_deadlines()  # the FAILED events confirm the terminations
+
+    at = datetime.now(UTC).replace(microsecond=0)
+    say(console, "The spend alarm enters ALARM, delivered by EventBridge, then by its Lambda")
+    say(console, "action and by SNS: one transition, one brake, up to the policy's cap of 3.")
+    outcomes = []
+    for event in (
+        alarms.alarm_event("batch-spend-critical", at),
+        alarms.alarm_action("batch-spend-critical", at),
+        alarms.sns_alarm("batch-spend-critical", at),
+    ):
+        outcomes += box.run_brake(event)["outcomes"]
+    box.run_terminator()
+    _show_event_decisions(console, box, ids)
+    return EventAct(ids, outcomes, swept=bool(box.sweeper_logs))
+
+
+def _show_schedules(console: Console, box: Sandbox, ids: dict[str, str]) -> None:
+    names = {job_id: label for label, job_id in ids.items()}
+    table = Table(title="Deadline function: one EventBridge Scheduler schedule per job deadline")
+    for column in ("job", "event", "outcome", "rule", "deadline (UTC)"):
+        table.add_column(column, overflow="fold")
+    for line in box.trigger_logs:
+        if line.get("message") != "deadline event" or line.get("job_id") not in names:
+            continue
+        add_row(
+            table,
+            names[line["job_id"]],
+            line.get("status", "-"),
+            line["outcome"],
+            line.get("rule") or "-",
+            (line.get("deadline") or "-").replace("+00:00", ""),
+        )
+    console.print(table)
+
+
+def _show_event_decisions(console: Console, box: Sandbox, ids: dict[str, str]) -> None:
+    names = {job_id: label for label, job_id in ids.items()}
+    table = Table(title="Decisions on the event paths (one audit line each)")
+    for column in ("job", "source", "policy", "outcome", "reason"):
+        table.add_column(column, overflow="fold")
+    for line in box.audit:
+        if line["job_id"] in names:
+            add_row(
+                table,
+                names[line["job_id"]],
+                line["source"],
+                line["policy"] or "-",
+                literal(line["outcome"], "bold red" if line["outcome"] == "terminated" else ""),
+                line.get("skip_reason") or line["reason"] or "",
+            )
+    console.print(table)
+    for line in box.trigger_logs:
+        message = line.get("message")
+        if message == "termination confirmed" and line["job_id"] in names:
+            say(
+                console,
+                f"termination confirmed: {names[line['job_id']]} stopped "
+                f"{line['seconds_to_stop']} s after TerminateJobs accepted it",
+            )
+        elif message in ("brake applied", "brake already applied"):
+            say(console, f"{message}: {line['trigger']} by {line['path']}")
+
+
+def check_events(box: Sandbox, act: EventAct) -> list[str]:
+    ids, problems = act.ids, []
+
+    def last(label: str) -> dict[str, Any]:
+        return box.decision(ids[label]) if box.decisions(ids[label]) else {}
+
+    quick = last("quick-experiment")
+    if (quick.get("outcome"), quick.get("source")) != ("terminated", "deadline"):
+        problems.append("the 2-minute experiment was not terminated by its deadline")
+    blocked = last("big-mem")
+    if (blocked.get("outcome"), blocked.get("source")) != ("terminated", "blocked"):
+        problems.append("the job of the blocked queue was not terminated by its deadline")
+    braked = {label for label in ids if label.startswith("spot-") and last(label)}
+    if braked != {"spot-2", "spot-3", "spot-4"} or any(
+        last(label).get("source") != "alarm" for label in braked
+    ):
+        problems.append("the brake did not terminate the three newest spot jobs (its cap)")
+    if act.brake_outcomes != ["braked", "duplicate", "duplicate"]:
+        problems.append(f"the alarm braked {act.brake_outcomes}, expected once")
+    for label in ("spot-0", "spot-1"):
+        if box.world.final(ids[label])["status"] != "RUNNING":
+            problems.append(f"{label} was touched beyond the brake's cap")
+    confirmed = {
+        line["job_id"]
+        for line in box.trigger_logs
+        if line.get("message") == "termination confirmed"
+    }
+    if ids["quick-experiment"] not in confirmed:
+        problems.append("the deadline's termination was not confirmed by its FAILED event")
+    if act.swept:
+        problems.append("a sweep ran in the event act")
+    return problems

@@ -206,3 +206,53 @@ def test_a_job_event_with_any_malformed_field_is_read_or_ignored(fields: dict[st
     event = sample("batch-job-state-change-runnable.json")
     event["detail"].update(fields)
     assert isinstance(parse_job_event(event, ACCOUNT), JobEvent | Ignored)
+
+
+def _keys(value: Any, prefix: str = "") -> set[str]:
+    if not isinstance(value, dict):
+        return set()
+    found = set()
+    for key, inner in value.items():
+        found.add(prefix + key)
+        found |= _keys(inner, f"{prefix}{key}.")
+    return found
+
+
+def test_the_emulators_alarm_shapes_are_aws_shapes() -> None:
+    """The demo and benchmarks send these: they must carry what the samples carry."""
+    from datetime import UTC, datetime
+
+    from batch_terminator_cli.emulator import alarms
+
+    at = datetime(2026, 11, 29, 8, 10, tzinfo=UTC)
+    pairs = [
+        (
+            alarms.alarm_event("batch-spend-critical", at),
+            "cloudwatch-alarm-state-change.eventbridge.json",
+        ),
+        (alarms.alarm_action("batch-spend-critical", at), "cloudwatch-alarm.lambda-action.json"),
+        (alarms.budgets_alert("batch-monthly", at), "budgets-notification.lambda-sns-event.json"),
+    ]
+    for made, name in pairs:
+        wanted = {k for k in _keys(sample(name)) if ".metrics." not in k and "reasonData" not in k}
+        assert wanted - _keys(made) == set(), name
+    sns = sample("cloudwatch-alarm.sns-envelope.json")
+    made_message = json.loads(
+        alarms.sns_alarm("batch-spend-critical", at)["Records"][0]["Sns"]["Message"]
+    )
+    assert {"AlarmName", "NewStateValue", "StateChangeTime", "AWSAccountId"} <= set(made_message)
+    assert set(made_message) <= set(json.loads(sns["Message"]))
+    keys = set()
+    for event in (
+        alarms.alarm_event("batch-spend-critical", at),
+        alarms.alarm_action("batch-spend-critical", at),
+        alarms.sns_alarm("batch-spend-critical", at),
+    ):
+        [signal] = parse_brake_events(event, ACCOUNT)
+        assert isinstance(signal, BrakeSignal)
+        keys.add(signal.key)
+    assert keys == {
+        s.key
+        for s in parse_brake_events(sample("cloudwatch-alarm.lambda-action.json"), ACCOUNT)
+        if isinstance(s, BrakeSignal)
+    }

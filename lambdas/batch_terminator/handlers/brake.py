@@ -84,8 +84,14 @@ def process_event(event: Any, deps: Dependencies, now: datetime) -> dict[str, An
     """Every signal the event carries: braked, duplicate, or ignored, one log line each.
     Raises what a brake run raised (after giving its claim back), so Lambda retries."""
     outcomes: list[str] = []
-    for signal in parse_brake_events(event, deps.account):
-        outcomes.append(_one(signal, deps, now))
+    try:
+        for signal in parse_brake_events(event, deps.account):
+            outcomes.append(_one(signal, deps, now))
+    finally:
+        # Every invocation reports, so an alarm on brakes sees data (0 when nothing braked).
+        metrics.add_metric(
+            name=BRAKES_APPLIED, unit=MetricUnit.Count, value=outcomes.count("braked")
+        )
     return {"outcomes": outcomes}
 
 
@@ -119,7 +125,6 @@ def _one(signal: BrakeSignal | Ignored, deps: Dependencies, now: datetime) -> st
         logger.exception("brake failed: claim released for a retry", extra=where)
         deps.ledger.release(signal.key)
         raise
-    metrics.add_metric(name=BRAKES_APPLIED, unit=MetricUnit.Count, value=1)
     logger.info("brake applied", extra={**where, "enqueued": summary["enqueued"]})
     return "braked"
 

@@ -41,6 +41,7 @@ tracer = Tracer(service=SERVICE_NAME)
 # Brake claims and termination records live as long as the terminator's ledger items.
 LEDGER_TTL_SECONDS: Final = 19 * 86_400
 TERMINATION_LATENCY: Final = "TerminationLatency"
+SCHEDULES_CREATED: Final = "SchedulesCreated"
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ def report(result: DeadlineRun, batch: BatchApi, schedules: Schedules) -> None:
         metrics.add_metric(
             name=TERMINATION_LATENCY, unit=MetricUnit.Seconds, value=confirmed.seconds
         )
+    metrics.add_metric(name=SCHEDULES_CREATED, unit=MetricUnit.Count, value=schedules.created)
     logger.info(
         "deadline batch",
         extra={
