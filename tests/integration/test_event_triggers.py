@@ -110,6 +110,11 @@ def test_a_two_minute_cap_is_enforced_by_its_schedule_with_no_sweep(
     pipeline.advance(timedelta(seconds=95))
     fired = pipeline.fire_schedules()
     assert [f.name for f in fired] == [name]
+    # Within a minute of the deadline (on the emulator's clock, which moved the schedule's time
+    # back by the 95 s it advanced), never before it.
+    assert fired[0].scheduled_time == deadline - timedelta(seconds=95)
+    assert timedelta(0) <= fired[0].fired_at - fired[0].scheduled_time < timedelta(minutes=1)
+    assert fired[0].outcome == "delivered"
     pipeline.run_terminator()
     assert stopped(control)[job] == "batch-terminator: policy quick-cap: RUNNING > 2m"
     line = pipeline.decision(job)
@@ -233,6 +238,20 @@ def test_a_blocked_queue_event_is_acted_on_at_its_limit(
         "misconfigured",
     )
     assert line["status_reason_before"] == BLOCKED
+
+
+def test_the_sweep_honours_status_reasons_too(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    control.publish_events(False)  # the sweep alone: the net for missed events
+    blocked = world.job("big-mem", "spot-cpu", "RUNNABLE", age=timedelta(minutes=40))
+    control.block(blocked, BLOCKED)
+    waiting = world.job("small", "spot-cpu", "RUNNABLE", age=timedelta(minutes=40))
+    pipeline.run_sweeper()
+    pipeline.run_terminator()
+    assert set(stopped(control)) == {blocked}
+    assert pipeline.decision(blocked)["policy"] == "misconfigured"
+    assert waiting not in stopped(control)
 
 
 def test_junk_in_the_events_queue_never_fails_a_batch(
