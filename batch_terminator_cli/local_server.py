@@ -186,13 +186,22 @@ class LocalServer:
         while not self._stop.is_set():
             if self._sweep_seconds and time.monotonic() >= self._next_sweep:
                 self._next_sweep = time.monotonic() + self._sweep_seconds
-                self.sweep_now()
+                self._step(self.sweep_now)
             if time.monotonic() >= self._next_schedules:
                 self._next_schedules = time.monotonic() + SCHEDULE_SECONDS
-                self.fire_schedules()
-            self.process_events()
-            self.process_requests()
+                self._step(self.fire_schedules)
+            self._step(self.process_events)
+            self._step(self.process_requests)
             self._stop.wait(self._poll_seconds)
+
+    @staticmethod
+    def _step(step: Callable[[], object]) -> None:
+        """One step of the loop; a failure is logged and the loop goes on, as Lambda would
+        invoke the next batch."""
+        try:
+            step()
+        except Exception:
+            logging.getLogger(__name__).exception("%s failed", step.__name__)
 
     def stop(self) -> None:
         self._stop.set()

@@ -21,8 +21,12 @@ from batch_terminator.batch_api import BatchApi, BatchCallFailed, OutOfTime
 from batch_terminator.contract import JobStatus, Source
 from batch_terminator.facts import describe
 from batch_terminator.ledger import Ledger, LedgerUnavailable
-from batch_terminator.logic.deadlines import Deadline, deadline, stale_schedule_names
-from batch_terminator.logic.event_patterns import limited_statuses
+from batch_terminator.logic.deadlines import (
+    Deadline,
+    deadlines,
+    limiting_rules,
+    stale_schedule_names,
+)
 from batch_terminator.logic.events import Ignored, JobEvent
 from batch_terminator.logic.matching import queue_matches
 from batch_terminator.logic.rules import TAG_LIMIT_STATUSES, could_match
@@ -32,6 +36,8 @@ from batch_terminator.queueing import EnqueueFailed, enqueue
 from batch_terminator.scheduling import REQUESTED_BY, SchedulerFailed, Schedules
 
 logger = logging.getLogger(__name__)
+
+Rules = tuple[tuple[JobStatus, str, list[str] | None], ...]
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,7 @@ def worth_describing(job: JobSnapshot, config: PoliciesFile) -> bool:
 def run(events: Sequence[tuple[str, JobEvent | Ignored]], context: DeadlineContext) -> DeadlineRun:
     """Act on a batch of parsed events, `(message id, event)` each."""
     result = DeadlineRun()
-    limited = limited_statuses(context.config)
+    limited = limiting_rules(context.config)
     to_describe = _triage(events, context, limited, result)
     if not to_describe:
         return result
@@ -120,7 +126,7 @@ def run(events: Sequence[tuple[str, JobEvent | Ignored]], context: DeadlineConte
 def _triage(
     events: Sequence[tuple[str, JobEvent | Ignored]],
     context: DeadlineContext,
-    limited: tuple[JobStatus, ...],
+    limited: Rules,
     result: DeadlineRun,
 ) -> dict[str, list[tuple[str, JobEvent]]]:
     """Settle what the event alone settles (ignored, finished, no rule); return, by job id, the
@@ -149,7 +155,7 @@ def _decide(
     event: JobEvent,
     described: JobSnapshot | None,
     context: DeadlineContext,
-    limited: tuple[JobStatus, ...],
+    limited: Rules,
     result: DeadlineRun,
     due: dict[Source, list[tuple[str, Deadline]]],
 ) -> str:
@@ -168,14 +174,37 @@ def _decide(
         result.note(message_id, job_id, "ignored", why="queue not allowed")
         return "ignored"
     failed_deletes = context.schedules.delete(stale_schedule_names(described, limited))
-    found = deadline(described, context.config)
+    found = deadlines(described, context.config)
     extra: dict[str, Any] = {"status": described.status.value, "attempt": described.attempt}
     if failed_deletes:
         extra["stale_schedules_left"] = failed_deletes
-    if found is None:
+    if not found:
         result.note(message_id, job_id, "no deadline", **extra)
         return "no deadline"
-    extra.update(rule=found.rule, deadline=found.at.isoformat(), schedule=found.name)
+    passed = [d for d in found if d.at <= context.now]
+    # Of the rules already past, one request: the earliest that terminates (a dry run beside it
+    # would only be skipped), else the earliest dry run. Each future rule gets its schedule.
+    real = [d for d in passed if not d.dry_run]
+    now = (real or passed)[:1]
+    outcomes = [
+        _arm(message_id, event, each, context, result, due, extra)
+        for each in [*now, *(d for d in found if d.at > context.now)]
+    ]
+    return ", ".join(outcomes)
+
+
+def _arm(
+    message_id: str,
+    event: JobEvent,
+    found: Deadline,
+    context: DeadlineContext,
+    result: DeadlineRun,
+    due: dict[Source, list[tuple[str, Deadline]]],
+    extra: dict[str, Any],
+) -> str:
+    """One rule's deadline: requested now if it has passed, else its schedule."""
+    job_id = found.job.job_id
+    extra = {**extra, "rule": found.rule, "deadline": found.at.isoformat(), "schedule": found.name}
     if found.at <= context.now:
         due[event.source].append((message_id, found))
         result.note(message_id, job_id, "due now", **extra)
@@ -214,7 +243,7 @@ def _forget_earlier(
     message_id: str,
     job: JobSnapshot,
     context: DeadlineContext,
-    limited: tuple[JobStatus, ...],
+    limited: Rules,
     result: DeadlineRun,
     why: str,
 ) -> None:
@@ -228,7 +257,7 @@ def _forget(
     message_id: str,
     job: JobSnapshot,
     context: DeadlineContext,
-    limited: tuple[JobStatus, ...],
+    limited: Rules,
     result: DeadlineRun,
     why: str,
 ) -> None:
@@ -240,7 +269,7 @@ def _finished(
     message_id: str,
     job: JobSnapshot,
     context: DeadlineContext,
-    limited: tuple[JobStatus, ...],
+    limited: Rules,
     result: DeadlineRun,
 ) -> None:
     """A finished job: its schedules go; if we terminated it, the termination is confirmed."""

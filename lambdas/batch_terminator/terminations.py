@@ -71,6 +71,9 @@ class Terminating:
     max_receive_count: int = 3
     # Whether there is time to read more array children and still terminate what is decided.
     enough_time: Callable[[], bool] = lambda: True
+    # Called with the `terminated` lines of each TerminateJobs call as soon as it returns, so a
+    # termination is recorded before its job's FAILED event can arrive.
+    on_terminated: Callable[[Sequence[AuditRecord]], None] = lambda _lines: None
 
 
 def rejected_audit(record: ParsedRecord) -> AuditRecord:
@@ -382,6 +385,7 @@ class _Run:
                     action = by_target[result.job_id]
                     action.error, action.done = result.error, True
                     done.extend(self._account(line, action) for line in plan.lines(action))
+                self.context.on_terminated([r for r in done if r.outcome is Outcome.TERMINATED])
                 self.emit(done)
         except OutOfTime:
             return True

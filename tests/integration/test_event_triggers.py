@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from batch_terminator.contract import JobStatus
+from batch_terminator.logic.deadlines import schedule_name
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator import BatchControl
 from batch_terminator_cli.emulator.world import BatchWorld
@@ -71,6 +73,10 @@ def schedules(box: Sandbox) -> dict[str, dict[str, Any]]:
     group = box.deployment.schedule_group
     names = [s["Name"] for s in client.list_schedules(GroupName=group)["Schedules"]]
     return {n: client.get_schedule(Name=n, GroupName=group) for n in names}
+
+
+def name_of(job_id: str, status: str, attempt: int, rule: str) -> str:
+    return schedule_name(job_id, JobStatus(status), attempt, rule)
 
 
 def at_of(schedule: dict[str, Any]) -> datetime:
@@ -176,14 +182,14 @@ def test_duplicate_and_out_of_order_events_make_one_schedule_of_the_current_stat
     control.duplicate_events(times=5, copies=2)
     job = world.job("etl", "spot-cpu", "RUNNABLE", age=timedelta(hours=1))
     pipeline.run_deadlines()
-    assert list(schedules(pipeline)) == [f"bt-{job}-runnable-0"]
+    assert list(schedules(pipeline)) == [name_of(job, "RUNNABLE", 0, "stuck")]
     # A late RUNNABLE event after the job started: judged on the job as it is now.
     late = world.job("late", "spot-cpu", "RUNNABLE", age=timedelta(hours=1))
     control.delay_events(times=1)
     world.age(late, "RUNNING", timedelta(seconds=5))
     control.release_events()
     pipeline.run_deadlines()
-    assert f"bt-{late}-runnable-0" not in schedules(pipeline)
+    assert name_of(late, "RUNNABLE", 0, "stuck") not in schedules(pipeline)
 
 
 def test_a_retried_job_is_timed_again_from_its_new_attempt(
@@ -197,7 +203,7 @@ def test_a_retried_job_is_timed_again_from_its_new_attempt(
     control.retry(job, stopped_at=datetime.now(UTC) - timedelta(minutes=2))
     pipeline.run_deadlines()
     [(name, schedule)] = schedules(pipeline).items()
-    assert name == f"bt-{job}-runnable-1"
+    assert name == name_of(job, "RUNNABLE", 1, "stuck")
     assert at_of(schedule) > datetime.now(UTC) + timedelta(hours=5, minutes=50)
     pipeline.run_terminator()
     assert job not in stopped(control)
@@ -222,12 +228,17 @@ def test_a_blocked_queue_event_is_acted_on_at_its_limit(
 ) -> None:
     job = world.job("big-mem", "spot-cpu", "RUNNABLE", age=timedelta(minutes=10))
     pipeline.run_deadlines()
-    before = schedules(pipeline)[f"bt-{job}-runnable-0"]
+    stuck = schedules(pipeline)[name_of(job, "RUNNABLE", 0, "stuck")]
     control.block(job, BLOCKED)
     pipeline.run_deadlines()
-    after = schedules(pipeline)[f"bt-{job}-runnable-0"]
-    # The blocked reason's 30-minute policy is earlier than the 6-hour one: it replaced it.
-    assert at_of(after) < at_of(before)
+    # The blocked reason's 30-minute policy gets its own, earlier schedule; the 6-hour one stays
+    # (if the reason clears before 30 minutes, the 6-hour limit still holds).
+    both = schedules(pipeline)
+    assert set(both) == {
+        name_of(job, "RUNNABLE", 0, "stuck"),
+        name_of(job, "RUNNABLE", 0, "misconfigured"),
+    }
+    assert at_of(both[name_of(job, "RUNNABLE", 0, "misconfigured")]) < at_of(stuck)
     pipeline.advance(timedelta(minutes=21))
     pipeline.fire_schedules()
     pipeline.run_terminator()

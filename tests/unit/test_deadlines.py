@@ -11,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_terminator.contract import ACTIVE_STATUSES, JobStatus
-from batch_terminator.logic.deadlines import deadline, schedule_name, stale_schedule_names
+from batch_terminator.logic.deadlines import (
+    deadline,
+    limiting_rules,
+    schedule_name,
+    stale_schedule_names,
+)
 from batch_terminator.logic.event_patterns import (
     alarm_state_change_pattern,
     job_state_change_pattern,
@@ -96,17 +101,21 @@ def test_a_retried_job_is_timed_from_its_current_attempt() -> None:
     found = deadline(job, config)
     assert found is not None
     assert found.at > NOW + timedelta(hours=5)
-    assert found.name.endswith("-runnable-1")
+    assert found.name == schedule_name(job.job_id, JobStatus.RUNNABLE, 1, "stuck")
+    assert "-runnable-1-" in found.name
 
 
 @given(st.integers(0, 10**6), st.sampled_from(list(ACTIVE_STATUSES)), st.integers(0, 10))
 def test_schedule_names_are_valid_and_one_to_one(n, status, attempt):
     ids = [job_id(n), f"{job_id(n)}:{n % 10000}"]
-    names = {schedule_name(i, status, attempt) for i in ids}
-    assert len(names) == 2
+    rules = ["a-very-long-policy-name-" * 2, "max-runtime-tag"]
+    names = {schedule_name(i, status, attempt, r) for i in ids for r in rules}
+    assert len(names) == 4
     for name in names:
         assert re.fullmatch(r"[0-9A-Za-z_.-]{1,64}", name)
-    assert schedule_name(ids[0], status, attempt) != schedule_name(ids[0], status, attempt + 1)
+    assert schedule_name(ids[0], status, attempt, "p") != schedule_name(
+        ids[0], status, attempt + 1, "p"
+    )
 
 
 @given(
@@ -122,22 +131,32 @@ def test_at_expressions_never_fire_early(at: datetime):
 
 @given(st.sampled_from(list(ACTIVE_STATUSES)), st.sampled_from(list(ACTIVE_STATUSES)))
 def test_a_job_that_moves_on_finds_its_earlier_schedules(before, after):
-    """Whatever status a job left (in this attempt, or the previous one after a retry), the
-    schedule of that status is among the names deleted when it arrives somewhere later."""
-    limited = tuple(ACTIVE_STATUSES)
+    """Whatever status a job left (in this attempt, or the previous one after a retry), every
+    rule's schedule of that status is among the names deleted when it arrives somewhere later;
+    its current status's schedules never are."""
+    config = policies(
+        *(
+            {"name": f"p-{s.value.lower()}", "when": {"status": s.value, "olderThan": "1h"}}
+            for s in ACTIVE_STATUSES
+            if s is not JobStatus.STARTING
+        ),
+        {"name": "waiting", "when": {"status": ["RUNNABLE", "STARTING"], "olderThan": "2h"}},
+    )
+    rules = limiting_rules(config)
     order = list(ACTIVE_STATUSES)
     first = plain(1, before.value, timedelta(minutes=5))
+    left = [schedule_name(first.job_id, before, 0, r) for s, r, _ in rules if s is before]
+    assert left
     if order.index(after) > order.index(before):
-        moved = replace(first, status=after)
-        assert schedule_name(first.job_id, before, 0) in stale_schedule_names(moved, limited)
+        stale = stale_schedule_names(replace(first, status=after), rules)
+        assert set(left) <= set(stale)
     retried = plain(1, "RUNNABLE", timedelta(minutes=5), retries=1)
     if before in (JobStatus.RUNNABLE, JobStatus.STARTING, JobStatus.RUNNING):
-        assert schedule_name(first.job_id, before, 0) in stale_schedule_names(retried, limited)
+        assert set(left) <= set(stale_schedule_names(retried, rules))
     finished = replace(first, status=JobStatus.FAILED)
-    assert schedule_name(first.job_id, before, 0) in stale_schedule_names(finished, limited)
-    assert schedule_name(first.job_id, after, 0) not in stale_schedule_names(
-        replace(first, status=after), limited
-    )
+    assert set(left) <= set(stale_schedule_names(finished, rules))
+    current = [schedule_name(first.job_id, after, 0, r) for s, r, _ in rules if s is after]
+    assert not set(current) & set(stale_schedule_names(replace(first, status=after), rules))
 
 
 def test_event_patterns_filter_what_the_policies_limit() -> None:

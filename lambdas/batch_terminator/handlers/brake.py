@@ -84,9 +84,16 @@ def process_event(event: Any, deps: Dependencies, now: datetime) -> dict[str, An
     """Every signal the event carries: braked, duplicate, or ignored, one log line each.
     Raises what a brake run raised (after giving its claim back), so Lambda retries."""
     outcomes: list[str] = []
+    failure: Exception | None = None
     try:
         for signal in parse_brake_events(event, deps.account):
-            outcomes.append(_one(signal, deps, now))
+            try:
+                outcomes.append(_one(signal, deps, now))
+            except Exception as exc:  # the other records of the event still brake
+                failure = failure or exc
+                outcomes.append("failed")
+        if failure is not None:
+            raise failure
     finally:
         # Every invocation reports, so an alarm on brakes sees data (0 when nothing braked).
         metrics.add_metric(

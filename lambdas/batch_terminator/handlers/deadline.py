@@ -89,6 +89,8 @@ def parse_body(body: Any, account: str | None) -> JobEvent | Ignored:
         return parse_job_event(load_json(body), account)
     except InvalidRequest as exc:
         return Ignored(f"the body is not JSON: {exc}")
+    except Exception as exc:  # any body (a 5,000-digit number, say): one line, never the batch
+        return Ignored(f"the body cannot be read: {type(exc).__name__}: {str(exc)[:200]}")
 
 
 def process_event(event: dict[str, Any], deps: Dependencies, now: datetime) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -36,6 +37,7 @@ from batch_terminator.contract import (
 from batch_terminator.ledger import Ledger, LedgerUnavailable, TerminationRecord
 from batch_terminator.logging_setup import make_logger
 from batch_terminator.logic.parse import ParsedRecord, parse_record
+from batch_terminator.models.audit import AuditRecord
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator.models.request import Origin
 from batch_terminator.reporting import count_outcomes, write_audit
@@ -118,9 +120,9 @@ def process_event(
             ledger=deps.ledger,
             max_receive_count=deps.max_receive_count,
             enough_time=enough_time,
+            on_terminated=lambda lines: record_terminations(deps.ledger, lines),
         ),
     )
-    record_terminations(deps.ledger, result)
     unparked = park_rejected(deps, result.rejected)
     retry = result.retry_message_ids | unparked
     retry -= park_exhausted(deps, records, result, retry)
@@ -146,15 +148,16 @@ def process_event(
     }
 
 
-def record_terminations(ledger: Ledger, result: BatchResult) -> None:
-    """Remember each job terminated, for the deadline function to confirm when its FAILED
-    event arrives. Best effort: a termination stands even if it cannot be recorded."""
+def record_terminations(ledger: Ledger, lines: Sequence[AuditRecord]) -> None:
+    """Remember the jobs one TerminateJobs call terminated, as soon as it returned (`now` is
+    when Batch accepted them), for the deadline function to confirm when their FAILED events
+    arrive. Best effort: a termination stands even if it cannot be recorded."""
     accepted_at_ms = int(datetime.now(UTC).timestamp() * 1000)
     records = [
         TerminationRecord(
             line.job_id, accepted_at_ms, line.policy, line.request_id, line.source.value
         )
-        for line in result.audit
+        for line in lines
         if line.outcome is Outcome.TERMINATED and line.job_id is not None
     ]
     if not records:

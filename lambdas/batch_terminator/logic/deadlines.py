@@ -3,9 +3,11 @@ its current status and attempt, if nothing changes. Pure.
 
 A deadline is the first whole second at which the same rule the sweep and the terminator apply
 (`rule_selects`) selects the job: age in status must be *over* the limit, so a schedule at that
-second fires at or after the limit is passed, never before. Each deadline is named per job,
-status and attempt, so a duplicate event lands on the same schedule, and a job that moves on
-leaves names that can be found and deleted.
+second fires at or after the limit is passed, never before. Every rule that limits the job gets
+its own deadline: the earliest may come to nothing (a dry-run policy, a blocked reason that
+cleared), and the next must still fire. Each deadline is named per job, status, attempt and
+rule, so a duplicate event lands on the same schedule, and a job that moves on leaves names that
+can be found and deleted.
 
 Array parents and multi-node nodes get no deadline: children have their own events and deadlines,
 a node is stopped with its job, and a parent stands for its children only in the sweep, which
@@ -14,7 +16,9 @@ judges the whole family.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -22,6 +26,7 @@ from typing import Any, Final
 from batch_terminator.contract import ACTIVE_STATUSES, JobStatus
 from batch_terminator.logic.ages import status_entered_at
 from batch_terminator.logic.durations import format_duration
+from batch_terminator.logic.matching import queue_matches
 from batch_terminator.logic.rules import reason_text, rule_selects, tag_limit
 from batch_terminator.models.job import JobSnapshot
 from batch_terminator.models.policies import TAG_LIMIT_POLICY, PoliciesFile
@@ -52,7 +57,7 @@ class Deadline:
 
     @property
     def name(self) -> str:
-        return schedule_name(self.job.job_id, self.status, self.attempt)
+        return schedule_name(self.job.job_id, self.status, self.attempt, self.rule)
 
     @property
     def reason(self) -> str:
@@ -79,10 +84,20 @@ class Deadline:
         return f"{self.rule}: {self.status.value} over {format_duration(self.limit)}"
 
 
-def schedule_name(job_id: str, status: JobStatus, attempt: int) -> str:
-    """`bt-<job id>-<status>-<attempt>`; an array child's `:` becomes `.` (job ids are UUIDs, so
-    the mapping is one to one). Raises ValueError when the id cannot make a valid name."""
-    name = f"{SCHEDULE_PREFIX}-{job_id.replace(':', '.')}-{status.value.lower()}-{attempt}"
+def rule_tag(rule: str) -> str:
+    """Six hex digits of the rule's name: names stay under 64 characters, and a schedule keeps
+    its name when policies are reordered."""
+    return hashlib.sha256(rule.encode()).hexdigest()[:6]
+
+
+def schedule_name(job_id: str, status: JobStatus, attempt: int, rule: str) -> str:
+    """`bt-<job id>-<status>-<attempt>-<rule tag>`; an array child's `:` becomes `.` (job ids
+    are UUIDs, so the mapping is one to one). Raises ValueError when the id cannot make a valid
+    name."""
+    name = (
+        f"{SCHEDULE_PREFIX}-{job_id.replace(':', '.')}-{status.value.lower()}-{attempt}"
+        f"-{rule_tag(rule)}"
+    )
     if not _NAME_CHARACTERS.fullmatch(name):
         raise ValueError(f"job id {job_id!r} cannot name a schedule")
     return name
@@ -94,11 +109,10 @@ def _first_second_over(entered: datetime, limit: timedelta) -> datetime:
     return boundary.replace(microsecond=0) + ONE_SECOND
 
 
-def deadline(job: JobSnapshot, policies: PoliciesFile) -> Deadline | None:
-    """The earliest deadline of a described job in its current status, or None (no rule limits
-    it, its age is unknown, it is protected or already being stopped, or it is an array parent
-    or a node). Ties go to the first policy in the file. Raises nothing on malformed tags: a
-    malformed max-runtime tag gives no tag deadline."""
+def deadlines(job: JobSnapshot, policies: PoliciesFile) -> list[Deadline]:
+    """Every rule's deadline for a described job in its current status, earliest first (ties in
+    file order); none when the job is protected, already being stopped, an array parent or a
+    node, or its age is unknown. A malformed max-runtime tag gives no tag deadline."""
     if (
         not job.described
         or job.status.is_final
@@ -107,10 +121,10 @@ def deadline(job: JobSnapshot, policies: PoliciesFile) -> Deadline | None:
         or job.main_node_job_id is not None
         or (job.tags is not None and policies.settings.protect_tag in job.tags)
     ):
-        return None
+        return []
     entered = status_entered_at(job)
     if entered is None:
-        return None
+        return []
     found: list[tuple[datetime, int, str, timedelta, bool]] = []
     for index, policy in enumerate(policies.policies):
         limit = policy.when.older_than
@@ -128,34 +142,61 @@ def deadline(job: JobSnapshot, policies: PoliciesFile) -> Deadline | None:
             at = _first_second_over(entered, own)
             if rule_selects(TAG_LIMIT_POLICY, job, policies, at).selected:
                 found.append((at, len(policies.policies), TAG_LIMIT_POLICY, own, False))
-    if not found:
-        return None
-    at, _, rule, limit, dry_run = min(found)
-    return Deadline(
-        job=job,
-        rule=rule,
-        at=at,
-        limit=limit,
-        status=job.status,
-        attempt=job.attempt,
-        dry_run=dry_run or policies.settings.dry_run,
-    )
+    return [
+        Deadline(
+            job=job,
+            rule=rule,
+            at=at,
+            limit=limit,
+            status=job.status,
+            attempt=job.attempt,
+            dry_run=dry_run or policies.settings.dry_run,
+        )
+        for at, _, rule, limit, dry_run in sorted(found)
+    ]
 
 
-def stale_schedule_names(job: JobSnapshot, limited: tuple[JobStatus, ...]) -> list[str]:
-    """Names of the schedules this job may have left behind in earlier statuses: the limited
-    statuses before its current one in this attempt, and those of the previous attempt (a retry
-    goes back to RUNNABLE). For a finished job, every limited status of its last two attempts."""
+def deadline(job: JobSnapshot, policies: PoliciesFile) -> Deadline | None:
+    """The earliest of `deadlines`, or None."""
+    return next(iter(deadlines(job, policies)), None)
+
+
+def limiting_rules(policies: PoliciesFile) -> tuple[tuple[JobStatus, str, list[str] | None], ...]:
+    """(status, rule, the rule's queue patterns) for every status a scheduled rule limits."""
+    rules = [
+        (status, policy.name, policy.match.job_queues)
+        for policy in policies.policies
+        if policy.is_scheduled and policy.when.older_than is not None
+        for status in policy.when.status
+    ]
+    if policies.settings.max_runtime_tag:
+        rules.append((JobStatus.RUNNING, TAG_LIMIT_POLICY, None))
+    return tuple(rules)
+
+
+def stale_schedule_names(
+    job: JobSnapshot, rules: Iterable[tuple[JobStatus, str, list[str] | None]]
+) -> list[str]:
+    """Names of the schedules this job may have left behind in earlier statuses (`rules` from
+    `limiting_rules`): the statuses before its current one in this attempt, and those of the
+    previous attempt (a retry goes back to RUNNABLE). For a finished job, every status of its
+    last two attempts. Rules whose queues the job is not in are left out."""
     attempt = job.attempt
+    known = job.job_queue
+    mine = [
+        (status, rule)
+        for status, rule, queues in rules
+        if queues is None or known is None or queue_matches(known, queues)
+    ]
     names: list[str] = []
     if job.status.is_final:
         for a in sorted({max(attempt - 1, 0), attempt}):
-            names.extend(schedule_name(job.job_id, s, a) for s in limited)
+            names.extend(schedule_name(job.job_id, s, a, r) for s, r in mine)
         return list(dict.fromkeys(names))
     here = _ORDER[job.status]
-    names.extend(schedule_name(job.job_id, s, attempt) for s in limited if _ORDER[s] < here)
+    names.extend(schedule_name(job.job_id, s, attempt, r) for s, r in mine if _ORDER[s] < here)
     if attempt > 0:
         names.extend(
-            schedule_name(job.job_id, s, attempt - 1) for s in limited if s in _RETRIED_STATUSES
+            schedule_name(job.job_id, s, attempt - 1, r) for s, r in mine if s in _RETRIED_STATUSES
         )
-    return names
+    return list(dict.fromkeys(names))
