@@ -141,17 +141,37 @@ class Sandbox:
         self._keep(logs.lines(), printed.getvalue())
         return invocations
 
-    def run_brake(self, event: Any) -> dict[str, Any]:
+    def run_brake(self, event: Any, request_id: str | None = None) -> dict[str, Any]:
         """Invoke the brake function with `event`, as EventBridge, an alarm action or SNS
-        would (asynchronously: an error propagates, as Lambda would retry it)."""
+        would (asynchronously: an error propagates; see `run_brake_async` for Lambda's
+        retries)."""
+        context = LambdaContext(function_name="batch-terminator-brake")
+        if request_id is not None:
+            context.aws_request_id = request_id
         printed = io.StringIO()
         with capture_logs(brake.logger) as logs, redirect_stdout(printed):
             try:
-                return dict(
-                    brake.handler(event, LambdaContext(function_name="batch-terminator-brake"))
-                )
+                return dict(brake.handler(event, context))
             finally:
                 self._keep(logs.lines(), printed.getvalue())
+
+    def run_brake_async(
+        self, event: Any, between: Callable[[], object] | None = None
+    ) -> list[dict[str, Any] | str]:
+        """An asynchronous invocation: on an error Lambda runs the function twice more with the
+        same event and the same request id ("Asynchronous invocation", Lambda developer guide);
+        `between` runs before each retry. Returns each attempt's result or its error."""
+        request_id = str(uuid.uuid4())
+        results: list[dict[str, Any] | str] = []
+        for _ in range(3):
+            try:
+                results.append(self.run_brake(event, request_id))
+                break
+            except Exception as exc:
+                results.append(f"{type(exc).__name__}: {exc}")
+                if between is not None:
+                    between()
+        return results
 
     def run_alarm_inbox(self) -> list[dict[str, Any]]:
         """Deliver what the stack's alarm rule routed (here, to the alarm inbox) to the brake."""

@@ -111,7 +111,7 @@ class Brake(Construct):
                 # before it has requested anything releases its claim.
                 iam.PolicyStatement(
                     sid="ClaimAlarmTransitions",
-                    actions=["dynamodb:PutItem", "dynamodb:DeleteItem"],
+                    actions=["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
                     resources=[ledger.table.table_arn],
                 ),
                 xray_statement(),

@@ -179,6 +179,16 @@ def _termination_item(record: TerminationRecord, expires_at: dict[str, str]) -> 
     return item
 
 
+@dataclass(frozen=True)
+class Transition:
+    """A claim on an alarm transition: `new` (ours, first), `ours` (our earlier attempt's, with
+    the jobs it picked, if it got that far), `done` (braked), `busy` (another invocation holds
+    it)."""
+
+    state: str
+    picks: str | None = None
+
+
 class Ledger:
     """DynamoDB-backed; `client` is a boto3 DynamoDB client, `ttl_seconds` how long items live."""
 
@@ -323,27 +333,105 @@ class Ledger:
             source=item.get("source", {}).get("S"),
         )
 
-    def claim(self, key: str, detail: dict[str, str]) -> bool:
-        """Claim `key` once (a conditional put): True for the first caller, ever (until the
-        item expires), False for every later one. Raises LedgerUnavailable."""
-        item = {"pk": {"S": key}, "expiresAt": self._expires_at()}
-        item.update({k: {"S": v} for k, v in detail.items() if v})
+    def add_to_window(self, key: str, count: int, expires_at_s: int) -> int:
+        """Add `count` to a window's counter (created at 0); returns the total after adding.
+        Raises LedgerUnavailable."""
+        response = self._request(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(key),
+            UpdateExpression="ADD #count :n SET expiresAt = if_not_exists(expiresAt, :expires)",
+            ExpressionAttributeNames={"#count": "count"},
+            ExpressionAttributeValues={
+                ":n": {"N": str(count)},
+                ":expires": {"N": str(expires_at_s)},
+            },
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["count"]["N"])
+
+    def claim_transition(self, key: str, owner: str, now_s: int, lease_s: int) -> Transition:
+        """Claim an alarm transition for `owner` (the invocation's request id, which Lambda
+        keeps across its retries of an asynchronous invocation). A claim whose write landed but
+        whose answer was lost (botocore replays the write) is recognised as ours; a claim another
+        invocation left unfinished for `lease_s` seconds is taken over. Raises LedgerUnavailable.
+        """
         try:
             self.calls += 1
             self._client.put_item(
-                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+                TableName=self._table,
+                Item={
+                    "pk": {"S": key},
+                    "state": {"S": "claimed"},
+                    "owner": {"S": owner},
+                    "claimedAt": {"N": str(now_s)},
+                    "expiresAt": self._expires_at(),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
             )
+            return Transition("new")
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise LedgerUnavailable(str(exc)) from exc
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise LedgerUnavailable(str(exc)) from exc
         except BotoCoreError as exc:
             raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        return True
+        item = self._request(
+            self._client.get_item, TableName=self._table, Key=_key(key), ConsistentRead=True
+        ).get("Item", {})
+        state = item.get("state", {}).get("S")
+        picks = item.get("picks", {}).get("S")
+        if state == "done":
+            return Transition("done")
+        if item.get("owner", {}).get("S") == owner:
+            return Transition("ours", picks)
+        claimed_at = int(item.get("claimedAt", {}).get("N", "0"))
+        if now_s - claimed_at < lease_s:
+            return Transition("busy")
+        try:  # the other invocation gave up long ago: take its claim over, with its picks
+            self._request(
+                self._client.update_item,
+                TableName=self._table,
+                Key=_key(key),
+                UpdateExpression="SET #owner = :me, claimedAt = :now",
+                ConditionExpression="#owner = :them AND #state = :claimed",
+                ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
+                ExpressionAttributeValues={
+                    ":me": {"S": owner},
+                    ":now": {"N": str(now_s)},
+                    ":them": item.get("owner", {"S": ""}),
+                    ":claimed": {"S": "claimed"},
+                },
+            )
+        except LedgerUnavailable as exc:
+            if "ConditionalCheckFailed" in str(exc):
+                return Transition("busy")
+            raise
+        return Transition("ours", picks)
 
-    def release(self, key: str) -> None:
-        """Give a claim back (its work failed and will be retried). Raises LedgerUnavailable."""
-        self._request(self._client.delete_item, TableName=self._table, Key=_key(key))
+    def record_transition_picks(self, key: str, owner: str, picks: str) -> None:
+        """Store what a brake selected before it enqueues anything, so a retry re-sends only
+        those jobs and the policy's cap holds. Raises LedgerUnavailable."""
+        self._request(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(key),
+            UpdateExpression="SET picks = :picks",
+            ConditionExpression="#owner = :me",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={":picks": {"S": picks}, ":me": {"S": owner}},
+        )
+
+    def finish_transition(self, key: str, owner: str) -> None:
+        """Mark a brake done: later deliveries of the transition are duplicates."""
+        self._request(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(key),
+            UpdateExpression="SET #state = :done",
+            ConditionExpression="#owner = :me",
+            ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
+            ExpressionAttributeValues={":done": {"S": "done"}, ":me": {"S": owner}},
+        )
 
     def _request(self, method: Any, **kwargs: Any) -> dict[str, Any]:
         self.calls += 1

@@ -20,12 +20,12 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from batch_terminator import facts as job_facts
 from batch_terminator.batch_api import BatchApi, BatchCallFailed, BatchError, OutOfTime
-from batch_terminator.contract import Outcome
+from batch_terminator.contract import Outcome, Source
 from batch_terminator.ledger import (
     LEDGER_KEY,
     Ledger,
@@ -36,7 +36,7 @@ from batch_terminator.ledger import (
 )
 from batch_terminator.logic.parse import InvalidRequest, ParsedRecord
 from batch_terminator.logic.plan import Earlier, Line, Named, decide
-from batch_terminator.logic.safety import Decision, skip
+from batch_terminator.logic.safety import Decision, Verdict, skip
 from batch_terminator.models.audit import AuditRecord
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator.selecting import expand_selector
@@ -57,6 +57,8 @@ class BatchResult:
     limited: list[tuple[str, str | None, int]] = field(default_factory=list)
     # Each valid record's request ledger key (a redriven request's may be the one it carries).
     ledger_keys: dict[str, str] = field(default_factory=dict)
+    # Jobs of the event paths left alone because their policy's cap was reached, by policy.
+    capped: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ class Terminating:
     # Called with the `terminated` lines of each TerminateJobs call as soon as it returns, so a
     # termination is recorded before its job's FAILED event can arrive.
     on_terminated: Callable[[Sequence[AuditRecord]], None] = lambda _lines: None
+    # The blast-radius cap of the event paths (deadline, blocked): given a policy and how many
+    # of its jobs this batch would terminate, how many it may (raises LedgerUnavailable). None:
+    # no cap is kept (the sweep's and the brake's caps are applied when they select).
+    event_cap: Callable[[str, int], int] | None = None
 
 
 def rejected_audit(record: ParsedRecord) -> AuditRecord:
@@ -336,8 +342,49 @@ class _Run:
             )
             return []
 
+    def _cap_event_paths(self, lines: Sequence[Line]) -> list[Line]:
+        """Deadlines and blocked-queue requests arrive one job at a time, not as a run a cap can
+        cut: their terminations are counted per policy in a window (the sweep interval), and
+        those past the policy's `maxPerRun` are skipped (the next sweep, under its own cap, sees
+        them again). If the count cannot be kept, they are delivered again."""
+        gate = self.context.event_cap
+        if gate is None:
+            return list(lines)
+        by_policy: dict[str, list[Line]] = defaultdict(list)
+        for line in lines:
+            record = line.named.record
+            if (
+                line.target is not None
+                and not line.confirmed
+                and record.source in (Source.DEADLINE, Source.BLOCKED)
+                and record.request is not None
+                and record.request.policy
+            ):
+                by_policy[record.request.policy].append(line)
+        changed: dict[int, Line] = {}
+        for policy, group in by_policy.items():
+            try:
+                allowed = gate(policy, len(group))
+                why = (
+                    f"policy cap reached: {policy} terminates at most its maxPerRun jobs per "
+                    "sweep interval on the deadline path; the next sweep sees this job again"
+                )
+                decision = Decision.SKIP
+            except LedgerUnavailable as exc:
+                allowed, why = 0, f"the policy cap could not be checked: {exc}"
+                decision = Decision.RETRY
+            for line in group[allowed:]:
+                verdict = Verdict(decision, why, age=line.verdict.age)
+                changed[id(line)] = replace(line, verdict=verdict, target=None)
+            if len(group) > allowed:
+                self.result.capped[policy] = (
+                    self.result.capped.get(policy, 0) + len(group) - allowed
+                )
+        return [changed.get(id(line), line) for line in lines]
+
     def _execute(self, lines: Sequence[Line]) -> None:
         """Account for what needs no call at once; then make the calls, by queue and reason."""
+        lines = self._cap_event_paths(lines)
         plan = _Plan()
         decided: list[AuditRecord] = []
         parents: list[Line] = []

@@ -4,13 +4,18 @@ it, once per transition, and enqueues what they select with `source: alarm`.
 
 A transition (alarm name plus state timestamp; budget name plus SNS timestamp) is claimed with a
 conditional write in the ledger table before the brake runs, so the same transition delivered
-twice, by one path or by several, brakes once, across cold starts. If the run fails, the claim is
-given back and the error raised: Lambda retries the invocation (asynchronous invocations: twice,
-then the function's failure queue).
+twice, by one path or by several, brakes once, across cold starts. The claim names its owner,
+the invocation's request id, which Lambda keeps when it retries an asynchronous invocation
+(twice, then the function's failure queue). Before anything is enqueued, the claim records the
+jobs the brake picked (hashed ids); if the invocation fails, its retry finds its own claim and
+re-sends only those jobs, never a new selection, so the policy's cap holds. Another invocation
+of the same transition backs off while the claim is held, and takes it over only after
+`LEASE_SECONDS` (the owner's retries are over by then).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +36,7 @@ from batch_terminator.contract import (
     REQUEST_QUEUE_URL_ENV,
     SERVICE_NAME,
 )
-from batch_terminator.ledger import Ledger
+from batch_terminator.ledger import Ledger, LedgerUnavailable
 from batch_terminator.logging_setup import make_logger
 from batch_terminator.logic.events import ALARM, BrakeSignal, Ignored, parse_brake_events
 from batch_terminator.logic.rules import AlarmFired, BudgetAlerted, Trigger, applicable_policies
@@ -44,6 +49,9 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
 
 LEDGER_TTL_SECONDS: Final = 19 * 86_400
+# A claim is held this long before another invocation may take it over: longer than the
+# function's 5-minute timeout times Lambda's three attempts, with the 1 and 2 minutes between.
+LEASE_SECONDS: Final = 30 * 60
 BRAKES_APPLIED: Final = "BrakesApplied"
 
 
@@ -73,22 +81,22 @@ def dependencies() -> Dependencies:
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    return process_event(event, dependencies(), datetime.now(UTC))
+    return process_event(event, dependencies(), datetime.now(UTC), context.aws_request_id)
 
 
 def trigger_of(signal: BrakeSignal) -> Trigger:
     return AlarmFired(signal.name) if signal.kind == "alarm" else BudgetAlerted(signal.name)
 
 
-def process_event(event: Any, deps: Dependencies, now: datetime) -> dict[str, Any]:
+def process_event(event: Any, deps: Dependencies, now: datetime, owner: str) -> dict[str, Any]:
     """Every signal the event carries: braked, duplicate, or ignored, one log line each.
-    Raises what a brake run raised (after giving its claim back), so Lambda retries."""
+    Raises what a brake run raised (its claim stays, with its picks), so Lambda retries."""
     outcomes: list[str] = []
     failure: Exception | None = None
     try:
         for signal in parse_brake_events(event, deps.account):
             try:
-                outcomes.append(_one(signal, deps, now))
+                outcomes.append(_one(signal, deps, now, owner))
             except Exception as exc:  # the other records of the event still brake
                 failure = failure or exc
                 outcomes.append("failed")
@@ -102,7 +110,7 @@ def process_event(event: Any, deps: Dependencies, now: datetime) -> dict[str, An
     return {"outcomes": outcomes}
 
 
-def _one(signal: BrakeSignal | Ignored, deps: Dependencies, now: datetime) -> str:
+def _one(signal: BrakeSignal | Ignored, deps: Dependencies, now: datetime, owner: str) -> str:
     if isinstance(signal, Ignored):
         logger.info("brake event ignored", extra={"why": signal.why})
         return "ignored"
@@ -119,21 +127,45 @@ def _one(signal: BrakeSignal | Ignored, deps: Dependencies, now: datetime) -> st
             extra={**where, "why": f"no policy's trigger names {signal.kind} {signal.name}"},
         )
         return "ignored"
-    if not deps.ledger.claim(signal.key, {"path": signal.path, "claimedAt": now.isoformat()}):
+    claim = deps.ledger.claim_transition(signal.key, owner, int(now.timestamp()), LEASE_SECONDS)
+    if claim.state == "done":
         logger.info("brake already applied", extra=where)
         return "duplicate"
-    api = BatchApi(deps.batch_client)
-    try:
-        run = run_policies(api, deps.config, now, trigger)
-        summary = report_policy_run(
-            run, deps.sqs_client, deps.queue_url, _run_id(signal), api, logger, metrics
+    if claim.state == "busy":
+        logger.info(
+            "brake already applied",
+            extra={**where, "why": "another invocation holds this transition's claim"},
         )
-    except Exception:
-        logger.exception("brake failed: claim released for a retry", extra=where)
-        deps.ledger.release(signal.key)
-        raise
-    logger.info("brake applied", extra={**where, "enqueued": summary["enqueued"]})
+        return "duplicate"
+    api = BatchApi(deps.batch_client)
+    run = run_policies(api, deps.config, now, trigger)
+    if claim.picks is None:
+        picks = {job_hash(s.job.job_id) for s in run.evaluation.selections}
+        deps.ledger.record_transition_picks(signal.key, owner, " ".join(sorted(picks)))
+    else:
+        # A retry of ours: only what the first attempt picked, minus what is already stopping.
+        picks = set(claim.picks.split())
+        run.evaluation.selections[:] = [
+            s for s in run.evaluation.selections if job_hash(s.job.job_id) in picks
+        ]
+    summary = report_policy_run(
+        run, deps.sqs_client, deps.queue_url, _run_id(signal), api, logger, metrics
+    )
+    try:
+        deps.ledger.finish_transition(signal.key, owner)
+    except LedgerUnavailable as exc:  # enqueued all the same; a retry would re-send the picks
+        logger.warning("brake not marked done", extra={**where, "error": str(exc)})
+    logger.info(
+        "brake applied",
+        extra={**where, "enqueued": summary["enqueued"], "resumed": claim.state == "ours"},
+    )
     return "braked"
+
+
+def job_hash(job_id: str) -> str:
+    """12 characters of the job id's hash: a brake of 10,000 jobs records 130 KB of picks,
+    within DynamoDB's 400 KB item."""
+    return hashlib.sha256(job_id.encode()).hexdigest()[:12]
 
 
 def _run_id(signal: BrakeSignal) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from batch_terminator.contract import (
 )
 from batch_terminator.ledger import Ledger, LedgerUnavailable, TerminationRecord
 from batch_terminator.logging_setup import make_logger
+from batch_terminator.logic.evaluate import TAG_LIMIT_CAP
 from batch_terminator.logic.parse import ParsedRecord, parse_record
 from batch_terminator.models.audit import AuditRecord
 from batch_terminator.models.policies import PoliciesFile
@@ -121,6 +123,7 @@ def process_event(
             max_receive_count=deps.max_receive_count,
             enough_time=enough_time,
             on_terminated=lambda lines: record_terminations(deps.ledger, lines),
+            event_cap=lambda policy, count: event_path_allowance(deps, policy, count),
         ),
     )
     unparked = park_rejected(deps, result.rejected)
@@ -131,7 +134,13 @@ def process_event(
             "selector limit reached",
             extra={"message_id": message_id, "policy": policy, "left_for_later": limited},
         )
-    count_outcomes(metrics, result.audit, capped=_capped_by_policy(result.limited) or None)
+    capped = _capped_by_policy(result.limited)
+    capped.update(result.capped.items())
+    for policy, left in result.capped.items():
+        logger.warning(
+            "policy cap reached", extra={"policy": policy, "capped": left, "path": "deadline"}
+        )
+    count_outcomes(metrics, result.audit, capped=capped or None)
     logger.info(
         "batch processed",
         extra={
@@ -146,6 +155,21 @@ def process_event(
             {"itemIdentifier": r.message_id} for r in records if r.message_id in retry
         ]
     }
+
+
+def event_path_allowance(deps: Dependencies, policy: str, count: int) -> int:
+    """How many of `count` jobs the deadline path may terminate for `policy` now: its
+    `maxPerRun` per sweep interval (a fixed window, UTC), counted in the ledger. Every job
+    asked for counts, terminated or not, so the cap errs on the side of terminating fewer.
+    Raises LedgerUnavailable."""
+    found = deps.config.policy(policy)
+    cap = found.max_per_run if found is not None else TAG_LIMIT_CAP
+    window = max(int(deps.config.settings.sweep_interval.total_seconds()), 1)
+    start = int(time.time()) // window * window
+    total = deps.ledger.add_to_window(
+        f"cap#{policy}#{start}", count, start + window + DEFAULT_LEDGER_TTL_SECONDS
+    )
+    return max(0, min(count, cap - (total - count)))
 
 
 def record_terminations(ledger: Ledger, lines: Sequence[AuditRecord]) -> None:
