@@ -6,7 +6,14 @@ import argparse
 
 from rich.console import Console
 
-from bench import import_time, policy_scale, terminate_calls
+from bench import (
+    brake_scale,
+    deadline_events,
+    import_time,
+    policy_calls,
+    policy_scale,
+    terminate_calls,
+)
 
 
 def main() -> None:
@@ -15,6 +22,9 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(width=170)
     terminate_calls.run(console, jobs=200 if args.quick else 1000)
+    policy_calls.run(console, jobs=200 if args.quick else 1000)
+    deadline_events.run(console, events=1_000 if args.quick else 10_000)
+    brake_scale.run(console, jobs=1_000 if args.quick else 10_000)
     import_time.run(console, repeats=3 if args.quick else 7)
     policy_scale.run(console, sizes=(2_000, 10_000) if args.quick else (10_000, 100_000))
 
