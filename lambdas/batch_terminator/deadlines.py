@@ -182,10 +182,11 @@ def _decide(
         result.note(message_id, job_id, "no deadline", **extra)
         return "no deadline"
     passed = [d for d in found if d.at <= context.now]
-    # Of the rules already past, one request: the earliest that terminates (a dry run beside it
-    # would only be skipped), else the earliest dry run. Each future rule gets its schedule.
+    # Of the rules already past, a request each that terminates (if the first is capped, the
+    # next still acts; if the first terminates, the terminator skips the others as already
+    # terminated), else the earliest dry run. Each future rule gets its schedule.
     real = [d for d in passed if not d.dry_run]
-    now = (real or passed)[:1]
+    now = real or passed[:1]
     outcomes = [
         _arm(message_id, event, each, context, result, due, extra)
         for each in [*now, *(d for d in found if d.at > context.now)]

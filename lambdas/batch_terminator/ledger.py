@@ -42,6 +42,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 BATCH_GET_MAX_KEYS: Final = 100
 BATCH_WRITE_MAX_ITEMS: Final = 25
+# Brake picks (12-character hashes and a space) per ledger item.
+_PICKS_PER_ITEM: Final = 20_000
 # Unprocessed keys of BatchGetItem are asked for again this many times.
 _BATCH_GET_ATTEMPTS: Final = 3
 
@@ -181,9 +183,9 @@ def _termination_item(record: TerminationRecord, expires_at: dict[str, str]) -> 
 
 @dataclass(frozen=True)
 class Transition:
-    """A claim on an alarm transition: `new` (ours, first), `ours` (our earlier attempt's, with
-    the jobs it picked, if it got that far), `done` (braked), `busy` (another invocation holds
-    it)."""
+    """A claim on an alarm transition: `new` (ours, first), `ours` (our earlier attempt's, or
+    one given back or abandoned, with the jobs it picked if it got that far), `done` (braked),
+    `busy` (another invocation is braking it now)."""
 
     state: str
     picks: str | None = None
@@ -333,29 +335,52 @@ class Ledger:
             source=item.get("source", {}).get("S"),
         )
 
-    def add_to_window(self, key: str, count: int, expires_at_s: int) -> int:
-        """Add `count` to a window's counter (created at 0); returns the total after adding.
-        Raises LedgerUnavailable."""
-        response = self._request(
-            self._client.update_item,
-            TableName=self._table,
-            Key=_key(key),
-            UpdateExpression="ADD #count :n SET expiresAt = if_not_exists(expiresAt, :expires)",
-            ExpressionAttributeNames={"#count": "count"},
-            ExpressionAttributeValues={
-                ":n": {"N": str(count)},
-                ":expires": {"N": str(expires_at_s)},
-            },
-            ReturnValues="UPDATED_NEW",
-        )
-        return int(response["Attributes"]["count"]["N"])
+    def admit_to_window(
+        self, key: str, members: Sequence[str], cap: int, expires_at_s: int
+    ) -> set[str]:
+        """Admit members (hashed job ids) to a capped window: those already in it stay admitted
+        (a redelivery, a retry after a failed call), new ones while there is room. Returns the
+        admitted members. A conditional write keeps concurrent callers under `cap`. Raises
+        LedgerUnavailable."""
+        for _ in range(_BATCH_GET_ATTEMPTS):
+            item = self._request(
+                self._client.get_item, TableName=self._table, Key=_key(key), ConsistentRead=True
+            ).get("Item", {})
+            present = set(item.get("members", {}).get("SS", []))
+            fresh = [m for m in dict.fromkeys(members) if m not in present]
+            room = max(cap - len(present), 0)
+            taken = fresh[:room]
+            if not taken:
+                return {m for m in members if m in present}
+            condition = "attribute_not_exists(members) OR size(members) <= :before"
+            try:
+                self.calls += 1
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=_key(key),
+                    UpdateExpression="ADD members :new SET expiresAt = :expires",
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues={
+                        ":new": {"SS": taken},
+                        ":before": {"N": str(cap - len(taken))},
+                        ":expires": {"N": str(expires_at_s)},
+                    },
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    continue  # another caller took room meanwhile: look again
+                raise LedgerUnavailable(str(exc)) from exc
+            except BotoCoreError as exc:
+                raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            return {m for m in members if m in present} | set(taken)
+        raise LedgerUnavailable(f"the window {key} kept changing under concurrent callers")
 
     def claim_transition(self, key: str, owner: str, now_s: int, lease_s: int) -> Transition:
         """Claim an alarm transition for `owner` (the invocation's request id, which Lambda
-        keeps across its retries of an asynchronous invocation). A claim whose write landed but
-        whose answer was lost (botocore replays the write) is recognised as ours; a claim another
-        invocation left unfinished for `lease_s` seconds is taken over. Raises LedgerUnavailable.
-        """
+        keeps when it retries an asynchronous invocation). A claim whose write landed but whose
+        answer was lost (botocore replays the write) is recognised as ours; a claim its owner
+        gave back after a failure (`open`), or held for `lease_s` seconds without finishing (its
+        owner timed out), is taken over with its picks. Raises LedgerUnavailable."""
         try:
             self.calls += 1
             self._client.put_item(
@@ -379,58 +404,99 @@ class Ledger:
             self._client.get_item, TableName=self._table, Key=_key(key), ConsistentRead=True
         ).get("Item", {})
         state = item.get("state", {}).get("S")
-        picks = item.get("picks", {}).get("S")
         if state == "done":
             return Transition("done")
-        if item.get("owner", {}).get("S") == owner:
-            return Transition("ours", picks)
+        if state == "claimed" and item.get("owner", {}).get("S") == owner:
+            return Transition("ours", self._picks(key, item))
         claimed_at = int(item.get("claimedAt", {}).get("N", "0"))
-        if now_s - claimed_at < lease_s:
+        if state == "claimed" and now_s - claimed_at < lease_s:
             return Transition("busy")
-        try:  # the other invocation gave up long ago: take its claim over, with its picks
+        try:  # given back, or its owner is gone: take it over, with its picks
             self._request(
                 self._client.update_item,
                 TableName=self._table,
                 Key=_key(key),
-                UpdateExpression="SET #owner = :me, claimedAt = :now",
-                ConditionExpression="#owner = :them AND #state = :claimed",
+                UpdateExpression="SET #owner = :me, claimedAt = :now, #state = :claimed",
+                ConditionExpression="#state = :was AND claimedAt = :then",
                 ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
                 ExpressionAttributeValues={
                     ":me": {"S": owner},
                     ":now": {"N": str(now_s)},
-                    ":them": item.get("owner", {"S": ""}),
                     ":claimed": {"S": "claimed"},
+                    ":was": {"S": str(state)},
+                    ":then": {"N": str(claimed_at)},
                 },
             )
         except LedgerUnavailable as exc:
             if "ConditionalCheckFailed" in str(exc):
                 return Transition("busy")
             raise
-        return Transition("ours", picks)
+        return Transition("ours", self._picks(key, item))
 
-    def record_transition_picks(self, key: str, owner: str, picks: str) -> None:
+    def _picks(self, key: str, item: dict[str, Any]) -> str | None:
+        chunks = item.get("pickChunks", {}).get("N")
+        if chunks is None:
+            return None
+        parts = []
+        for index in range(int(chunks)):
+            chunk = self._request(
+                self._client.get_item,
+                TableName=self._table,
+                Key=_key(f"{key}#picks#{index}"),
+                ConsistentRead=True,
+            ).get("Item")
+            if chunk is None:
+                raise LedgerUnavailable(f"picks chunk {index} of {key} is missing")
+            parts.append(chunk["picks"]["S"])
+        return " ".join(p for p in parts if p)
+
+    def record_transition_picks(self, key: str, owner: str, picks: Sequence[str]) -> None:
         """Store what a brake selected before it enqueues anything, so a retry re-sends only
-        those jobs and the policy's cap holds. Raises LedgerUnavailable."""
+        those jobs and the policy's cap holds: in items of at most 20,000 picks (260 KB, under
+        DynamoDB's 400 KB item), then their count on the claim. Raises LedgerUnavailable."""
+        chunks = [picks[i : i + _PICKS_PER_ITEM] for i in range(0, len(picks), _PICKS_PER_ITEM)]
+        for index, chunk in enumerate(chunks or [[]]):
+            self._request(
+                self._client.put_item,
+                TableName=self._table,
+                Item={
+                    "pk": {"S": f"{key}#picks#{index}"},
+                    "picks": {"S": " ".join(chunk)},
+                    "expiresAt": self._expires_at(),
+                },
+            )
         self._request(
             self._client.update_item,
             TableName=self._table,
             Key=_key(key),
-            UpdateExpression="SET picks = :picks",
-            ConditionExpression="#owner = :me",
-            ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues={":picks": {"S": picks}, ":me": {"S": owner}},
+            UpdateExpression="SET pickChunks = :n",
+            ConditionExpression="#owner = :me AND #state = :claimed",
+            ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
+            ExpressionAttributeValues={
+                ":n": {"N": str(max(len(chunks), 1))},
+                ":me": {"S": owner},
+                ":claimed": {"S": "claimed"},
+            },
         )
 
     def finish_transition(self, key: str, owner: str) -> None:
         """Mark a brake done: later deliveries of the transition are duplicates."""
+        self._set_transition(key, owner, "done")
+
+    def give_back_transition(self, key: str, owner: str) -> None:
+        """A brake failed: another delivery (or our retry) may take the claim over at once,
+        with the picks already recorded. Raises LedgerUnavailable."""
+        self._set_transition(key, owner, "open")
+
+    def _set_transition(self, key: str, owner: str, state: str) -> None:
         self._request(
             self._client.update_item,
             TableName=self._table,
             Key=_key(key),
-            UpdateExpression="SET #state = :done",
+            UpdateExpression="SET #state = :state",
             ConditionExpression="#owner = :me",
             ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
-            ExpressionAttributeValues={":done": {"S": "done"}, ":me": {"S": owner}},
+            ExpressionAttributeValues={":state": {"S": state}, ":me": {"S": owner}},
         )
 
     def _request(self, method: Any, **kwargs: Any) -> dict[str, Any]:

@@ -76,10 +76,11 @@ class Terminating:
     # Called with the `terminated` lines of each TerminateJobs call as soon as it returns, so a
     # termination is recorded before its job's FAILED event can arrive.
     on_terminated: Callable[[Sequence[AuditRecord]], None] = lambda _lines: None
-    # The blast-radius cap of the event paths (deadline, blocked): given a policy and how many
-    # of its jobs this batch would terminate, how many it may (raises LedgerUnavailable). None:
-    # no cap is kept (the sweep's and the brake's caps are applied when they select).
-    event_cap: Callable[[str, int], int] | None = None
+    # The blast-radius cap of the event paths (deadline, blocked): given a policy and the jobs
+    # this batch would terminate for it, the ones it may (a job counts once per window, however
+    # often it is delivered; raises LedgerUnavailable). None: no cap is kept (the sweep's and
+    # the brake's caps are applied when they select).
+    event_cap: Callable[[str, Sequence[str]], set[str]] | None = None
 
 
 def rejected_audit(record: ParsedRecord) -> AuditRecord:
@@ -364,22 +365,21 @@ class _Run:
         changed: dict[int, Line] = {}
         for policy, group in by_policy.items():
             try:
-                allowed = gate(policy, len(group))
+                allowed = gate(policy, [line.job_id for line in group])
                 why = (
                     f"policy cap reached: {policy} terminates at most its maxPerRun jobs per "
                     "sweep interval on the deadline path; the next sweep sees this job again"
                 )
                 decision = Decision.SKIP
             except LedgerUnavailable as exc:
-                allowed, why = 0, f"the policy cap could not be checked: {exc}"
+                allowed, why = set(), f"the policy cap could not be checked: {exc}"
                 decision = Decision.RETRY
-            for line in group[allowed:]:
+            left = [line for line in group if line.job_id not in allowed]
+            for line in left:
                 verdict = Verdict(decision, why, age=line.verdict.age)
                 changed[id(line)] = replace(line, verdict=verdict, target=None)
-            if len(group) > allowed:
-                self.result.capped[policy] = (
-                    self.result.capped.get(policy, 0) + len(group) - allowed
-                )
+            if left and decision is Decision.SKIP:
+                self.result.capped[policy] = self.result.capped.get(policy, 0) + len(left)
         return [changed.get(id(line), line) for line in lines]
 
     def _execute(self, lines: Sequence[Line]) -> None:

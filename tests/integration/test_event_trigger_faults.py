@@ -135,6 +135,31 @@ def test_the_deadline_path_keeps_the_policys_cap(
     assert capped
 
 
+def test_a_job_counts_once_against_the_cap_however_often_it_is_delivered(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    """At-least-once delivery (SQS, Scheduler) and a failed call's retry never use up the cap:
+    a job holds one place in its window."""
+    first, second = (
+        world.job(f"tiny-{i}", "spot-cpu", "RUNNING", age=timedelta(minutes=6)) for i in range(2)
+    )
+    control.publish_events(False)
+    request = {
+        "jobId": first,
+        "reason": "batch-terminator: policy tiny-cap: RUNNING > 5m",
+        "policy": "tiny-cap",
+        "ifStatus": ["RUNNING"],
+    }
+    control.throttle("TerminateJobs", times=1)
+    pipeline.send(request, source="deadline")
+    pipeline.send(request, source="deadline")  # the same request, delivered twice
+    pipeline.run_terminator()
+    pipeline.send({**request, "jobId": second}, source="deadline")
+    pipeline.run_terminator()
+    assert {first, second} <= set(stopped(control))
+    assert not [line for line in pipeline.audit if "cap reached" in (line["skip_reason"] or "")]
+
+
 def test_a_malformed_body_is_one_ignore_line(
     pipeline: Sandbox, world: BatchWorld, control: BatchControl
 ) -> None:
@@ -213,18 +238,96 @@ def test_a_transition_held_by_another_invocation_is_not_braked_twice(
     ledger = brake.dependencies().ledger
     key = "brake#alarm#batch-spend-critical#" + AT.isoformat(timespec="milliseconds")
     now = int(datetime.now(UTC).timestamp())
-    assert ledger.claim_transition(key, "someone-else", now, 1800).state == "new"
+    assert ledger.claim_transition(key, "someone-else", now, 360).state == "new"
+    # Held by a live invocation: not "applied" (the holder may still fail); Lambda retries.
+    with pytest.raises(brake.BrakeBusy):
+        pipeline.run_brake(alarms.alarm_event("batch-spend-critical", AT))
+    ledger.finish_transition(key, "someone-else")
     assert pipeline.run_brake(alarms.alarm_event("batch-spend-critical", AT)) == {
         "outcomes": ["duplicate"]
     }
-    # Half an hour later the holder is long gone (its retries are over): the claim is taken over.
-    stale = "brake#alarm#batch-spend-critical#" + (AT + timedelta(hours=1)).isoformat(
-        timespec="milliseconds"
+    # A claim whose holder timed out long ago is taken over.
+    later = AT + timedelta(hours=1)
+    stale = "brake#alarm#batch-spend-critical#" + later.isoformat(timespec="milliseconds")
+    assert ledger.claim_transition(stale, "someone-else", now - 3600, 360).state == "new"
+    assert pipeline.run_brake(alarms.alarm_event("batch-spend-critical", later)) == {
+        "outcomes": ["braked"]
+    }
+
+
+def test_a_brake_that_keeps_failing_is_taken_over_by_another_path(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    jobs = spot_jobs(world, 3)
+    batch = brake.dependencies().batch_client
+    down = {"on": True}
+
+    def throttled(**_: Any) -> None:
+        if down["on"]:
+            raise EndpointConnectionError(endpoint_url="https://batch.us-east-1.amazonaws.com")
+
+    batch.meta.events.register("before-call.batch.ListJobs", throttled)
+    results = pipeline.run_brake_async(alarms.alarm_action("batch-spend-critical", AT))
+    assert all(isinstance(r, str) for r in results)  # every attempt failed: the failure queue
+    down["on"] = False
+    # The same transition by EventBridge, after: the claim was given back, so it brakes.
+    assert pipeline.run_brake(alarms.alarm_event("batch-spend-critical", AT)) == {
+        "outcomes": ["braked"]
+    }
+    pipeline.run_terminator()
+    assert set(stopped(control)) == set(jobs)
+    assert not lines(pipeline, "brake already applied")
+
+
+def test_a_retry_re_sends_every_pick_even_when_newer_jobs_appeared(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    jobs = spot_jobs(world, 20)
+    sqs = brake.dependencies().sqs_client
+    calls = {"n": 0}
+
+    def second_batch_fails(**_: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com")
+
+    sqs.meta.events.register("before-call.sqs.SendMessageBatch", second_batch_fails)
+
+    def newer_jobs_start() -> None:
+        pipeline.run_terminator()
+        now = datetime.now(UTC)
+        for i in range(5):
+            world.job(f"new-{i}", "spot-cpu", "RUNNING", age=timedelta(seconds=10 + i), now=now)
+
+    results = pipeline.run_brake_async(
+        alarms.alarm_event("batch-spend-critical", AT), between=newer_jobs_start
     )
-    assert ledger.claim_transition(stale, "someone-else", now - 3600, 1800).state == "new"
-    assert pipeline.run_brake(
-        alarms.alarm_event("batch-spend-critical", AT + timedelta(hours=1))
-    ) == {"outcomes": ["braked"]}
+    assert results[-1] == {"outcomes": ["braked"]}
+    pipeline.run_terminator()
+    assert set(stopped(control)) == set(jobs[-12:])
+
+
+def test_the_picks_of_a_huge_brake_fit_the_ledger() -> None:
+    """Four policies of 10,000 jobs on one alarm: 40,000 picks, more than one 400 KB item."""
+    import boto3
+    from moto import mock_aws
+
+    from batch_terminator.handlers.brake import job_hash
+    from batch_terminator.ledger import Ledger
+    from batch_terminator_cli.emulator.deployment import _create_ledger
+
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        table = _create_ledger(session, "ledger")
+        ledger = Ledger(session.client("dynamodb"), table, 3600)
+        picks = sorted(job_hash(f"job-{i}") for i in range(40_000))
+        assert ledger.claim_transition("brake#k", "me", 0, 360).state == "new"
+        ledger.record_transition_picks("brake#k", "me", picks)
+        ledger.give_back_transition("brake#k", "me")
+        taken = ledger.claim_transition("brake#k", "retry", 1, 360)
+        assert taken.state == "ours"
+        assert taken.picks is not None
+        assert sorted(taken.picks.split()) == picks
 
 
 def test_one_bad_sns_record_never_stops_the_others(

@@ -36,7 +36,7 @@ from batch_terminator.contract import (
     REQUEST_QUEUE_URL_ENV,
     SERVICE_NAME,
 )
-from batch_terminator.ledger import Ledger, LedgerUnavailable
+from batch_terminator.ledger import Ledger, LedgerUnavailable, Transition
 from batch_terminator.logging_setup import make_logger
 from batch_terminator.logic.events import ALARM, BrakeSignal, Ignored, parse_brake_events
 from batch_terminator.logic.rules import AlarmFired, BudgetAlerted, Trigger, applicable_policies
@@ -49,9 +49,17 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
 
 LEDGER_TTL_SECONDS: Final = 19 * 86_400
-# A claim is held this long before another invocation may take it over: longer than the
-# function's 5-minute timeout times Lambda's three attempts, with the 1 and 2 minutes between.
-LEASE_SECONDS: Final = 30 * 60
+# A claim held this long without finishing is taken over: its owner timed out (the function's
+# timeout is 5 minutes). A failed brake gives its claim back at once.
+LEASE_SECONDS: Final = 6 * 60
+# A retry re-judges its recorded picks without the cap (they are within it already).
+UNCAPPED: Final = 10_000
+
+
+class BrakeBusy(Exception):
+    """Another invocation is braking this transition now: Lambda retries this one later."""
+
+
 BRAKES_APPLIED: Final = "BrakesApplied"
 
 
@@ -132,39 +140,76 @@ def _one(signal: BrakeSignal | Ignored, deps: Dependencies, now: datetime, owner
         logger.info("brake already applied", extra=where)
         return "duplicate"
     if claim.state == "busy":
-        logger.info(
-            "brake already applied",
-            extra={**where, "why": "another invocation holds this transition's claim"},
-        )
-        return "duplicate"
-    api = BatchApi(deps.batch_client)
-    run = run_policies(api, deps.config, now, trigger)
-    if claim.picks is None:
-        picks = {job_hash(s.job.job_id) for s in run.evaluation.selections}
-        deps.ledger.record_transition_picks(signal.key, owner, " ".join(sorted(picks)))
-    else:
-        # A retry of ours: only what the first attempt picked, minus what is already stopping.
-        picks = set(claim.picks.split())
-        run.evaluation.selections[:] = [
-            s for s in run.evaluation.selections if job_hash(s.job.job_id) in picks
-        ]
-    summary = report_policy_run(
-        run, deps.sqs_client, deps.queue_url, _run_id(signal), api, logger, metrics
-    )
+        # Not "applied": the holder may still fail. Lambda runs this invocation again in a
+        # minute, when the claim is done (a duplicate), given back, or abandoned.
+        raise BrakeBusy(f"{signal.key} is being braked by another invocation")
+    try:
+        enqueued = _brake(signal, trigger, claim, deps, now, owner)
+    except Exception:
+        logger.exception("brake failed: its claim is given back for a retry", extra=where)
+        try:
+            deps.ledger.give_back_transition(signal.key, owner)
+        except LedgerUnavailable as exc:
+            logger.warning(
+                "brake claim not given back: taken over after the lease",
+                extra={**where, "error": str(exc), "lease_seconds": LEASE_SECONDS},
+            )
+        raise
     try:
         deps.ledger.finish_transition(signal.key, owner)
     except LedgerUnavailable as exc:  # enqueued all the same; a retry would re-send the picks
         logger.warning("brake not marked done", extra={**where, "error": str(exc)})
     logger.info(
         "brake applied",
-        extra={**where, "enqueued": summary["enqueued"], "resumed": claim.state == "ours"},
+        extra={**where, "enqueued": enqueued, "resumed": claim.state == "ours"},
     )
     return "braked"
 
 
+def _brake(
+    signal: BrakeSignal,
+    trigger: Trigger,
+    claim: Transition,
+    deps: Dependencies,
+    now: datetime,
+    owner: str,
+) -> int:
+    """Select (or, on a retry, re-judge what the first attempt picked), record the picks before
+    anything is sent, enqueue. Returns how many requests were enqueued."""
+    api = BatchApi(deps.batch_client)
+    if claim.picks is None:
+        run = run_policies(api, deps.config, now, trigger)
+        picks = sorted({job_hash(s.job.job_id) for s in run.evaluation.selections})
+        deps.ledger.record_transition_picks(signal.key, owner, picks)
+    else:
+        # Only what was picked, minus what is already stopping or finished; without the cap,
+        # which the picks are within already (newer jobs must not push picks out).
+        run = run_policies(api, _uncapped(deps.config, trigger), now, trigger)
+        wanted = set(claim.picks.split())
+        run.evaluation.selections[:] = [
+            s for s in run.evaluation.selections if job_hash(s.job.job_id) in wanted
+        ]
+    summary = report_policy_run(
+        run, deps.sqs_client, deps.queue_url, _run_id(signal), api, logger, metrics
+    )
+    return int(summary["enqueued"])
+
+
+def _uncapped(config: PoliciesFile, trigger: Trigger) -> PoliciesFile:
+    braking = {p.name for p in applicable_policies(config, trigger)}
+    return config.model_copy(
+        update={
+            "policies": [
+                p.model_copy(update={"max_per_run": UNCAPPED}) if p.name in braking else p
+                for p in config.policies
+            ]
+        }
+    )
+
+
 def job_hash(job_id: str) -> str:
-    """12 characters of the job id's hash: a brake of 10,000 jobs records 130 KB of picks,
-    within DynamoDB's 400 KB item."""
+    """12 characters of the job id's hash: 48 bits, so two picks of one brake collide with a
+    chance below one in a million even at 10,000 jobs."""
     return hashlib.sha256(job_id.encode()).hexdigest()[:12]
 
 

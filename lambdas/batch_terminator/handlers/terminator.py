@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Sequence
@@ -123,7 +124,7 @@ def process_event(
             max_receive_count=deps.max_receive_count,
             enough_time=enough_time,
             on_terminated=lambda lines: record_terminations(deps.ledger, lines),
-            event_cap=lambda policy, count: event_path_allowance(deps, policy, count),
+            event_cap=lambda policy, jobs: event_path_allowance(deps, policy, jobs),
         ),
     )
     unparked = park_rejected(deps, result.rejected)
@@ -157,19 +158,25 @@ def process_event(
     }
 
 
-def event_path_allowance(deps: Dependencies, policy: str, count: int) -> int:
-    """How many of `count` jobs the deadline path may terminate for `policy` now: its
-    `maxPerRun` per sweep interval (a fixed window, UTC), counted in the ledger. Every job
-    asked for counts, terminated or not, so the cap errs on the side of terminating fewer.
+def event_path_allowance(deps: Dependencies, policy: str, job_ids: Sequence[str]) -> set[str]:
+    """Which of these jobs the deadline path may terminate for `policy` now: at most its
+    `maxPerRun` distinct jobs per sweep interval (a fixed window, UTC), kept in the ledger. A
+    job counts once per window, however often its request is delivered or its call retried.
     Raises LedgerUnavailable."""
     found = deps.config.policy(policy)
     cap = found.max_per_run if found is not None else TAG_LIMIT_CAP
     window = max(int(deps.config.settings.sweep_interval.total_seconds()), 1)
     start = int(time.time()) // window * window
-    total = deps.ledger.add_to_window(
-        f"cap#{policy}#{start}", count, start + window + DEFAULT_LEDGER_TTL_SECONDS
+    hashed = {_short_hash(j): j for j in job_ids}
+    admitted = deps.ledger.admit_to_window(
+        f"cap#{policy}#{start}", list(hashed), cap, start + window + DEFAULT_LEDGER_TTL_SECONDS
     )
-    return max(0, min(count, cap - (total - count)))
+    return {hashed[h] for h in admitted}
+
+
+def _short_hash(job_id: str) -> str:
+    # 12 hex digits: a window of 10,000 jobs stays far below DynamoDB's 400 KB item.
+    return hashlib.sha256(job_id.encode()).hexdigest()[:12]
 
 
 def record_terminations(ledger: Ledger, lines: Sequence[AuditRecord]) -> None:
