@@ -146,11 +146,24 @@ def _schedules(backend: EventBridgeSchedulerBackend) -> list[Schedule]:
     ]
 
 
+_SHIFTED = "_emulator_shifted_by"
+
+
 def _pending_at(schedule: Schedule) -> datetime | None:
-    """When the schedule is due, if it is enabled, one-time and has not fired."""
+    """When the schedule may fire, if it is enabled, one-time and has not fired: at the start
+    of its minute. "All schedule types on EventBridge Scheduler invoke their targets with 60
+    second precision. This means that if you set your schedule to run at 1:00, it will invoke
+    the target API between 1:00:00 and 1:00:59" (Scheduler user guide, "Schedule types"): a
+    schedule at 1:00:30 may run at 1:00:00, so the emulator runs it as early as AWS may."""
     if schedule.state != "ENABLED" or getattr(schedule, _FIRED_AT, None) is not None:
         return None
-    return at_time(schedule.schedule_expression, schedule.schedule_expression_timezone)
+    at = at_time(schedule.schedule_expression, schedule.schedule_expression_timezone)
+    if at is None:
+        return None
+    # Minutes are the service's, not the emulator's: a schedule moved back by the clock keeps
+    # the minute boundaries of the time it was created for.
+    moved: timedelta = getattr(schedule, _SHIFTED, timedelta(0))
+    return (at + moved).replace(second=0, microsecond=0) - moved
 
 
 def next_due(session: Any) -> datetime | None:
@@ -171,7 +184,15 @@ def fire_due(session: Any, now: datetime | None = None) -> list[Firing]:
             if (at := _pending_at(schedule)) is not None and at <= moment
         ]
         due.sort(key=lambda item: item[0])
-        return [_fire(session, backend, schedule, at, moment) for at, schedule in due]
+        return [
+            _fire(session, backend, schedule, _named_time(schedule) or at, moment)
+            for at, schedule in due
+        ]
+
+
+def _named_time(schedule: Schedule) -> datetime | None:
+    """The time the schedule's at() names (it may fire from the start of that minute)."""
+    return at_time(schedule.schedule_expression, schedule.schedule_expression_timezone)
 
 
 def _fire(
@@ -345,6 +366,7 @@ def shift(account_id: str, region: str, delta: timedelta) -> int:
         zone = ZoneInfo(schedule.schedule_expression_timezone or "UTC")
         local = shifted.astimezone(zone)
         schedule.schedule_expression = f"at({local.strftime(_AT_FORMAT)})"
+        setattr(schedule, _SHIFTED, getattr(schedule, _SHIFTED, timedelta(0)) + delta)
         moved += 1
     return moved
 
@@ -392,6 +414,7 @@ def install() -> None:
         # `State` is optional in UpdateSchedule and defaults to ENABLED, as in CreateSchedule
         # (Scheduler API reference, UpdateSchedule); moto leaves it unset.
         schedule.state = self._get_param("State") or "ENABLED"
+        setattr(schedule, _SHIFTED, timedelta(0))  # its new time is in today's minutes
         if getattr(schedule, _FIRED_AT, None) is not None:
             setattr(schedule, _FIRED_AT, None)  # a new time: it may fire again
         return answer

@@ -30,10 +30,14 @@ class SchedulerFailed(Exception):
 
 
 def at_expression(at: datetime) -> str:
-    """`at(...)` of a UTC time, rounded up to the next whole second (never earlier than `at`)."""
+    """`at(...)` of a UTC time, rounded up to the next whole minute: Scheduler invokes "with 60
+    second precision ... if you set your schedule to run at 1:00, it will invoke the target API
+    between 1:00:00 and 1:00:59" (Scheduler user guide, "Schedule types"), so a schedule at
+    1:00:30 could fire 30 seconds early. At a whole minute it fires at or after `at`, within
+    two minutes of it at worst."""
     utc = at.astimezone(UTC)
-    if utc.microsecond:
-        utc = utc.replace(microsecond=0) + timedelta(seconds=1)
+    if utc.second or utc.microsecond:
+        utc = utc.replace(second=0, microsecond=0) + timedelta(minutes=1)
     return f"at({utc.strftime('%Y-%m-%dT%H:%M:%S')})"
 
 
@@ -112,7 +116,8 @@ class Schedules:
             self.calls += 1
             existing = self.client.get_schedule(Name=deadline.name, GroupName=self.group)
             current = _at_of(str(existing.get("ScheduleExpression", "")))
-            if current is not None and current <= deadline.at:
+            wanted = _at_of(parameters["ScheduleExpression"])
+            if current is not None and wanted is not None and current <= wanted:
                 return "kept"
             self.calls += 1
             self.client.update_schedule(**parameters)

@@ -443,7 +443,7 @@ def get_schedule(pipeline: Sandbox, name: str) -> dict[str, Any]:
 def test_a_schedule_never_fires_before_its_time_then_once_and_is_deleted(
     pipeline: Sandbox,
 ) -> None:
-    due = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    due = (datetime.now(UTC) + timedelta(hours=1)).replace(second=0, microsecond=0)
     schedule(pipeline, "job-1-RUNNING-0", due)
 
     assert next_due(pipeline.session) == due
@@ -612,7 +612,7 @@ def test_advance_ages_jobs_and_brings_schedules_due(
     before = world.describe(job_id)
     history = control.history(job_id)
     stopped = control.terminations()[0].at
-    due = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    due = (datetime.now(UTC) + timedelta(hours=1)).replace(second=0, microsecond=0)
     schedule(pipeline, "later", due)
 
     pipeline.advance(timedelta(hours=2))
@@ -676,3 +676,15 @@ def test_local_fires_due_schedules_in_the_background(local: LocalServer) -> None
         bodies = [m["Body"] for m in got.get("Messages", [])]
     assert bodies == ["fired"]
     assert fire_due(session) == []
+
+
+def test_a_schedule_may_fire_from_the_start_of_its_minute_as_aws_allows(
+    pipeline: Sandbox,
+) -> None:
+    """Scheduler invokes "with 60 second precision": at(…:30) may run at …:00."""
+    minute = (datetime.now(UTC) + timedelta(hours=1)).replace(second=0, microsecond=0)
+    schedule(pipeline, "mid-minute", minute + timedelta(seconds=30))
+    assert pipeline.fire_schedules(minute - timedelta(seconds=1)) == []
+    [firing] = pipeline.fire_schedules(minute)
+    assert firing.scheduled_time == minute + timedelta(seconds=30)
+    assert firing.fired_at < firing.scheduled_time

@@ -179,8 +179,8 @@ def stale_schedule_names(
 ) -> list[str]:
     """Names of the schedules this job may have left behind in earlier statuses (`rules` from
     `limiting_rules`): the statuses before its current one in this attempt, and those of the
-    previous attempt (a retry goes back to RUNNABLE). For a finished job, every status of its
-    last two attempts. Rules whose queues the job is not in are left out."""
+    previous attempt (a retry goes back to RUNNABLE). For a finished job, every status of the
+    attempt it ended in. Rules whose queues the job is not in are left out."""
     attempt = job.attempt
     known = job.job_queue
     mine = [
@@ -190,9 +190,12 @@ def stale_schedule_names(
     ]
     names: list[str] = []
     if job.status.is_final:
-        for a in sorted({max(attempt - 1, 0), attempt}):
-            names.extend(schedule_name(job.job_id, s, a, r) for s, r in mine)
-        return list(dict.fromkeys(names))
+        # It ended in its last listed attempt if that attempt's stop is the job's; else before
+        # running again (cancelled from RUNNABLE, say), in the attempt after it. The earlier
+        # attempts' schedules went when it was retried.
+        last = job.attempts[-1].stopped_at if job.attempts else None
+        ended = attempt - 1 if last is not None and last == job.stopped_at else attempt
+        return [schedule_name(job.job_id, s, max(ended, 0), r) for s, r in mine]
     here = _ORDER[job.status]
     names.extend(schedule_name(job.job_id, s, attempt, r) for s, r in mine if _ORDER[s] < here)
     if attempt > 0:
