@@ -101,9 +101,10 @@ def report_policy_run(
         **run.summary(),
         "run_id": run_id,
         "source": run.source.value,
-        "enqueued": len(requests),
+        "enqueued": len(evaluation.selections),
+        "messages": len(requests),
         "batch_calls": dict(api.calls),
         "send_calls": send_calls,
     }
     logger.info("policy run", extra=summary)
-    return {"enqueued": len(requests), "capped": evaluation.capped_policies}
+    return {"enqueued": len(evaluation.selections), "capped": evaluation.capped_policies}

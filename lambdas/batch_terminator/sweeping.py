@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from batch_terminator.batch_api import BatchApi
-from batch_terminator.contract import JobStatus, Source
+from batch_terminator.contract import TERMINATE_JOBS_MAX_IDS, JobStatus, Source
 from batch_terminator.listing import Listing, find_jobs, resolve_queues, statuses_for
 from batch_terminator.logic.evaluate import Evaluation, Selection, evaluate
 from batch_terminator.logic.matching import queue_matches
@@ -38,9 +38,34 @@ class PolicyRun:
         return Source.SWEEP if isinstance(self.trigger, Scheduled) else Source.ALARM
 
     def requests(self, run_id: str) -> list[dict[str, Any]]:
-        return [
-            to_request(s, run_id, REQUESTED_BY[self.source]) for s in self.evaluation.selections
-        ]
+        """One request per array (a parent stands for its children) and per up to 50 jobs of one
+        queue, policy, reason and status: one message is one TerminateJobs call ("up to 50 jobs
+        in a job queue", Batch API reference), however SQS orders and batches the messages."""
+        by = REQUESTED_BY[self.source]
+        requests: list[dict[str, Any]] = []
+        groups: dict[tuple[Any, ...], list[Selection]] = {}
+        for selection in self.evaluation.selections:
+            job = selection.job
+            if selection.children or job.is_array_parent or job.job_queue is None:
+                requests.append(to_request(selection, run_id, by))
+                continue
+            key = (
+                job.job_queue,
+                selection.policy,
+                selection.reason,
+                selection.statuses,
+                selection.dry_run,
+            )
+            groups.setdefault(key, []).append(selection)
+        for members in groups.values():
+            for start in range(0, len(members), TERMINATE_JOBS_MAX_IDS):
+                chunk = members[start : start + TERMINATE_JOBS_MAX_IDS]
+                request = to_request(chunk[0], run_id, by)
+                if len(chunk) > 1:
+                    del request["jobId"]
+                    request = {"jobIds": [s.job.job_id for s in chunk], **request}
+                requests.append(request)
+        return requests
 
     def summary(self) -> dict[str, Any]:
         """The one summary log line of a run: per policy, evaluated, matched, enqueued, capped."""
