@@ -185,3 +185,13 @@ def test_event_patterns_filter_what_the_policies_limit() -> None:
     everything = policies({"name": "cap", "when": {"status": "RUNNING", "olderThan": "1h"}})
     assert "jobQueue" not in job_state_change_pattern(everything)["detail"]
     assert alarm_state_change_pattern(everything) is None
+
+
+def test_a_brake_on_every_alarm_of_the_account_is_refused() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    for pattern in ("*", "**"):
+        with pytest.raises(ValidationError, match="names every alarm"):
+            policies({"name": "b", "trigger": {"alarms": [pattern]}, "when": {"status": "RUNNING"}})
+    policies({"name": "b", "trigger": {"alarms": ["batch-*"]}, "when": {"status": "RUNNING"}})

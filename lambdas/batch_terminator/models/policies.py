@@ -132,6 +132,12 @@ class Trigger(ContractModel):
         if not self.alarms and not self.budgets:
             raise ValueError("a trigger names at least one alarm or budget")
         for name in self.alarms or []:
+            if not name.strip("*"):
+                raise ValueError(
+                    f"alarm pattern {name!r} names every alarm of the account: any alarm "
+                    "entering ALARM would brake; name the alarms (a prefix glob like "
+                    "'batch-*' is fine)"
+                )
             if any(c in name for c in "?[]"):
                 raise ValueError(
                     f"alarm pattern {name!r}: only * may be used as a wildcard (EventBridge "
