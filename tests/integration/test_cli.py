@@ -139,7 +139,8 @@ def test_request_command_terminates_through_local(
 ) -> None:
     assert local.world is not None
     assert local.deployment is not None
-    job = local.world.job("runaway", "gpu-training", "RUNNING", age=timedelta(days=1))
+    # Young enough that no policy's deadline acts first: `local` runs every event path.
+    job = local.world.job("runaway", "gpu-training", "RUNNING", age=timedelta(minutes=5))
 
     result = runner.invoke(
         app,
