@@ -143,7 +143,15 @@ def _triage(
             elif worth_describing(job, context.config):
                 to_describe[job.job_id].append((message_id, parsed))
             else:
-                _forget_earlier(message_id, job, context, limited, result, "no rule limits it")
+                _forget(
+                    message_id,
+                    job,
+                    context,
+                    limited,
+                    result,
+                    "no deadline",
+                    why="no rule limits it",
+                )
         except Exception as exc:  # one event never fails its batch: SQS delivers it again
             result.retry.add(message_id)
             result.note(message_id, job.job_id, "retried", error=f"{type(exc).__name__}: {exc}")
@@ -173,7 +181,7 @@ def _decide(
     ):
         result.note(message_id, job_id, "ignored", why="queue not allowed")
         return "ignored"
-    failed_deletes = context.schedules.delete(stale_schedule_names(described, limited))
+    failed_deletes = _delete_stale(described, context, limited)
     found = deadlines(described, context.config)
     extra: dict[str, Any] = {"status": described.status.value, "attempt": described.attempt}
     if failed_deletes:
@@ -240,18 +248,12 @@ def _enqueue_due(
         result.enqueued += len(pairs)
 
 
-def _forget_earlier(
-    message_id: str,
-    job: JobSnapshot,
-    context: DeadlineContext,
-    limited: Rules,
-    result: DeadlineRun,
-    why: str,
-) -> None:
-    """A job in a status no rule limits: the schedules of its earlier statuses are stale."""
-    names = stale_schedule_names(job, limited) if job.main_node_job_id is None else []
-    left = context.schedules.delete(names)
-    result.note(message_id, job.job_id, "no deadline", why=why, stale_schedules_left=left or None)
+def _delete_stale(job: JobSnapshot, context: DeadlineContext, limited: Rules) -> list[str]:
+    """Delete the schedules the job may have left in earlier statuses (a node has none);
+    returns the names that could not be deleted."""
+    if job.main_node_job_id is not None:
+        return []
+    return context.schedules.delete(stale_schedule_names(job, limited))
 
 
 def _forget(
@@ -260,10 +262,12 @@ def _forget(
     context: DeadlineContext,
     limited: Rules,
     result: DeadlineRun,
-    why: str,
+    outcome: str,
+    **extra: Any,
 ) -> None:
-    left = context.schedules.delete(stale_schedule_names(job, limited))
-    result.note(message_id, job.job_id, why, stale_schedules_left=left or None)
+    """A job no rule limits now (finished, or in a status none limits): its schedules go."""
+    left = _delete_stale(job, context, limited)
+    result.note(message_id, job.job_id, outcome, **extra, stale_schedules_left=left or None)
 
 
 def _finished(
@@ -274,11 +278,7 @@ def _finished(
     result: DeadlineRun,
 ) -> None:
     """A finished job: its schedules go; if we terminated it, the termination is confirmed."""
-    left = (
-        context.schedules.delete(stale_schedule_names(job, limited))
-        if job.main_node_job_id is None
-        else []
-    )
+    left = _delete_stale(job, context, limited)
     if job.status is not JobStatus.FAILED:
         result.note(message_id, job.job_id, "finished", stale_schedules_left=left or None)
         return

@@ -227,33 +227,27 @@ class Ledger:
     def record_picks(self, key: str, picks: Sequence[str], hashed: str) -> tuple[str, ...]:
         """Store a selector's expansion unless one is stored already; returns the stored one.
         `hashed` is the request's `request_hash`. Raises LedgerUnavailable."""
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_key(key),
-                UpdateExpression=(
-                    "SET picks = :picks, expiresAt = :expires, "
-                    "requestHash = if_not_exists(requestHash, :hash)"
-                ),
-                ConditionExpression="attribute_not_exists(picks)",
-                ExpressionAttributeValues={
-                    ":picks": {"L": [{"S": p} for p in picks]},
-                    ":expires": self._expires_at(),
-                    ":hash": {"S": hashed},
-                },
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise LedgerUnavailable(str(exc)) from exc
-            stored = self.load([key]).get(key)
-            if stored is None or stored.picks is None:
-                raise LedgerUnavailable("the stored expansion could not be read back") from exc
-            return stored.picks
-        except BotoCoreError as exc:
-            raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        finally:
-            self.calls += 1
-        return tuple(picks)
+        written = self._conditional(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(key),
+            UpdateExpression=(
+                "SET picks = :picks, expiresAt = :expires, "
+                "requestHash = if_not_exists(requestHash, :hash)"
+            ),
+            ConditionExpression="attribute_not_exists(picks)",
+            ExpressionAttributeValues={
+                ":picks": {"L": [{"S": p} for p in picks]},
+                ":expires": self._expires_at(),
+                ":hash": {"S": hashed},
+            },
+        )
+        if written is not None:
+            return tuple(picks)
+        stored = self.load([key]).get(key)
+        if stored is None or stored.picks is None:
+            raise LedgerUnavailable("the stored expansion could not be read back")
+        return stored.picks
 
     def settle(
         self,
@@ -310,22 +304,17 @@ class Ledger:
     def confirm_termination(self, job_id: str, stopped_at_ms: int) -> TerminationRecord | None:
         """Mark a recorded termination confirmed, once: its record, or None when the job was
         not terminated by us or is confirmed already. Raises LedgerUnavailable."""
-        try:
-            self.calls += 1
-            response = self._client.update_item(
-                TableName=self._table,
-                Key=_key(termination_key(job_id)),
-                UpdateExpression="SET confirmedAt = :stopped",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(confirmedAt)",
-                ExpressionAttributeValues={":stopped": {"N": str(stopped_at_ms)}},
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return None
-            raise LedgerUnavailable(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        response = self._conditional(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(termination_key(job_id)),
+            UpdateExpression="SET confirmedAt = :stopped",
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(confirmedAt)",
+            ExpressionAttributeValues={":stopped": {"N": str(stopped_at_ms)}},
+            ReturnValues="ALL_NEW",
+        )
+        if response is None:
+            return None
         item = response.get("Attributes", {})
         return TerminationRecord(
             job_id=job_id,
@@ -353,25 +342,20 @@ class Ledger:
             if not taken:
                 return {m for m in members if m in present}
             condition = "attribute_not_exists(members) OR size(members) <= :before"
-            try:
-                self.calls += 1
-                self._client.update_item(
-                    TableName=self._table,
-                    Key=_key(key),
-                    UpdateExpression="ADD members :new SET expiresAt = :expires",
-                    ConditionExpression=condition,
-                    ExpressionAttributeValues={
-                        ":new": {"SS": taken},
-                        ":before": {"N": str(cap - len(taken))},
-                        ":expires": {"N": str(expires_at_s)},
-                    },
-                )
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                    continue  # another caller took room meanwhile: look again
-                raise LedgerUnavailable(str(exc)) from exc
-            except BotoCoreError as exc:
-                raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            written = self._conditional(
+                self._client.update_item,
+                TableName=self._table,
+                Key=_key(key),
+                UpdateExpression="ADD members :new SET expiresAt = :expires",
+                ConditionExpression=condition,
+                ExpressionAttributeValues={
+                    ":new": {"SS": taken},
+                    ":before": {"N": str(cap - len(taken))},
+                    ":expires": {"N": str(expires_at_s)},
+                },
+            )
+            if written is None:
+                continue  # another caller took room meanwhile: look again
             return {m for m in members if m in present} | set(taken)
         raise LedgerUnavailable(f"the window {key} kept changing under concurrent callers")
 
@@ -381,25 +365,20 @@ class Ledger:
         answer was lost (botocore replays the write) is recognised as ours; a claim its owner
         gave back after a failure (`open`), or held for `lease_s` seconds without finishing (its
         owner timed out), is taken over with its picks. Raises LedgerUnavailable."""
-        try:
-            self.calls += 1
-            self._client.put_item(
-                TableName=self._table,
-                Item={
-                    "pk": {"S": key},
-                    "state": {"S": "claimed"},
-                    "owner": {"S": owner},
-                    "claimedAt": {"N": str(now_s)},
-                    "expiresAt": self._expires_at(),
-                },
-                ConditionExpression="attribute_not_exists(pk)",
-            )
+        claimed = self._conditional(
+            self._client.put_item,
+            TableName=self._table,
+            Item={
+                "pk": {"S": key},
+                "state": {"S": "claimed"},
+                "owner": {"S": owner},
+                "claimedAt": {"N": str(now_s)},
+                "expiresAt": self._expires_at(),
+            },
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        if claimed is not None:
             return Transition("new")
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise LedgerUnavailable(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
         item = self._request(
             self._client.get_item, TableName=self._table, Key=_key(key), ConsistentRead=True
         ).get("Item", {})
@@ -411,26 +390,24 @@ class Ledger:
         claimed_at = int(item.get("claimedAt", {}).get("N", "0"))
         if state == "claimed" and now_s - claimed_at < lease_s:
             return Transition("busy")
-        try:  # given back, or its owner is gone: take it over, with its picks
-            self._request(
-                self._client.update_item,
-                TableName=self._table,
-                Key=_key(key),
-                UpdateExpression="SET #owner = :me, claimedAt = :now, #state = :claimed",
-                ConditionExpression="#state = :was AND claimedAt = :then",
-                ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
-                ExpressionAttributeValues={
-                    ":me": {"S": owner},
-                    ":now": {"N": str(now_s)},
-                    ":claimed": {"S": "claimed"},
-                    ":was": {"S": str(state)},
-                    ":then": {"N": str(claimed_at)},
-                },
-            )
-        except LedgerUnavailable as exc:
-            if "ConditionalCheckFailed" in str(exc):
-                return Transition("busy")
-            raise
+        # Given back, or its owner is gone: take it over, with its picks.
+        taken = self._conditional(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(key),
+            UpdateExpression="SET #owner = :me, claimedAt = :now, #state = :claimed",
+            ConditionExpression="#state = :was AND claimedAt = :then",
+            ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
+            ExpressionAttributeValues={
+                ":me": {"S": owner},
+                ":now": {"N": str(now_s)},
+                ":claimed": {"S": "claimed"},
+                ":was": {"S": str(state)},
+                ":then": {"N": str(claimed_at)},
+            },
+        )
+        if taken is None:
+            return Transition("busy")
         return Transition("ours", self._picks(key, item))
 
     def _picks(self, key: str, item: dict[str, Any]) -> str | None:
@@ -498,6 +475,19 @@ class Ledger:
             ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
             ExpressionAttributeValues={":state": {"S": state}, ":me": {"S": owner}},
         )
+
+    def _conditional(self, method: Any, **kwargs: Any) -> dict[str, Any] | None:
+        """A conditional write: its response, or None when its condition did not hold.
+        Raises LedgerUnavailable for every other failure."""
+        try:
+            return self._request(method, **kwargs)
+        except LedgerUnavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and (
+                cause.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+            ):
+                return None
+            raise
 
     def _request(self, method: Any, **kwargs: Any) -> dict[str, Any]:
         self.calls += 1

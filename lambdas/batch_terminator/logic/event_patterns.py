@@ -83,21 +83,20 @@ def job_queue_blocked_pattern(policies: PoliciesFile) -> dict[str, Any]:
 
 def alarm_names(policies: PoliciesFile) -> list[str]:
     """Every alarm name (or `*` glob) that some policy's trigger names, in file order."""
-    names: list[str] = []
-    for policy in policies.policies:
-        for name in (policy.trigger.alarms or []) if policy.trigger else []:
-            if name not in names:
-                names.append(name)
-    return names
+    return _trigger_names(policies, "alarms")
 
 
 def budget_names(policies: PoliciesFile) -> list[str]:
-    names: list[str] = []
+    """Every budget name that some policy's trigger names, in file order."""
+    return _trigger_names(policies, "budgets")
+
+
+def _trigger_names(policies: PoliciesFile, kind: str) -> list[str]:
+    names: dict[str, None] = {}
     for policy in policies.policies:
-        for name in (policy.trigger.budgets or []) if policy.trigger else []:
-            if name not in names:
-                names.append(name)
-    return names
+        if policy.trigger is not None:
+            names.update(dict.fromkeys(getattr(policy.trigger, kind) or []))
+    return list(names)
 
 
 def alarm_state_change_pattern(policies: PoliciesFile) -> dict[str, Any] | None:
