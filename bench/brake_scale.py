@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import io
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from rich.console import Console
 from rich.table import Table
 
 from batch_terminator.handlers import brake, terminator
 from batch_terminator.models.policies import PoliciesFile
+from batch_terminator_cli.emulator import alarms
 from batch_terminator_cli.sandbox import Sandbox, sandbox
-from bench import _fast_sqs
 from bench._modelled_time import ModelledBatch
 
 QUEUES: Final = tuple(f"q{i}" for i in range(5))
@@ -57,26 +56,6 @@ def policies() -> PoliciesFile:
             ],
         }
     )
-
-
-def alarm_event(account: str, region: str, at: datetime) -> dict[str, Any]:
-    """CloudWatch's Alarm State Change event for ALARM, as EventBridge delivers it."""
-    stamp = at.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "CloudWatch Alarm State Change",
-        "source": "aws.cloudwatch",
-        "account": account,
-        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [f"arn:aws:cloudwatch:{region}:{account}:alarm:{ALARM}"],
-        "detail": {
-            "alarmName": ALARM,
-            "previousState": {"value": "OK", "reason": "below", "timestamp": stamp},
-            "state": {"value": "ALARM", "reason": "Threshold Crossed", "timestamp": stamp},
-        },
-    }
 
 
 def seed(box: Sandbox, jobs: int) -> None:
@@ -121,7 +100,12 @@ def ours(jobs: int) -> Path:
         brake_side.watch(brake.dependencies().batch_client)
         terminator_side.watch(terminator.dependencies().batch_client)
         outcome = box.run_brake(
-            alarm_event(box.deployment.account_id, box.deployment.region, datetime.now(UTC))
+            alarms.alarm_event(
+                ALARM,
+                datetime.now(UTC),
+                account=box.deployment.account_id,
+                region=box.deployment.region,
+            )
         )
         if outcome["outcomes"] != ["braked"]:
             raise RuntimeError(f"the brake did not brake: {outcome}")
@@ -156,7 +140,6 @@ def _calls(clock: ModelledBatch | None, *operations: str) -> int:
 
 
 def run(console: Console, jobs: int = 10_000) -> tuple[Path, Path]:
-    _fast_sqs.install()
     with contextlib.redirect_stdout(io.StringIO()):  # EMF lines
         mine, baseline = ours(jobs), loop(jobs)
     table = Table(

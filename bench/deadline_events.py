@@ -68,7 +68,6 @@ from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator import scheduler
 from batch_terminator_cli.emulator.lambda_runtime import Invocation
 from batch_terminator_cli.sandbox import Sandbox, sandbox
-from bench import _fast_sqs
 
 GPU, CPU, INTERACTIVE = "gpu-training", "cpu-batch", "interactive"
 QUEUES: Final = (GPU, CPU, INTERACTIVE)
@@ -406,7 +405,6 @@ def measure(events: int, seed: int = 11) -> Result:
     counts = {kind: round(share * events) for kind, share in SHARES.items()}
     counts["staged"] = events - counts["started"] - counts["finished"] - counts["blocked"]
     ledger = _Ledger()
-    _fast_sqs.install()
     started_at = time.perf_counter()
     with sandbox(policies()) as box:
         _count_calls(deadline.dependencies().scheduler_client, ledger.scheduler_ops)

@@ -32,10 +32,10 @@ from rich.table import Table
 from batch_terminator.handlers import brake as brake_function
 from batch_terminator.handlers import deadline, sweeper, terminator
 from batch_terminator.models.policies import PoliciesFile
+from batch_terminator_cli.emulator import alarms
 from batch_terminator_cli.sandbox import Sandbox, sandbox
-from bench import _fast_sqs
 from bench._modelled_time import ModelledBatch
-from bench.brake_scale import ALARM, alarm_event
+from bench.brake_scale import ALARM
 
 DEFINITION: Final = "train-bert"
 GOAL: Final = 0.04
@@ -173,14 +173,18 @@ def brake(jobs: int, queues: int) -> PathCalls:
 
     def trigger(box: Sandbox) -> None:
         box.run_brake(
-            alarm_event(box.deployment.account_id, box.deployment.region, datetime.now(UTC))
+            alarms.alarm_event(
+                ALARM,
+                datetime.now(UTC),
+                account=box.deployment.account_id,
+                region=box.deployment.region,
+            )
         )
 
     return _measure("brake", file, names, ages, trigger)
 
 
 def run(console: Console, jobs: int = 1000) -> list[PathCalls]:
-    _fast_sqs.install()
     rng = random.Random(5)
     with contextlib.redirect_stdout(io.StringIO()):  # EMF lines
         rows = [
