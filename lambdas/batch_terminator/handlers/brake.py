@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Final
 
-from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -46,7 +46,6 @@ from batch_terminator.sweeping import run_policies
 
 logger = make_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
-tracer = Tracer(service=SERVICE_NAME)
 
 LEDGER_TTL_SECONDS: Final = 19 * 86_400
 # A claim held this long without finishing is taken over: its owner timed out (the function's
@@ -87,7 +86,6 @@ def dependencies() -> Dependencies:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
-@tracer.capture_lambda_handler
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     return process_event(event, dependencies(), datetime.now(UTC), context.aws_request_id)
 

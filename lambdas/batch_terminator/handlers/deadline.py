@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Final
 
-from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -36,7 +36,6 @@ from batch_terminator.scheduling import Schedules
 
 logger = make_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
-tracer = Tracer(service=SERVICE_NAME)
 
 # Brake claims and termination records live as long as the terminator's ledger items.
 LEDGER_TTL_SECONDS: Final = 19 * 86_400
@@ -76,7 +75,6 @@ def dependencies() -> Dependencies:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
-@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_event(event, dependencies(), datetime.now(UTC))
 

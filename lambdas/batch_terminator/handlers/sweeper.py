@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_terminator.batch_api import BatchApi
@@ -23,7 +23,6 @@ from batch_terminator.sweeping import PolicyRun, run_policies
 
 logger = make_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
-tracer = Tracer(service=SERVICE_NAME)
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,6 @@ def dependencies() -> Dependencies:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
-@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return sweep(
         dependencies(), run_id=str(event.get("id") or context.aws_request_id), now=datetime.now(UTC)

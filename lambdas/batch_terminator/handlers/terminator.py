@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_terminator.batch_api import BatchApi
@@ -48,7 +48,6 @@ from batch_terminator.terminations import BatchResult, Terminating, process
 
 logger = make_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
-tracer = Tracer(service=SERVICE_NAME)
 
 # Ledger items outlive the request queue's retention (4 days) and the DLQ's (14 days, for a
 # redrive) by a day, unless the stack says otherwise.
@@ -90,7 +89,6 @@ def dependencies() -> Dependencies:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
-@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_event(event, dependencies(), context)
 
