@@ -1,13 +1,23 @@
-"""`batch-terminator audit`: read the audit lines back from the terminator's log group."""
+"""`batch-terminator audit`: read the audit lines back from the terminator's log group.
+
+On AWS, a CloudWatch Logs Insights query (StartQuery, then GetQueryResults until it completes):
+it filters and sorts in the service, fast over long windows and many lines, but returns at most
+10,000 rows a query. Where Insights is not available (an endpoint that does not implement it, a
+caller without logs:StartQuery, or one that ignores the query's filter, as the emulator's does),
+FilterLogEvents with a JSON filter pattern, read to the end and sorted here.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -16,11 +26,35 @@ from batch_terminator.models.audit import AUDIT_MESSAGE, AuditRecord
 from batch_terminator_cli.output import add_row
 
 AUDIT_KEYS = tuple(f.name for f in fields(AuditRecord))
+# GetQueryResults returns at most 10,000 rows; a query's `limit` is at most 10,000.
+INSIGHTS_MAX_ROWS = 10_000
+INSIGHTS_FINISHED = frozenset({"Complete", "Failed", "Cancelled", "Timeout", "Unknown"})
+# Errors after which the FilterLogEvents reading still works (no Insights there, or no right to it).
+_NO_INSIGHTS = frozenset(
+    {
+        "UnknownOperationException",
+        "InvalidAction",
+        "NotImplemented",
+        "InternalFailure",
+        "AccessDeniedException",
+        "LimitExceededException",
+        "ServiceUnavailableException",
+    }
+)
+
+Progress = Callable[[str, dict[str, Any]], None]
+Note = Callable[[str], None]
+
+
+def _ignore(*_args: object) -> None:
+    return None
 
 
 @dataclass(frozen=True)
 class AuditQuery:
-    """Which audit lines to read; every field given must equal the line's value."""
+    """Which audit lines to read; every field given must equal the line's value.
+
+    `since`: how far back from now; `limit`: at most this many lines, newest first."""
 
     since: timedelta
     job_id: str | None = None
@@ -29,10 +63,12 @@ class AuditQuery:
     source: str | None = None
     requested_by: str | None = None
     limit: int = 50
+    request_id: str | None = None
 
     def conditions(self) -> dict[str, str]:
         wanted = {
             "job_id": self.job_id,
+            "request_id": self.request_id,
             "outcome": self.outcome,
             "policy": self.policy,
             "source": self.source,
@@ -47,23 +83,160 @@ class AuditQuery:
         ]
         return "{ " + " && ".join(terms) + " }"
 
+    def insights_query(self) -> str:
+        """The Logs Insights query: the matching lines, newest first, at most `limit` (and at
+        most the 10,000 rows Insights returns)."""
+        terms = [f"message = {_literal(AUDIT_MESSAGE)}"] + [
+            f"{key} = {_literal(value)}" for key, value in self.conditions().items()
+        ]
+        return (
+            "fields @timestamp, @message"
+            f" | filter {' and '.join(terms)}"
+            " | sort @timestamp desc"
+            f" | limit {min(self.limit, INSIGHTS_MAX_ROWS)}"
+        )
+
     def matches(self, line: dict[str, Any]) -> bool:
-        # Checked here too: the filter pattern narrows the scan, this decides.
+        # Checked here too: the service narrows the scan, this decides.
         return line.get("message") == AUDIT_MESSAGE and all(
             line.get(key) == value for key, value in self.conditions().items()
         )
 
 
-def read_audit(logs: Any, log_group: str, query: AuditQuery, now: datetime) -> list[dict[str, Any]]:
-    """The newest `limit` matching audit lines, newest first."""
-    start = int((now - query.since).timestamp() * 1000)
+def _literal(value: str) -> str:
+    """A Logs Insights string literal (double quotes, backslash escapes)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """The lines found (newest first), how they were read (`insights` or `filter`), whether
+    Insights' 10,000-row limit cut them, and the records Insights scanned (None by filter)."""
+
+    lines: list[dict[str, Any]]
+    via: str
+    truncated: bool = False
+    records_scanned: int | None = None
+
+
+def read_audit(
+    logs: Any,
+    log_group: str,
+    query: AuditQuery,
+    now: datetime,
+    *,
+    insights: bool = True,
+    on_progress: Progress = _ignore,
+    note: Note = _ignore,
+    poll_seconds: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AuditResult:
+    """The newest `query.limit` matching audit lines, newest first.
+
+    With `insights`, a Logs Insights query (`on_progress(status, statistics)` after each poll);
+    where that is not available, FilterLogEvents (`note` says why, once). Raises botocore's
+    ClientError (the log group does not exist, no right to read it) and BotoCoreError."""
+    start = now - query.since
+    if insights:
+        try:
+            result = _read_insights(
+                logs, log_group, query, start, now, on_progress, poll_seconds, sleep
+            )
+        except NotImplementedError:  # moto in this process: no such operation
+            note("Logs Insights is not available at this endpoint: reading with FilterLogEvents")
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            if code not in _NO_INSIGHTS and status not in (404, 500, 501):
+                raise
+            note(f"Logs Insights is not available ({code or status}): reading with FilterLogEvents")
+        else:
+            if result is not None:
+                return result
+            note(
+                "this endpoint's Logs Insights ignored the query's filter: reading with FilterLogEvents"
+            )
     found = [
         line
-        for line in _lines(logs, log_group, query.filter_pattern(), start)
+        for line in _lines(logs, log_group, query.filter_pattern(), int(start.timestamp() * 1000))
         if query.matches(line)
     ]
-    found.sort(key=lambda line: line.get("timestamp") or "", reverse=True)
-    return found[: query.limit]
+    found.sort(key=lambda line: str(line.get("timestamp") or ""), reverse=True)
+    return AuditResult(found[: query.limit], "filter")
+
+
+def _read_insights(
+    logs: Any,
+    log_group: str,
+    query: AuditQuery,
+    start: datetime,
+    end: datetime,
+    on_progress: Progress,
+    poll_seconds: float,
+    sleep: Callable[[float], None],
+) -> AuditResult | None:
+    """None when the service returned lines the filter excludes (it did not apply it)."""
+    query_id = logs.start_query(
+        logGroupName=log_group,
+        startTime=int(start.timestamp()),
+        endTime=int(end.timestamp()) + 1,
+        queryString=query.insights_query(),
+        limit=min(query.limit, INSIGHTS_MAX_ROWS),
+    )["queryId"]
+    try:
+        while True:
+            response = logs.get_query_results(queryId=query_id)
+            status = str(response.get("status", "Unknown"))
+            statistics = dict(response.get("statistics") or {})
+            on_progress(status, statistics)
+            if status in INSIGHTS_FINISHED:
+                break
+            sleep(poll_seconds)
+    except KeyboardInterrupt:
+        logs.stop_query(queryId=query_id)
+        raise
+    if status != "Complete":
+        raise RuntimeError(f"the Logs Insights query ended {status}")
+    lines: list[dict[str, Any]] = []
+    for row in response.get("results", []):
+        cells = {cell.get("field"): cell.get("value") for cell in row}
+        line = _parse(str(cells.get("@message") or ""), _insights_time(cells.get("@timestamp")))
+        if line is None or not query.matches(line):
+            return None
+        lines.append(line)
+    lines.sort(key=lambda line: str(line.get("timestamp") or ""), reverse=True)
+    scanned = statistics.get("recordsScanned")
+    return AuditResult(
+        lines[: query.limit],
+        "insights",
+        truncated=len(lines) >= INSIGHTS_MAX_ROWS,
+        records_scanned=int(scanned) if scanned is not None else None,
+    )
+
+
+def _insights_time(value: object) -> datetime | None:
+    """@timestamp: `2026-11-29 16:30:06.676` (UTC) from Insights; ms since the epoch elsewhere."""
+    if value is None:
+        return None
+    text = str(value)
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text) / 1000, UTC)
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _parse(message: str, at: datetime | None) -> dict[str, Any] | None:
+    try:
+        line = json.loads(message)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(line, dict):
+        return None
+    if at is not None:
+        line.setdefault("timestamp", at.isoformat())
+    return line
 
 
 def _lines(logs: Any, log_group: str, pattern: str, start_ms: int) -> Iterator[dict[str, Any]]:
@@ -72,43 +245,65 @@ def _lines(logs: Any, log_group: str, pattern: str, start_ms: int) -> Iterator[d
         logGroupName=log_group, startTime=start_ms, filterPattern=pattern
     ):
         for event in page.get("events", []):
-            try:
-                line = json.loads(event["message"])
-            except json.JSONDecodeError:
-                continue
-            if isinstance(line, dict):
-                line.setdefault(
-                    "timestamp", datetime.fromtimestamp(event["timestamp"] / 1000, UTC).isoformat()
-                )
+            line = _parse(event["message"], datetime.fromtimestamp(event["timestamp"] / 1000, UTC))
+            if line is not None:
                 yield line
 
 
-def render_audit(console: Console, lines: list[dict[str, Any]]) -> None:
-    table = Table(title=f"Audit: {len(lines)} decisions, newest first")
-    for column in (
-        "time",
-        "outcome",
-        "job",
-        "queue",
-        "status",
-        "policy / source",
-        "why (skipped) / error / reason",
-        "by",
-    ):
-        table.add_column(column, overflow="fold")
+def _when(line: dict[str, Any]) -> str:
+    """`YYYY-MM-DD HH:MM:SS` of the line's timestamp (as written: the log's own format)."""
+    return str(line.get("timestamp") or "").replace("T", " ")[:19]
+
+
+def _details(line: dict[str, Any]) -> str:
+    name = line.get("job_name") or "-"
+    queue = resource_name(str(line.get("job_queue") or "-"))
+    via = f"{line.get('policy') or '-'}/{line.get('source') or '-'}"
+    why = line.get("skip_reason") or line.get("error") or line.get("reason") or ""
+    by = line.get("requested_by")
+    parts = [f"{name} on {queue}", f"{line.get('status_before') or '-'}", via, str(why)]
+    if by:
+        parts.append(f"by {by}")
+    return " · ".join(part for part in parts if part)
+
+
+def render_audit(console: Console, result: AuditResult) -> None:
+    """A table that keeps job ids whole in 80 columns (the other cells fold)."""
+    lines = result.lines
+    table = Table(
+        title=f"Audit: {len(lines)} decisions, newest first",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        expand=False,
+    )
+    table.add_column("time (UTC)", overflow="fold", max_width=10)
+    table.add_column("outcome", overflow="fold", max_width=10)
+    table.add_column("job id", no_wrap=True, min_width=36)
+    table.add_column("job, status, policy/source, why, by", overflow="fold", ratio=1)
     for line in lines:
         add_row(
             table,
-            str(line.get("timestamp", ""))[:19],
+            _when(line),
             str(line.get("outcome")),
-            str(line.get("job_name") or line.get("job_id") or "-"),
-            resource_name(str(line.get("job_queue") or "-")),
-            str(line.get("status_before") or "-"),
-            f"{line.get('policy') or '-'} / {line.get('source')}",
-            str(line.get("skip_reason") or line.get("error") or line.get("reason") or ""),
-            str(line.get("requested_by") or "-"),
+            str(line.get("job_id") or "-"),
+            _details(line),
         )
     console.print(table)
+
+
+def render_text(lines: list[dict[str, Any]]) -> str:
+    """One tab-separated line per decision (the AWS CLI's text output)."""
+    columns = ("timestamp", "outcome", "job_id", "job_name", "job_queue", "policy", "source")
+    rows = []
+    for line in lines:
+        why = line.get("skip_reason") or line.get("error") or line.get("reason")
+        cells = [line.get(key) for key in columns] + [why, line.get("requested_by")]
+        rows.append("\t".join(_text_cell(cell) for cell in cells))
+    return "\n".join(rows)
+
+
+def _text_cell(value: object) -> str:
+    return "None" if value is None else " ".join(str(value).split())
 
 
 def audit_fields(line: dict[str, Any]) -> dict[str, Any]:

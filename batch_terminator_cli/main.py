@@ -1,42 +1,113 @@
-"""`batch-terminator`: the command line of the product."""
+"""`batch-terminator`: the command line of the product.
+
+Every command that talks to AWS follows the AWS CLI's conventions (`conventions.py`): `--profile`,
+`--region`, `--endpoint-url`, `--output json|table|text`, `-h`; exit 0 done, 1 an AWS or file
+error, 2 a usage error; the output alone on stdout, notes and errors on stderr.
+"""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
+from batch_terminator.contract import Outcome, Source
+from batch_terminator_cli.conventions import (
+    CONTEXT_SETTINGS,
+    DEFAULT_STACK,
+    EndpointOption,
+    Output,
+    OutputOption,
+    ProfileOption,
+    RegionOption,
+    StackOption,
+    aws_session,
+    cli_errors,
+    err,
+    fail,
+    out,
+)
 from batch_terminator_cli.output import labelled, literal, say
 
 app = typer.Typer(
     help="Terminate AWS Batch jobs by policy or on request.",
     no_args_is_help=True,
     add_completion=False,
+    context_settings=CONTEXT_SETTINGS,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-console = Console()
-
-EndpointOption = Annotated[
-    str | None, typer.Option(help="AWS endpoint, e.g. the one `batch-terminator local` serves.")
-]
-RegionOption = Annotated[str | None, typer.Option(help="AWS region.")]
+# Kept for callers that print through the module (the demo): the standard output console.
+console = out
 
 if TYPE_CHECKING:
     from batch_terminator.models.policies import PoliciesFile
     from batch_terminator_cli.aws import Aws
+    from batch_terminator_cli.operating import JobState
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("batch-terminator")
+        except PackageNotFoundError:
+            number = "unknown"
+        typer.echo(f"batch-terminator {number}")
+        raise typer.Exit
+
+
+@app.callback()
+def main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Terminate AWS Batch jobs by policy or on request.
+
+    Exit codes: 0 done, 1 an AWS or file error, 2 a usage error."""
+
+
+def _emit_json(value: object) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def _emit_text(text: str) -> None:
+    if text:
+        typer.echo(text)
+
+
+def _text_cell(value: object) -> str:
+    return "None" if value is None else " ".join(str(value).split())
+
+
+def _tsv(rows: list[list[object]]) -> str:
+    return "\n".join("\t".join(_text_cell(cell) for cell in row) for row in rows)
+
+
+# ---- demo and local ------------------------------------------------------------------------------
 
 
 @app.command()
+@cli_errors
 def demo() -> None:
     """Run the whole pipeline on the embedded AWS emulator (no account needed)."""
     from batch_terminator_cli import demo as demo_module
 
-    if not demo_module.run(console):
+    if not demo_module.run(out):
         raise typer.Exit(1)
 
 
 @app.command()
+@cli_errors
 def local(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.", min=1, max=65535)] = 5050,
     policies_file: Annotated[
@@ -48,6 +119,7 @@ def local(
         typer.Option(
             help="Seconds between sweeps (default: the policies' sweepInterval; 0: never).",
             min=0,
+            max=366 * 24 * 3600,
         ),
     ] = None,
 ) -> None:
@@ -56,66 +128,24 @@ def local(
     import time
 
     from batch_terminator_cli import demo as demo_module
-    from batch_terminator_cli.local_server import LocalServer
+    from batch_terminator_cli.local_server import LocalServer, PortInUse
 
     policies = (
         _load_policies_or_exit(policies_file) if policies_file else demo_module.demo_policies()
     )
-    from batch_terminator_cli.local_server import PortInUse
-
     server = LocalServer(policies, port=port, sweep_seconds=sweep_interval)
     with tempfile.TemporaryDirectory(prefix="batch-terminator-local-") as scratch:
         try:
             deployment = server.start(scratch, on_audit=_print_audit, on_sweep=_print_sweep)
         except PortInUse as error:
-            say(console, labelled("cannot serve", error))
-            raise typer.Exit(1) from error
-        assert server.world is not None
-        jobs = {**demo_module.seed_jobs(server.world), **demo_module.seed_policy_jobs(server.world)}
-        say(
-            console,
-            "Emulator listening on ",
-            literal(server.endpoint_url, "bold"),
-            " (region us-east-1, any credentials)",
-        )
-        say(console, f"Request queue: {deployment.request_queue_url}")
-        say(console, f"Audit log group: {deployment.terminator_log_group}")
-        for name, job_id in jobs.items():
-            say(console, f"  job {name:<20} {job_id}")
-        example = next(iter(jobs.values()))
-        console.print("\nTry (any credentials work):")
-        console.print(
-            "  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1"
-        )
-        console.print(
-            literal(
-                f"  batch-terminator request {example} --reason 'Terminating job.' "
-                f"--endpoint-url {server.endpoint_url} --queue-url {deployment.request_queue_url}",
-            ),
-            soft_wrap=True,
-        )
-        console.print(
-            literal(
-                f"  aws --endpoint-url {server.endpoint_url} batch describe-jobs --jobs {example}",
-            ),
-            soft_wrap=True,
-        )
-        console.print(
-            literal(
-                f"  batch-terminator plan --policies {demo_module.DEMO_POLICIES} "
-                f"--endpoint-url {server.endpoint_url}",
-            ),
-            soft_wrap=True,
-        )
-        console.print(
-            literal(
-                f"  batch-terminator audit --log-group {deployment.terminator_log_group} "
-                f"--endpoint-url {server.endpoint_url}",
-            ),
-            soft_wrap=True,
-        )
-        console.print("Ctrl-C stops.")
+            fail(error, label="cannot serve")
         try:
+            assert server.world is not None
+            jobs = {
+                **demo_module.seed_jobs(server.world),
+                **demo_module.seed_policy_jobs(server.world),
+            }
+            _print_local_help(server.endpoint_url, deployment, jobs, demo_module.DEMO_POLICIES)
             while True:
                 time.sleep(1)
         except KeyboardInterrupt:
@@ -124,19 +154,47 @@ def local(
             server.stop()
 
 
-def _print_sweep(summary: dict[str, object]) -> None:
-    import json
+def _print_local_help(endpoint: str, deployment: Any, jobs: dict[str, str], policies: Path) -> None:
+    say(
+        out,
+        "Emulator listening on ",
+        literal(endpoint, "bold"),
+        " (region us-east-1, any credentials)",
+    )
+    say(out, f"Request queue: {deployment.request_queue_url}")
+    say(out, f"Audit log group: {deployment.terminator_log_group}")
+    for name, job_id in jobs.items():
+        say(out, f"  job {name:<20} {job_id}")
+    example = next(iter(jobs.values()))
+    target = f"--endpoint-url {endpoint} --region us-east-1"
+    out.print("\nTry (any credentials work):")
+    out.print(
+        "  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1"
+    )
+    for line in (
+        f"  batch-terminator request {example} --reason 'Terminating job.' --wait {target} "
+        f"--queue-url {deployment.request_queue_url} --log-group {deployment.terminator_log_group}",
+        f"  aws --endpoint-url {endpoint} batch describe-jobs --jobs {example}",
+        f"  batch-terminator plan --policies {policies} {target}",
+        f"  batch-terminator audit --log-group {deployment.terminator_log_group} {target}",
+    ):
+        out.print(literal(line), soft_wrap=True)
+    out.print("Ctrl-C stops.")
 
-    say(console, literal("sweep", "bold"), " ", json.dumps(summary.get("policies")))
+
+def _print_sweep(summary: dict[str, object]) -> None:
+    say(out, literal("sweep", "bold"), " ", json.dumps(summary.get("policies")))
 
 
 def _print_audit(line: dict[str, object]) -> None:
-    import json
+    out.print_json(json.dumps(line), indent=None)
 
-    console.print_json(json.dumps(line), indent=None)
+
+# ---- request -------------------------------------------------------------------------------------
 
 
 @app.command()
+@cli_errors
 def request(
     job_ids: Annotated[
         list[str],
@@ -158,20 +216,35 @@ def request(
     requested_by: Annotated[
         str | None, typer.Option(help="Who asks (default: your AWS identity).")
     ] = None,
-    stack_name: Annotated[
-        str, typer.Option(help="Stack whose outputs name the queue.")
-    ] = "BatchTerminator",
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Wait until each job's outcome is in the audit log, and print it."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="With --wait: give up after this many seconds (exit 1).", min=1, max=86_400
+        ),
+    ] = 300,
+    stack_name: StackOption = DEFAULT_STACK,
     queue_url: Annotated[
         str | None, typer.Option(help="Request queue URL (instead of reading the stack).")
     ] = None,
-    event_bus: Annotated[str, typer.Option(help="Event bus for --via events.")] = "default",
+    event_bus: Annotated[
+        str | None, typer.Option(help="Event bus for --via events (default: default).")
+    ] = None,
+    log_group: Annotated[
+        str | None,
+        typer.Option(help="With --wait: the terminator's log group (instead of the stack)."),
+    ] = None,
+    output: OutputOption = Output.TABLE,
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
+    profile: ProfileOption = None,
 ) -> None:
-    """Send a termination request through the deployed stack and print what was sent."""
-    import json
-
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    """Send a termination request through the deployed stack; --wait for each job's outcome."""
     from pydantic import ValidationError
 
     from batch_terminator.models.base import describe_validation_error
@@ -179,49 +252,114 @@ def request(
 
     if via not in ("sqs", "events"):
         raise typer.BadParameter("use sqs or events", param_hint="--via")
-    session = _aws(endpoint_url, region)
+    if via == "events" and queue_url is not None:
+        raise typer.BadParameter(
+            "--queue-url names the SQS queue; with --via events the request goes to the event "
+            "bus (--event-bus): give one of them",
+            param_hint="--queue-url",
+        )
+    if via == "sqs" and event_bus is not None:
+        raise typer.BadParameter(
+            "--event-bus is for --via events; with --via sqs give --queue-url",
+            param_hint="--event-bus",
+        )
+    aws = aws_session(endpoint_url, region, profile)
     try:
         bodies = requesting.build_requests(
             job_ids,
             reason,
             dry_run=dry_run,
             if_status=if_status,
-            requested_by=requested_by or requesting.caller(session),
+            requested_by=requested_by,
         )
     except ValidationError as error:
         for line in describe_validation_error(error):
-            say(console, labelled("invalid request", line))
+            say(err, labelled("invalid request", line))
         raise typer.Exit(2) from error
-    try:
-        if via == "sqs" and not queue_url:
-            queue_url = requesting.stack_output(session, stack_name, "RequestQueueUrl")
-        sent = requesting.send(session, bodies, via, queue_url, event_bus)  # type: ignore[arg-type]
-    except NoCredentialsError as error:
-        console.print(
-            "[red]no AWS credentials[/red]: configure a profile or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-        )
-        raise typer.Exit(2) from error
-    except (BotoCoreError, ClientError, requesting.StackOutputMissing) as error:
-        say(console, labelled("could not send", error))
-        raise typer.Exit(1) from error
+    if not requested_by:
+        who = requesting.caller(aws)
+        for body in bodies:
+            body["requestedBy"] = who
+    if via == "sqs" and not queue_url:
+        queue_url = aws.stack_output(stack_name, "RequestQueueUrl")
+    group = None
+    if wait:
+        group = log_group or aws.stack_output(stack_name, "TerminatorLogGroupName")
+    started = datetime.now(UTC)
+    sent = requesting.send(aws, bodies, via, queue_url, event_bus or "default")  # type: ignore[arg-type]
     for item in sent:
-        say(console, f"sent via {item.via} to {item.target} (id {item.id}):")
-        console.print_json(json.dumps(item.body))
+        say(err, f"sent via {item.via} to {item.target} (id {item.id})")
+    if not wait:
+        _print_sent(sent, output)
+        return
+    assert group is not None
+    ids = requesting.requested_job_ids(bodies)
+    states, done = _wait(aws, group, ids, bodies[0]["requestId"], started, timeout)
+    _print_states(states, output)
+    if not done:
+        fail(f"timed out after {timeout:g} s: some jobs have no decision yet", label="pending")
 
 
-def _aws(endpoint_url: str | None, region: str | None) -> Aws:
-    from urllib.parse import urlparse
+def _print_sent(sent: list[Any], output: Output) -> None:
+    if output is Output.JSON:
+        _emit_json([{"via": s.via, "target": s.target, "id": s.id, "body": s.body} for s in sent])
+    elif output is Output.TEXT:
+        _emit_text(_tsv([[s.via, s.id, s.target, json.dumps(s.body)] for s in sent]))
+    else:
+        for item in sent:
+            say(out, f"sent via {item.via} (id {item.id}):")
+            out.print_json(json.dumps(item.body))
 
-    from batch_terminator_cli.aws import Aws
 
-    if endpoint_url is not None:
-        parsed = urlparse(endpoint_url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise typer.BadParameter(
-                f"{endpoint_url!r} is not a URL: give its scheme, e.g. http://127.0.0.1:5050",
-                param_hint="--endpoint-url",
-            )
-    return Aws.connect(endpoint_url, region)
+def _wait(
+    aws: Aws, group: str, ids: list[str], request_id: str | None, started: datetime, timeout: float
+) -> tuple[list[JobState], bool]:
+    from datetime import timedelta
+
+    from batch_terminator_cli import operating
+
+    logs, batch = aws.client("logs"), aws.client("batch")
+
+    def read() -> list[JobState]:
+        since = datetime.now(UTC) - started + timedelta(minutes=5)
+        return operating.job_states(
+            logs, batch, group, ids, since, datetime.now(UTC), request_id=request_id
+        )
+
+    with err.status("waiting for the outcomes…") as status:
+
+        def show(states: list[JobState]) -> None:
+            known = sum(1 for s in states if s.known)
+            status.update(f"waiting for the outcomes: {known} of {len(states)} known")
+
+        return operating.wait_for_outcomes(read, timeout, show, poll_seconds=_POLL_SECONDS)
+
+
+# Seconds between polls of the audit log and of SQS's move tasks.
+_POLL_SECONDS = 2.0
+
+
+def _print_states(states: list[JobState], output: Output) -> None:
+    if output is Output.JSON:
+        _emit_json([s.as_json() for s in states])
+    elif output is Output.TEXT:
+        _emit_text(_tsv([[s.job_id, s.outcome, s.detail] for s in states]))
+    else:
+        from rich import box
+        from rich.table import Table
+
+        from batch_terminator_cli.output import add_row
+
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("job id", no_wrap=True, min_width=36)
+        table.add_column("outcome", overflow="fold", max_width=10)
+        table.add_column("detail", overflow="fold", ratio=1)
+        for s in states:
+            add_row(table, s.job_id, s.outcome, s.detail)
+        out.print(table)
+
+
+# ---- validate, plan, schema ------------------------------------------------------------------------
 
 
 def _load_policies_or_exit(path: Path) -> PoliciesFile:
@@ -232,7 +370,7 @@ def _load_policies_or_exit(path: Path) -> PoliciesFile:
     except PoliciesFileError as error:
         for problem in error.problems:
             say(
-                console,
+                err,
                 labelled(
                     f"{path}:{problem.line or '?'}",
                     f"{problem.path or '(file)'}: {problem.message}",
@@ -242,20 +380,37 @@ def _load_policies_or_exit(path: Path) -> PoliciesFile:
 
 
 @app.command()
+@cli_errors
 def validate(
     file: Annotated[Path, typer.Argument(help="The policies file.")] = Path("policies.yaml"),
+    output: OutputOption = Output.TABLE,
 ) -> None:
-    """Check a policies file; errors name the line and the key."""
+    """Check a policies file; errors name the line and the key (exit 1 when it is not valid)."""
     policies = _load_policies_or_exit(file)
     scheduled = sum(1 for p in policies.policies if p.is_scheduled)
-    say(
-        console,
-        f"{file}: valid, {len(policies.policies)} policies "
-        f"({scheduled} scheduled, {len(policies.policies) - scheduled} alarm-triggered)",
-    )
+    triggered = len(policies.policies) - scheduled
+    if output is Output.JSON:
+        _emit_json(
+            {
+                "file": str(file),
+                "valid": True,
+                "policies": len(policies.policies),
+                "scheduled": scheduled,
+                "alarmTriggered": triggered,
+            }
+        )
+    elif output is Output.TEXT:
+        _emit_text(_tsv([[file, "valid", len(policies.policies), scheduled, triggered]]))
+    else:
+        say(
+            out,
+            f"{file}: valid, {len(policies.policies)} policies "
+            f"({scheduled} scheduled, {triggered} alarm-triggered)",
+        )
 
 
 @app.command()
+@cli_errors
 def plan(
     policies_file: Annotated[Path, typer.Option("--policies", help="The policies file.")] = Path(
         "policies.yaml"
@@ -264,93 +419,490 @@ def plan(
         str | None,
         typer.Option(help="Preview the policies this alarm triggers instead of a sweep."),
     ] = None,
-    output: Annotated[str, typer.Option(help="table or json.")] = "table",
+    output: OutputOption = Output.TABLE,
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Read-only: what the policies would terminate now, and why (the next sweep's decisions)."""
-    import json
-    from datetime import UTC, datetime
-
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from batch_terminator.batch_api import BatchCallFailed
+    from batch_terminator.logic.rules import AlarmFired, applicable_policies
     from batch_terminator_cli import planning
 
-    if output not in ("table", "json"):
-        raise typer.BadParameter("use table or json", param_hint="--output")
     policies = _load_policies_or_exit(policies_file)
-    try:
-        run = planning.make_plan(
-            _aws(endpoint_url, region).client("batch"), policies, datetime.now(UTC), alarm
+    if alarm is not None and not applicable_policies(policies, AlarmFired(alarm)):
+        alarms = sorted({a for p in policies.policies if p.trigger for a in p.trigger.alarms or []})
+        known = ", ".join(alarms) if alarms else "none"
+        raise typer.BadParameter(
+            f"no policy in {policies_file} triggers on alarm {alarm!r} (alarms named: {known})",
+            param_hint="--alarm",
         )
-    except (BatchCallFailed, BotoCoreError, ClientError) as error:
-        say(console, labelled("could not read Batch", error))
-        raise typer.Exit(1) from error
-    if output == "json":
-        typer.echo(json.dumps(planning.plan_as_json(run), indent=2))
+    aws = aws_session(endpoint_url, region, profile)
+    try:
+        run = planning.make_plan(aws.client("batch"), policies, datetime.now(UTC), alarm)
+    except BatchCallFailed as error:
+        fail(error, label="could not read Batch")
+    if output is Output.JSON:
+        _emit_json(planning.plan_as_json(run))
+    elif output is Output.TEXT:
+        _emit_text(planning.plan_as_text(run))
     else:
-        planning.render_plan(console, run)
+        planning.render_plan(out, run)
 
 
 @app.command()
-def audit(
-    job_id: Annotated[str | None, typer.Option(help="Only this job.")] = None,
-    outcome: Annotated[
-        str | None, typer.Option(help="terminated, skipped, failed or rejected.")
-    ] = None,
-    policy: Annotated[str | None, typer.Option(help="Only decisions of this policy.")] = None,
-    source: Annotated[
-        str | None, typer.Option(help="request, sweep, deadline, alarm, blocked.")
-    ] = None,
-    requested_by: Annotated[str | None, typer.Option(help="Only requests by this caller.")] = None,
-    since: Annotated[str, typer.Option(help="How far back: 90m, 6h, 2d.")] = "24h",
-    limit: Annotated[int, typer.Option(help="At most this many lines, newest first.")] = 50,
-    output: Annotated[str, typer.Option(help="table or json.")] = "table",
-    log_group: Annotated[
-        str | None, typer.Option(help="The terminator's log group (instead of reading the stack).")
-    ] = None,
-    stack_name: Annotated[str, typer.Option(help="Stack whose outputs name the log group.")] = (
-        "BatchTerminator"
-    ),
-    endpoint_url: EndpointOption = None,
-    region: RegionOption = None,
-) -> None:
-    """Query the audit log: one line per job decision, from the terminator's log group."""
-    import json
-    from datetime import UTC, datetime
-
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from batch_terminator.logic.durations import parse_duration
-    from batch_terminator_cli import auditing, requesting
-
-    if output not in ("table", "json"):
-        raise typer.BadParameter("use table or json", param_hint="--output")
-    try:
-        window = parse_duration(since)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--since") from error
-    query = auditing.AuditQuery(window, job_id, outcome, policy, source, requested_by, limit)
-    aws = _aws(endpoint_url, region)
-    try:
-        group = log_group or requesting.stack_output(aws, stack_name, "TerminatorLogGroupName")
-        lines = auditing.read_audit(aws.client("logs"), group, query, datetime.now(UTC))
-    except (BotoCoreError, ClientError, requesting.StackOutputMissing) as error:
-        say(console, labelled("could not read the audit log", error))
-        raise typer.Exit(1) from error
-    if output == "json":
-        typer.echo(json.dumps([auditing.audit_fields(line) for line in lines], indent=2))
-    else:
-        auditing.render_audit(console, lines)
-
-
-@app.command()
+@cli_errors
 def schema() -> None:
     """Print the JSON Schema of the policies file (committed as policies.schema.json)."""
     from batch_terminator_cli.schema import policies_schema_json
 
     typer.echo(policies_schema_json(), nl=False)
+
+
+# ---- audit ---------------------------------------------------------------------------------------
+
+
+def _job_id_option(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from batch_terminator_cli.operating import job_id
+
+    try:
+        return job_id(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+
+
+def _since_option(value: str) -> str:
+    from batch_terminator.logic.durations import parse_duration
+
+    try:
+        parse_duration(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    return value
+
+
+@app.command()
+@cli_errors
+def audit(
+    job_id: Annotated[
+        str | None,
+        typer.Option(help="Only this job (its id or ARN).", callback=_job_id_option),
+    ] = None,
+    outcome: Annotated[Outcome | None, typer.Option(help="Only this outcome.")] = None,
+    policy: Annotated[str | None, typer.Option(help="Only decisions of this policy.")] = None,
+    source: Annotated[Source | None, typer.Option(help="Only decisions from this path.")] = None,
+    requested_by: Annotated[str | None, typer.Option(help="Only requests by this caller.")] = None,
+    since: Annotated[
+        str, typer.Option(help="How far back: 90m, 6h, 2d (at most 366d).", callback=_since_option)
+    ] = "24h",
+    limit: Annotated[
+        int,
+        typer.Option(help="At most this many lines, newest first (1 to 10000).", min=1, max=10_000),
+    ] = 50,
+    output: OutputOption = Output.TABLE,
+    log_group: Annotated[
+        str | None, typer.Option(help="The terminator's log group (instead of reading the stack).")
+    ] = None,
+    stack_name: StackOption = DEFAULT_STACK,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Query the audit log (one line per job decision) with CloudWatch Logs Insights."""
+    from batch_terminator.logic.durations import parse_duration
+    from batch_terminator_cli import auditing
+
+    query = auditing.AuditQuery(
+        parse_duration(since),
+        job_id,
+        outcome.value if outcome else None,
+        policy,
+        source.value if source else None,
+        requested_by,
+        limit,
+    )
+    aws = aws_session(endpoint_url, region, profile)
+    group = log_group or aws.stack_output(stack_name, "TerminatorLogGroupName")
+    with err.status("Logs Insights: starting the query…") as status:
+
+        def progress(state: str, statistics: dict[str, Any]) -> None:
+            scanned = int(statistics.get("recordsScanned", 0))
+            matched = int(statistics.get("recordsMatched", 0))
+            status.update(
+                f"Logs Insights: {state.lower()}, {scanned:,} records scanned, {matched:,} matched"
+            )
+
+        result = auditing.read_audit(
+            aws.client("logs"),
+            group,
+            query,
+            datetime.now(UTC),
+            on_progress=progress,
+            note=lambda text: say(err, labelled("note", text, "yellow")),
+        )
+    if result.records_scanned is not None:
+        say(err, f"Logs Insights scanned {result.records_scanned:,} records")
+    if result.truncated:
+        say(
+            err,
+            labelled(
+                "note",
+                f"Logs Insights returns at most {auditing.INSIGHTS_MAX_ROWS:,} rows a query: "
+                "older lines may exist; narrow --since or filter",
+                "yellow",
+            ),
+        )
+    if output is Output.JSON:
+        _emit_json([auditing.audit_fields(line) for line in result.lines])
+    elif output is Output.TEXT:
+        _emit_text(auditing.render_text(result.lines))
+    else:
+        auditing.render_audit(out, result)
+
+
+# ---- redrive ---------------------------------------------------------------------------------------
+
+
+@app.command()
+@cli_errors
+def redrive(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list the DLQ's messages; move nothing.")
+    ] = False,
+    show: Annotated[
+        int,
+        typer.Option(help="List at most this many messages (all are moved).", min=0, max=10_000),
+    ] = 100,
+    dlq_url: Annotated[
+        str | None, typer.Option(help="The DLQ's URL (instead of reading the stack).")
+    ] = None,
+    queue_url: Annotated[
+        str | None, typer.Option(help="The request queue's URL (instead of reading the stack).")
+    ] = None,
+    stack_name: StackOption = DEFAULT_STACK,
+    output: OutputOption = Output.TABLE,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """List the DLQ's messages with their errors, then move them back to the request queue
+    (SQS's own message move task: nothing is received and re-sent, nothing deleted by hand)."""
+    from batch_terminator_cli import operating
+
+    aws = aws_session(endpoint_url, region, profile)
+    sqs = aws.client("sqs")
+    dlq = dlq_url or aws.stack_output(stack_name, "DeadLetterQueueUrl")
+    depth = operating.queue_depth(sqs, dlq)
+    letters = operating.peek(sqs, dlq, show)
+    total = depth["visible"] + depth["inFlight"] + depth["delayed"]
+    task: dict[str, Any] | None = None
+    if not dry_run and total:
+        target = queue_url or aws.stack_output(stack_name, "RequestQueueUrl")
+        source_arn, target_arn = operating.queue_arn(sqs, dlq), operating.queue_arn(sqs, target)
+        running = operating.running_move_task(sqs, source_arn)
+        if running is not None:
+            say(
+                err,
+                labelled(
+                    "note", "a move task of this DLQ is already running: following it", "yellow"
+                ),
+            )
+        else:
+            operating.start_move(sqs, source_arn, target_arn)
+            say(err, f"moving {total} messages back to {target} (SQS message move task)")
+        task = _follow_move(sqs, source_arn)
+    _print_redrive(letters, total, task, output)
+    if dry_run or not total:
+        say(err, "the DLQ is empty: nothing to move" if not total else "dry run: nothing moved")
+        return
+    assert task is not None
+    status = task.get("Status")
+    moved = task.get("ApproximateNumberOfMessagesMoved", 0)
+    if status != "COMPLETED":
+        why = task.get("FailureReason") or status
+        fail(
+            f"the move task ended {status} after {moved} messages ({why}); the rest stay in the DLQ"
+        )
+    say(err, f"moved {moved} messages back to the request queue")
+
+
+def _follow_move(sqs: Any, source_arn: str) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from batch_terminator_cli import operating
+
+    with Progress(
+        TextColumn("moving"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
+    ) as progress:
+        bar = progress.add_task("moving", total=None)
+
+        def update(task: dict[str, Any]) -> None:
+            progress.update(
+                bar,
+                completed=int(task.get("ApproximateNumberOfMessagesMoved", 0)),
+                total=int(task.get("ApproximateNumberOfMessagesToMove", 0)) or None,
+            )
+
+        try:
+            return operating.follow_move(sqs, source_arn, update, poll_seconds=_POLL_SECONDS)
+        except KeyboardInterrupt:
+            say(
+                err,
+                "the move task goes on in SQS; `batch-terminator redrive --dry-run` shows what is left",
+            )
+            raise
+
+
+def _print_redrive(
+    letters: list[Any], total: int, task: dict[str, Any] | None, output: Output
+) -> None:
+    if output is Output.JSON:
+        _emit_json(
+            {
+                "approximateNumberOfMessages": total,
+                "messages": [letter.as_json() for letter in letters],
+                "moveTask": task,
+            }
+        )
+        return
+    if output is Output.TEXT:
+        _emit_text(_tsv([[m.message_id, m.receive_count, m.error, m.excerpt] for m in letters]))
+        return
+    from rich import box
+    from rich.table import Table
+
+    from batch_terminator_cli.output import add_row
+
+    table = Table(
+        title=f"DLQ: {total} messages"
+        + (f" (first {len(letters)} shown)" if len(letters) < total else ""),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("message id", no_wrap=True, min_width=36)
+    table.add_column("receives", justify="right", max_width=8)
+    table.add_column("error / body", overflow="fold", ratio=1)
+    for m in letters:
+        add_row(
+            table,
+            m.message_id,
+            m.receive_count,
+            f"{m.error or '(no error attribute)'}\n{m.excerpt}",
+        )
+    out.print(table)
+
+
+# ---- status, pause, resume --------------------------------------------------------------------------
+
+
+@app.command()
+@cli_errors
+def status(
+    job_ids: Annotated[
+        list[str] | None,
+        typer.Argument(help="Job ids or ARNs; none: the system's state (paused, queue depths)."),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until each job's outcome is known.")
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="With --wait: give up after this many seconds (exit 1).", min=1, max=86_400
+        ),
+    ] = 300,
+    since: Annotated[
+        str, typer.Option(help="How far back to look for decisions.", callback=_since_option)
+    ] = "24h",
+    log_group: Annotated[
+        str | None, typer.Option(help="The terminator's log group (instead of reading the stack).")
+    ] = None,
+    table_name: Annotated[
+        str | None, typer.Option("--table", help="The ledger table (instead of reading the stack).")
+    ] = None,
+    queue_url: Annotated[
+        str | None, typer.Option(help="The request queue's URL (instead of reading the stack).")
+    ] = None,
+    dlq_url: Annotated[
+        str | None, typer.Option(help="The DLQ's URL (instead of reading the stack).")
+    ] = None,
+    stack_name: StackOption = DEFAULT_STACK,
+    output: OutputOption = Output.TABLE,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Jobs: each one's outcome (terminated, skipped and why, failed, rejected, or pending; exit 1
+    while any is pending). No jobs: whether the policies are paused, and the queues' depths."""
+    from batch_terminator.logic.durations import parse_duration
+    from batch_terminator_cli import operating
+
+    ids = operating.unique(_job_id_option(j) or "" for j in job_ids or [])
+    aws = aws_session(endpoint_url, region, profile)
+    if ids:
+        group = log_group or aws.stack_output(stack_name, "TerminatorLogGroupName")
+        logs, batch = aws.client("logs"), aws.client("batch")
+        window = parse_duration(since)
+
+        def read() -> list[JobState]:
+            return operating.job_states(logs, batch, group, ids, window, datetime.now(UTC))
+
+        if wait:
+            with err.status("waiting for the outcomes…"):
+                states, done = operating.wait_for_outcomes(
+                    read, timeout, lambda _s: None, poll_seconds=_POLL_SECONDS
+                )
+        else:
+            states = read()
+            done = all(s.known for s in states)
+        _print_states(states, output)
+        if not done:
+            pending = sum(1 for s in states if not s.known)
+            fail(
+                f"{pending} of {len(states)} jobs have no decision yet"
+                + (f" after {timeout:g} s" if wait else ""),
+                label="pending",
+            )
+        return
+    sqs = aws.client("sqs")
+    table = table_name or aws.stack_output(stack_name, "LedgerTableName")
+    paused = operating.pause_state(aws.client("dynamodb"), table)
+    queues = {
+        "requestQueue": operating.queue_depth(
+            sqs, queue_url or aws.stack_output(stack_name, "RequestQueueUrl")
+        ),
+        "deadLetterQueue": operating.queue_depth(
+            sqs, dlq_url or aws.stack_output(stack_name, "DeadLetterQueueUrl")
+        ),
+    }
+    state = {**operating.pause_as_json(paused), "queues": queues}
+    if output is Output.JSON:
+        _emit_json(state)
+    elif output is Output.TEXT:
+        rows: list[list[object]] = [
+            [
+                "PAUSED",
+                state["paused"],
+                state.get("pausedBy"),
+                state.get("pausedAt"),
+                state.get("reason"),
+            ]
+        ]
+        rows += [
+            ["QUEUE", name, d["visible"], d["inFlight"], d["delayed"]] for name, d in queues.items()
+        ]
+        _emit_text(_tsv(rows))
+    else:
+        _render_state(out, state)
+
+
+def _render_state(console: Console, state: dict[str, Any]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from batch_terminator_cli.output import add_row
+
+    if state["paused"]:
+        say(
+            console,
+            literal("PAUSED", "bold yellow"),
+            f" since {state['pausedAt']} by {state['pausedBy']}: {state['reason'] or '(no reason)'}",
+        )
+        say(console, "  sweeps, deadlines and the brake do not act; requests people send still do")
+    else:
+        say(console, literal("running", "bold green"), ": every policy path acts (not paused)")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("queue", "visible", "in flight", "delayed"):
+        table.add_column(column, overflow="fold")
+    names = {"requestQueue": "requests", "deadLetterQueue": "dead letters (DLQ)"}
+    for key, depth in state["queues"].items():
+        add_row(table, names.get(key, key), depth["visible"], depth["inFlight"], depth["delayed"])
+    console.print(table)
+
+
+def _caller_arn(aws: Aws) -> str:
+    return str(aws.client("sts").get_caller_identity()["Arn"])
+
+
+@app.command()
+@cli_errors
+def pause(
+    reason: Annotated[
+        str, typer.Option(help="Why, shown by `status` (at most 1024 characters).")
+    ] = "",
+    table_name: Annotated[
+        str | None, typer.Option("--table", help="The ledger table (instead of reading the stack).")
+    ] = None,
+    stack_name: StackOption = DEFAULT_STACK,
+    output: OutputOption = Output.TABLE,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Stop every policy path (sweeps, deadlines, the brake) without a deploy; requests people
+    send still act. `resume` undoes it."""
+    from batch_terminator_cli import operating
+
+    if len(reason) > 1024:
+        raise typer.BadParameter("at most 1024 characters", param_hint="--reason")
+    aws = aws_session(endpoint_url, region, profile)
+    table = table_name or aws.stack_output(stack_name, "LedgerTableName")
+    dynamodb = aws.client("dynamodb")
+    before = operating.pause_state(dynamodb, table)
+    item = operating.pause(dynamodb, table, _caller_arn(aws), reason, datetime.now(UTC))
+    if before is not None:
+        say(err, f"was already paused by {before.paused_by}: the pause now records this one")
+    _print_pause(operating.pause_as_json(item), output)
+
+
+@app.command()
+@cli_errors
+def resume(
+    table_name: Annotated[
+        str | None, typer.Option("--table", help="The ledger table (instead of reading the stack).")
+    ] = None,
+    stack_name: StackOption = DEFAULT_STACK,
+    output: OutputOption = Output.TABLE,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Let every policy path act again (deletes the pause)."""
+    from batch_terminator_cli import operating
+
+    aws = aws_session(endpoint_url, region, profile)
+    table = table_name or aws.stack_output(stack_name, "LedgerTableName")
+    was_paused = operating.resume(aws.client("dynamodb"), table)
+    if not was_paused:
+        say(err, "was not paused")
+    _print_pause({"paused": False, "wasPaused": was_paused}, output)
+
+
+def _print_pause(state: dict[str, Any], output: Output) -> None:
+    if output is Output.JSON:
+        _emit_json(state)
+    elif output is Output.TEXT:
+        _emit_text(
+            _tsv(
+                [
+                    [
+                        "PAUSED",
+                        state["paused"],
+                        state.get("pausedBy"),
+                        state.get("pausedAt"),
+                        state.get("reason"),
+                    ]
+                ]
+            )
+        )
+    elif state["paused"]:
+        say(
+            out, literal("paused", "bold yellow"), f" by {state['pausedBy']} at {state['pausedAt']}"
+        )
+    else:
+        say(out, literal("running", "bold green"), ": every policy path acts again")
 
 
 if __name__ == "__main__":

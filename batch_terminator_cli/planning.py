@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -23,6 +24,8 @@ READ_ONLY_OPERATIONS = frozenset({"DescribeJobQueues", "ListJobs", "DescribeJobs
 def make_plan(
     batch_client: Any, policies: PoliciesFile, now: datetime, alarm: str | None = None
 ) -> PolicyRun:
+    """The next sweep's decisions (or an alarm's, with `alarm`), computed with read-only Batch
+    calls. Raises BatchCallFailed and botocore errors."""
     trigger = AlarmFired(alarm) if alarm else Scheduled()
     return run_policies(BatchApi(batch_client), policies, now, trigger)
 
@@ -52,32 +55,51 @@ def plan_as_json(run: PolicyRun) -> dict[str, Any]:
     }
 
 
+def plan_as_text(run: PolicyRun) -> str:
+    """One tab-separated line per selection (the AWS CLI's text output)."""
+    rows = []
+    for item in plan_as_json(run)["selections"]:
+        cells = [
+            item["jobId"],
+            item["jobName"],
+            item["jobQueue"],
+            item["status"],
+            item["policy"],
+            item["age"],
+            item["limit"],
+            item["dryRun"],
+            item["reason"],
+        ]
+        rows.append("\t".join("None" if c is None else " ".join(str(c).split()) for c in cells))
+    return "\n".join(rows)
+
+
 def render_plan(console: Console, run: PolicyRun) -> None:
+    """The selections (job ids whole, the other cells folded to fit 80 columns) and the counts."""
     selections = run.evaluation.selections
     jobs = sum(s.size for s in selections)
     dry = sum(s.size for s in selections if s.dry_run)
     title = f"Would terminate now ({jobs - dry} jobs)"
     if dry:
         title += f"; dry run, would terminate but will not ({dry} jobs)"
-    table = Table(title=literal(title))
-    for column in ("job", "queue", "status", "policy", "age", "limit", "reason"):
-        table.add_column(column, overflow="fold")
+    table = Table(title=literal(title), box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("job id", no_wrap=True, min_width=36)
+    table.add_column("job, queue, status, age/limit", overflow="fold", ratio=1)
+    table.add_column("policy, reason", overflow="fold", ratio=1)
     for s in selections:
         name = s.job.job_name + (f" (array: {len(s.children)} jobs)" if s.children else "")
         policy = s.policy + (" [dry run]" if s.dry_run else "")
         limit = format_limit(s.limit) if s.limit is not None else "-"
+        statuses = ", ".join(x.value for x in s.statuses)
         add_row(
             table,
-            name,
-            resource_name(s.job.job_queue or "-"),
-            ", ".join(x.value for x in s.statuses),
-            policy,
-            _age(s.age) or "-",
-            limit,
-            s.reason,
+            s.job.job_id,
+            f"{name} on {resource_name(s.job.job_queue or '-')}, {statuses} "
+            f"{_age(s.age) or '-'}/{limit}",
+            f"{policy}: {s.reason}",
         )
     console.print(table)
-    counts = Table(title="Per policy")
+    counts = Table(title="Per policy", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in (
         "policy",
         "matched",
@@ -85,7 +107,7 @@ def render_plan(console: Console, run: PolicyRun) -> None:
         "max per run",
         "left for later (capped)",
     ):
-        counts.add_column(column)
+        counts.add_column(column, overflow="fold")
     for name, count in run.evaluation.counts.items():
         capped = literal(count.capped, "bold yellow" if count.capped else "")
         add_row(counts, name, count.matched, count.selected, count.cap, capped)

@@ -55,32 +55,24 @@ def build_requests(
     return bodies
 
 
+def requested_job_ids(bodies: list[dict[str, Any]]) -> list[str]:
+    """The job ids the requests name, ARNs turned into ids, in order."""
+    ids: list[str] = []
+    for body in bodies:
+        request = TerminationRequest.model_validate(body)
+        ids.extend(request.job_id_list)
+    return list(dict.fromkeys(ids))
+
+
 def caller(aws: Any) -> str:
     """Who is asking: the caller's ARN where STS answers, else the local user name."""
     try:
         return str(aws.client("sts").get_caller_identity()["Arn"])
     except (BotoCoreError, ClientError):
-        return getpass.getuser()
-
-
-class StackOutputMissing(LookupError):
-    """The stack does not (yet) have the output the CLI needs."""
-
-
-def stack_outputs(aws: Any, stack_name: str) -> dict[str, str]:
-    stacks = aws.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
-    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-
-
-def stack_output(aws: Any, stack_name: str, key: str) -> str:
-    """One output of the deployed stack; raises StackOutputMissing with what to do."""
-    outputs = stack_outputs(aws, stack_name)
-    if key not in outputs:
-        raise StackOutputMissing(
-            f"stack {stack_name} has no output {key}: is it deployed (and done updating), "
-            "and is --stack-name right?"
-        )
-    return outputs[key]
+        try:
+            return getpass.getuser()
+        except (OSError, KeyError):
+            return "unknown"
 
 
 def send(

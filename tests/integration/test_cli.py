@@ -121,7 +121,7 @@ def test_plan_against_local_lists_exactly_what_the_next_sweep_terminates(
         ],
     )
     assert result.exit_code == 0, result.output
-    planned = {s["jobId"] for s in json.loads(result.output)["selections"] if not s["dryRun"]}
+    planned = {s["jobId"] for s in json.loads(result.stdout)["selections"] if not s["dryRun"]}
 
     local.sweep_now()
     local.process_requests()
@@ -191,12 +191,12 @@ def test_audit_reads_decisions_back_from_the_log_group(pipeline: Sandbox, world:
     table = runner.invoke(app, ["audit", *group, "--requested-by", "alice"])
 
     assert everything.exit_code == 0, everything.output
-    assert sorted(line["outcome"] for line in json.loads(everything.output)) == [
+    assert sorted(line["outcome"] for line in json.loads(everything.stdout)) == [
         "rejected",
         "skipped",
         "terminated",
     ]
-    [line] = json.loads(skipped.output)
+    [line] = json.loads(skipped.stdout)
     assert (line["job_id"], line["skip_reason"]) == (
         protected,
         "protected: job carries tag batch-terminator:protect",

@@ -1,0 +1,162 @@
+"""The AWS CLI's conventions, shared by every command.
+
+- Options: `--profile`, `--region`, `--endpoint-url`, `--output json|table|text`, `-h`/`--help`.
+- Exit codes: 0 done, 1 an AWS or file error, 2 a usage error (click's own, for bad options).
+- stdout carries the command's output alone (what a script parses); progress, notes and errors
+  go to stderr.
+- An error is one clear line, never a traceback: `cli_errors` turns the errors boto3 and the
+  file system raise into that line and the exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+from urllib.parse import urlparse
+
+import typer
+from rich.console import Console
+
+from batch_terminator_cli.output import labelled, say
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Tables fit the terminal; where stdout is not one (CI logs, pipes), rich uses COLUMNS or 80.
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+DEFAULT_STACK = "BatchTerminator"
+# The AWS CLI's exit status for Ctrl-C (128 + SIGINT).
+INTERRUPTED = 130
+
+
+class Output(StrEnum):
+    """`--output`: as the AWS CLI's."""
+
+    TABLE = "table"
+    JSON = "json"
+    TEXT = "text"
+
+
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        help="AWS profile (default: AWS_PROFILE, else the default profile).", metavar="NAME"
+    ),
+]
+RegionOption = Annotated[
+    str | None,
+    typer.Option(
+        help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION, else the profile's).",
+        metavar="REGION",
+    ),
+]
+EndpointOption = Annotated[
+    str | None,
+    typer.Option(help="AWS endpoint, e.g. the one `batch-terminator local` serves.", metavar="URL"),
+]
+OutputOption = Annotated[
+    Output, typer.Option("--output", help="table, json or text.", case_sensitive=False)
+]
+StackOption = Annotated[
+    str, typer.Option(help="Stack whose outputs name the queues, table and log group.")
+]
+
+
+def aws_session(endpoint_url: str | None, region: str | None, profile: str | None) -> Any:
+    """An `Aws` for these options; a malformed endpoint is a usage error (exit 2).
+
+    Raises typer.BadParameter; botocore's ProfileNotFound when the profile is not configured."""
+    from batch_terminator_cli.aws import Aws
+
+    if endpoint_url is not None:
+        parsed = urlparse(endpoint_url)
+        try:
+            parsed.port  # noqa: B018 - raises ValueError on a port outside 0-65535
+        except ValueError:
+            parsed = parsed._replace(netloc="")
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise typer.BadParameter(
+                f"{endpoint_url!r} is not a URL: give its scheme, e.g. http://127.0.0.1:5050",
+                param_hint="--endpoint-url",
+            )
+    if region is not None and not region.replace("-", "").isalnum():
+        raise typer.BadParameter(f"{region!r} is not a region name", param_hint="--region")
+    return Aws.connect(endpoint_url, region, profile)
+
+
+def fail(message: object, code: int = 1, label: str = "error") -> NoReturn:
+    """Print one line on stderr and exit with `code`."""
+    say(err, labelled(label, message))
+    raise typer.Exit(code)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _client_error(error: Any) -> str:
+    details = error.response.get("Error", {})
+    code = details.get("Code") or "error"
+    message = details.get("Message") or ""
+    operation = getattr(error, "operation_name", "") or "call"
+    return _one_line(Exception(f"{operation} failed ({code}): {message}"))
+
+
+def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Run a command, turning every error it may meet into one line on stderr and an exit code:
+    1 for AWS, network and file errors, 130 on Ctrl-C. Usage errors (exit 2) pass through."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        ProfileNotFound,
+    )
+
+    from batch_terminator_cli.aws import StackOutputMissing
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.BadParameter):
+            raise
+        except KeyboardInterrupt:
+            say(err, "interrupted")
+            raise typer.Exit(INTERRUPTED) from None
+        except NoCredentialsError:
+            fail(
+                "no AWS credentials: give --profile, or set AWS_PROFILE or "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+            )
+        except NoRegionError:
+            fail("no AWS region: give --region, or set AWS_REGION or the profile's region")
+        except ProfileNotFound as error:
+            fail(f"{_one_line(error)}: see `aws configure list-profiles`")
+        except EndpointConnectionError as error:
+            fail(f"cannot reach the AWS endpoint: {_one_line(error)}")
+        except ClientError as error:
+            fail(_client_error(error))
+        except BotoCoreError as error:
+            fail(_one_line(error))
+        except StackOutputMissing as error:
+            fail(_one_line(error))
+        except (OSError, UnicodeError) as error:
+            fail(_one_line(error))
+        except Exception as error:  # a bug: still one line, and how to see the traceback
+            if os.environ.get("BATCH_TERMINATOR_DEBUG"):
+                raise
+            fail(
+                f"internal error {type(error).__name__}: {_one_line(error)} "
+                "(set BATCH_TERMINATOR_DEBUG=1 for the traceback, and please report it)"
+            )
+
+    return run
