@@ -13,7 +13,7 @@ from moto.batch import urls as batch_urls
 from moto.batch.responses import BatchResponse
 from moto.core.common_types import TYPE_RESPONSE
 
-from batch_terminator_cli.emulator import eventbridge, scheduler, sqs
+from batch_terminator_cli.emulator import eventbridge, scheduler, sqs, sqs_move
 from batch_terminator_cli.emulator.batch import EmulatedBatchBackend, emulated_batch_backends
 from batch_terminator_cli.emulator.faults import time_out
 
@@ -98,6 +98,7 @@ def install() -> None:
     eventbridge.install()
     scheduler.install()
     sqs.install()
+    sqs_move.install()
     for path in list(batch_urls.url_paths):
         batch_urls.url_paths[path] = EmulatedBatchResponse.dispatch
     batch_urls.url_paths["{0}/v1/terminatejobs$"] = EmulatedBatchResponse.dispatch
