@@ -25,6 +25,35 @@ Calls are retried by botocore (standard mode, throttling included). If the table
 read or written, a by-id request goes on without it: a redelivery may then judge again a job this
 request already settled (a second line, `skipped: already terminating`), never act on it again.
 A selector request is retried instead, since expanding it again could exceed its limit.
+
+Termination claims (`termination#<jobId>`) make one call per job across invocations. SQS may
+deliver a message twice, even to two invocations at once, and two different requests may name
+the same job (a person's and a deadline's, the sweep's and a brake's): each may read the job as
+RUNNING before either calls. So before its TerminateJob(s) call an invocation claims every job
+the call names, with one conditional UpdateItem per job (`claim_termination`):
+
+- `claimed`: in flight. It names its owner (one invocation's token), the message and the
+  request, the job's attempt, and `leaseUntil` (ms since the epoch, UTC): the end of the owner's
+  invocation, after which the owner can no longer call.
+- `accepted`: TerminateJob(s) accepted it. The owner's termination record (`record_terminations`)
+  replaces the claim; the deadline function confirms it when the job's FAILED event arrives.
+- `uncertain`: the owner's call failed in a way that may have acted (a timeout, a 5xx), at
+  `claimedAt`. The claim is kept rather than given back, so no other request calls on a view of
+  the job older than that call.
+- A call that failed for sure (a throttle past its retries, an `errors[]` entry), or that was
+  never made (the function's time ran low), gives its claim back (`release_termination`).
+
+A claim is taken when there is none, when it is of an earlier attempt of the job, when it was
+given back, or when its holder can no longer have acted unseen: an in-flight claim whose lease
+ended, or an uncertain one, before the claimer read the job (`described_at_ms`): Batch shows a
+termination at once (`isTerminated`), so a job read after the call is judged on what it did.
+Otherwise the claimer does not call: an accepted claim gives `skipped: already terminated by
+request …`; a claim that another invocation holds, or one that ended after the claimer read the
+job, fails that job (SQS delivers it again, and the next delivery reads the job anew).
+
+The window: a claim or record lives as long as every other ledger item (`expiresAt`, the
+terminator's ledger TTL, 19 days by default). After it, Batch reports the job finished (or still
+`isTerminated` while it stops), and the terminator skips it on that ground before any claim.
 """
 
 from __future__ import annotations
@@ -151,17 +180,26 @@ def _state(item: dict[str, Any]) -> MessageState:
 @dataclass(frozen=True)
 class TerminationRecord:
     """A termination the terminator made: TerminateJob(s) accepted it at `accepted_at_ms` (ms
-    since the epoch, UTC). Keyed `termination#<jobId>`, so the job's FAILED event finds it."""
+    since the epoch, UTC). Keyed `termination#<jobId>`, so the job's FAILED event finds it; it
+    is also the job's accepted claim (`owner`, `message_id` and `attempt` as claimed)."""
 
     job_id: str
     accepted_at_ms: int
     policy: str | None
     request_id: str | None
     source: str | None = None
+    message_id: str | None = None
+    owner: str | None = None
+    attempt: int | None = None
 
 
 def termination_key(job_id: str) -> str:
     return f"termination#{job_id}"
+
+
+CLAIMED: Final = "claimed"
+ACCEPTED: Final = "accepted"
+UNCERTAIN: Final = "uncertain"
 
 
 def _termination_item(record: TerminationRecord, expires_at: dict[str, str]) -> dict[str, Any]:
@@ -170,15 +208,60 @@ def _termination_item(record: TerminationRecord, expires_at: dict[str, str]) -> 
         "jobId": {"S": record.job_id},
         "acceptedAt": {"N": str(record.accepted_at_ms)},
         "expiresAt": expires_at,
+        "claim": {"S": ACCEPTED},
     }
     for name, value in (
         ("policy", record.policy),
         ("requestId", record.request_id),
         ("source", record.source),
+        ("messageId", record.message_id),
+        ("owner", record.owner),
     ):
         if value:
             item[name] = {"S": value}
+    if record.attempt is not None:
+        item["attempt"] = {"N": str(record.attempt)}
     return item
+
+
+@dataclass(frozen=True)
+class ClaimHolder:
+    """Who claims a job's termination: `owner` is one invocation's token (unique per
+    invocation: two deliveries of one message are two owners); `message_id` and `request_id`
+    name the request in other requests' lines."""
+
+    owner: str
+    message_id: str
+    request_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        """How another request's audit line names this one."""
+        if self.request_id:
+            return f"{self.request_id} (message {self.message_id})"
+        return f"message {self.message_id}"
+
+
+@dataclass(frozen=True)
+class TerminationClaim:
+    """The answer to a claim: `ours` (call), `accepted` (another request's call was accepted:
+    skip), `held` (another invocation holds it now: deliver again), `stale_view` (its holder may
+    have acted after this invocation read the job: deliver again). `holder` names the other
+    request when known."""
+
+    job_id: str
+    state: str
+    holder: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimWanted:
+    """One claim to take: the job, its current attempt (0 for the first), and when the claimer
+    read the job (ms since the epoch, UTC)."""
+
+    job_id: str
+    attempt: int
+    described_at_ms: int
 
 
 @dataclass(frozen=True)
@@ -309,7 +392,10 @@ class Ledger:
             TableName=self._table,
             Key=_key(termination_key(job_id)),
             UpdateExpression="SET confirmedAt = :stopped",
-            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(confirmedAt)",
+            # Only an accepted termination: a claim still in flight or uncertain is none yet.
+            ConditionExpression=(
+                "attribute_exists(acceptedAt) AND attribute_not_exists(confirmedAt)"
+            ),
             ExpressionAttributeValues={":stopped": {"N": str(stopped_at_ms)}},
             ReturnValues="ALL_NEW",
         )
@@ -322,6 +408,97 @@ class Ledger:
             policy=item.get("policy", {}).get("S"),
             request_id=item.get("requestId", {}).get("S"),
             source=item.get("source", {}).get("S"),
+        )
+
+    def claim_termination(
+        self, wanted: ClaimWanted, holder: ClaimHolder, lease_until_ms: int
+    ) -> TerminationClaim:
+        """Claim the termination of one job before calling (see the module docstring): one
+        conditional UpdateItem; a lost claim's holder comes back with the failed condition
+        (ReturnValuesOnConditionCheckFailure, so no second read). `lease_until_ms`: when the
+        claimer's invocation ends (ms since the epoch, UTC). Raises LedgerUnavailable."""
+        now_ms = int(time.time() * 1000)
+        try:
+            self._request(
+                self._client.update_item,
+                TableName=self._table,
+                Key=_key(termination_key(wanted.job_id)),
+                UpdateExpression=(
+                    "SET #claim = :claimed, #owner = :owner, messageId = :message, "
+                    "attempt = :attempt, claimedAt = :now, leaseUntil = :lease, "
+                    "jobId = :job, expiresAt = :expires"
+                    + (", requestId = :request" if holder.request_id else "")
+                    + " REMOVE acceptedAt, confirmedAt, policy, #source"
+                    + ("" if holder.request_id else ", requestId")
+                ),
+                ConditionExpression=(
+                    "attribute_not_exists(pk)"
+                    " OR attribute_not_exists(#claim)"  # a record of before claims existed
+                    " OR attempt < :attempt"
+                    " OR (#claim = :claimed AND #owner = :owner)"  # our own write, replayed
+                    " OR (#claim = :claimed AND leaseUntil < :described)"
+                    " OR (#claim = :uncertain AND claimedAt < :described)"
+                ),
+                ExpressionAttributeNames={
+                    "#claim": "claim",
+                    "#owner": "owner",
+                    "#source": "source",
+                },
+                ExpressionAttributeValues={
+                    ":claimed": {"S": CLAIMED},
+                    ":uncertain": {"S": UNCERTAIN},
+                    ":owner": {"S": holder.owner},
+                    ":message": {"S": holder.message_id},
+                    ":attempt": {"N": str(wanted.attempt)},
+                    ":now": {"N": str(now_ms)},
+                    ":lease": {"N": str(lease_until_ms)},
+                    ":described": {"N": str(wanted.described_at_ms)},
+                    ":job": {"S": wanted.job_id},
+                    ":expires": self._expires_at(),
+                    **({":request": {"S": holder.request_id}} if holder.request_id else {}),
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except LedgerUnavailable as exc:
+            cause = exc.__cause__
+            if not (
+                isinstance(cause, ClientError)
+                and cause.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+            ):
+                raise
+            item = cause.response.get("Item") or {}
+            return _lost_claim(wanted, item, now_ms)
+        return TerminationClaim(wanted.job_id, "ours")
+
+    def release_termination(self, job_id: str, owner: str) -> None:
+        """Give a claim back: our call failed for sure, or was never made. Raises
+        LedgerUnavailable (the claim then lasts until its lease ends)."""
+        self._conditional(
+            self._client.delete_item,
+            TableName=self._table,
+            Key=_key(termination_key(job_id)),
+            ConditionExpression="#claim = :claimed AND #owner = :owner",
+            ExpressionAttributeNames={"#claim": "claim", "#owner": "owner"},
+            ExpressionAttributeValues={":claimed": {"S": CLAIMED}, ":owner": {"S": owner}},
+        )
+
+    def mark_uncertain(self, job_id: str, owner: str) -> None:
+        """Our call may have acted without saying so: keep the claim, stamped now, so that only
+        a request that reads the job after this moment may claim it. Raises LedgerUnavailable
+        (the claim then lasts until its lease ends)."""
+        self._conditional(
+            self._client.update_item,
+            TableName=self._table,
+            Key=_key(termination_key(job_id)),
+            UpdateExpression="SET #claim = :uncertain, claimedAt = :now",
+            ConditionExpression="#claim = :claimed AND #owner = :owner",
+            ExpressionAttributeNames={"#claim": "claim", "#owner": "owner"},
+            ExpressionAttributeValues={
+                ":claimed": {"S": CLAIMED},
+                ":uncertain": {"S": UNCERTAIN},
+                ":owner": {"S": owner},
+                ":now": {"N": str(int(time.time() * 1000))},
+            },
         )
 
     def admit_to_window(
@@ -499,3 +676,19 @@ class Ledger:
         except BotoCoreError as exc:
             raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return response
+
+
+def _lost_claim(wanted: ClaimWanted, item: dict[str, Any], now_ms: int) -> TerminationClaim:
+    """Why a claim's condition failed, from the item as it was (ALL_OLD)."""
+    state = item.get("claim", {}).get("S")
+    message = item.get("messageId", {}).get("S")
+    request = item.get("requestId", {}).get("S")
+    holder = (
+        ClaimHolder("", message, request).name if message else (f"{request}" if request else None)
+    )
+    if state == ACCEPTED:
+        return TerminationClaim(wanted.job_id, "accepted", holder)
+    lease = int(item.get("leaseUntil", {}).get("N", "0"))
+    if state == CLAIMED and lease >= now_ms:
+        return TerminationClaim(wanted.job_id, "held", holder)
+    return TerminationClaim(wanted.job_id, "stale_view", holder)

@@ -6,10 +6,24 @@ One SQS batch at a time:
    expansion, so a redelivery acts on the same jobs and the limit holds across deliveries).
 2. DescribeJobs reads every named job (and what it inherits from) before anything is decided.
 3. Every (request, job) pair is judged on its own (`logic/plan.py`).
-4. Terminations are grouped by job queue and reason, 50 a call, as TerminateJobs documents
+4. Every job a call would name is claimed in the ledger first (`ledger.py`, termination
+   claims): whatever the interleaving of concurrent invocations, duplicate deliveries and
+   different requests for one job, only the claim's owner calls, so each job (per attempt) is
+   named in at most one TerminateJob(s) call and has at most one `terminated` line. A job
+   another request terminated is skipped (`already terminated by request …`); one whose claim
+   another invocation holds now fails and is delivered again. Claims are taken concurrently
+   (one conditional UpdateItem each; boto3 clients are thread-safe).
+5. Terminations are grouped by job queue and reason, 50 a call, as TerminateJobs documents
    ("up to 50 jobs in a job queue"). Only identical terminations share a call.
-5. Audit lines are written as each call returns; when the function's time runs low no further
+6. Audit lines are written as each call returns; when the function's time runs low no further
    call is started, and what is left is retried by SQS.
+
+Why claims and not Powertools Idempotency: it keys a record on the event or message payload, so
+it can dedupe deliveries of one message but not two different requests for the same job, and it
+would add its import to every cold start. A claim per job is keyed on what must happen once.
+
+While the pause switch is on (`pausing.py`), requests a policy path sent (`source` other than
+`request`, or a `policy` key) are skipped with `skip_reason: paused`; people's requests go on.
 
 One bad record never fails the batch: whatever goes wrong while naming or judging one record's
 jobs fails (or rejects) that record alone.
@@ -18,8 +32,11 @@ jobs fails (or rejects) that record alone.
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -28,9 +45,13 @@ from batch_terminator.batch_api import BatchApi, BatchCallFailed, BatchError, Ou
 from batch_terminator.contract import Outcome, Source
 from batch_terminator.ledger import (
     LEDGER_KEY,
+    ClaimHolder,
+    ClaimWanted,
     Ledger,
     LedgerUnavailable,
     MessageState,
+    TerminationClaim,
+    TerminationRecord,
     ledger_key,
     request_hash,
 )
@@ -39,11 +60,28 @@ from batch_terminator.logic.plan import Earlier, Line, Named, decide
 from batch_terminator.logic.safety import Decision, Verdict, skip
 from batch_terminator.models.audit import AuditRecord
 from batch_terminator.models.policies import PoliciesFile
+from batch_terminator.pausing import Pause
 from batch_terminator.selecting import expand_selector
 
 logger = logging.getLogger(__name__)
 
 AuditSink = Callable[[Sequence[AuditRecord]], None]
+
+# Claims are taken and given back this many at a time (one DynamoDB call each).
+CLAIM_THREADS = 8
+# Without a Lambda context, a claim's lease: Lambda's longest timeout (15 minutes), in ms.
+DEFAULT_LEASE_MS = 15 * 60 * 1000
+PAUSED = "paused"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def is_policy_sourced(record: ParsedRecord) -> bool:
+    """A request a policy path sent: its source attribute is not `request`, or it names a
+    policy. These stop while the system is paused."""
+    return record.source is not Source.REQUEST or bool(record.request and record.request.policy)
 
 
 @dataclass
@@ -73,9 +111,15 @@ class Terminating:
     max_receive_count: int = 3
     # Whether there is time to read more array children and still terminate what is decided.
     enough_time: Callable[[], bool] = lambda: True
-    # Called with the `terminated` lines of each TerminateJobs call as soon as it returns, so a
-    # termination is recorded before its job's FAILED event can arrive.
-    on_terminated: Callable[[Sequence[AuditRecord]], None] = lambda _lines: None
+    # Called with the records of each TerminateJobs call's accepted jobs as soon as it returns,
+    # so a termination is recorded (and its claim accepted) before its FAILED event can arrive.
+    on_terminated: Callable[[Sequence[TerminationRecord]], None] = lambda _records: None
+    # When this invocation ends (ms since the epoch, UTC): the lease of the claims it takes.
+    lease_until_ms: Callable[[], int] = lambda: _now_ms() + DEFAULT_LEASE_MS
+    # The pause in force (None: not paused), read at most once, when a policy-sourced request
+    # is in the batch. Raises when it cannot be read: those requests are then retried. None: no
+    # pause switch.
+    read_pause: Callable[[], Pause | None] | None = None
     # The blast-radius cap of the event paths (deadline, blocked): given a policy and the jobs
     # this batch would terminate for it, the ones it may (a job counts once per window, however
     # often it is delivered; raises LedgerUnavailable). None: no cap is kept (the sweep's and
@@ -83,9 +127,13 @@ class Terminating:
     event_cap: Callable[[str, Sequence[str]], set[str]] | None = None
 
 
-def rejected_audit(record: ParsedRecord) -> AuditRecord:
-    """A request that is invalid: its line names the job its body names, if any."""
-    return _request_audit(record, Outcome.REJECTED, record.error, record.named_job_id)
+def rejected_audit(record: ParsedRecord) -> list[AuditRecord]:
+    """A request that is invalid: a line per job its body names (by `jobId`, `jobIds` or job
+    ARN, even in a body that is not valid JSON), or one line without a job when it names none."""
+    return [
+        _request_audit(record, Outcome.REJECTED, record.error, job_id)
+        for job_id in (record.named_job_ids or (None,))
+    ]
 
 
 def request_failed_audit(record: ParsedRecord, error: str) -> AuditRecord:
@@ -131,6 +179,8 @@ class _Action:
     stops: frozenset[str]
     error: BatchError | None = None
     done: bool = False
+    # Its termination claim is ours (see `ledger.claim_termination`).
+    claimed: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,6 +199,10 @@ class _Run:
         self.settled: dict[str, set[str]] = defaultdict(set)
         self.attempted: dict[str, set[str]] = defaultdict(set)
         self.failed: dict[str, set[str]] = defaultdict(set)
+        # This invocation's claim token, and when it started reading jobs: a claim whose holder
+        # may have acted after this moment is not taken over on this invocation's view.
+        self.owner = uuid.uuid4().hex
+        self.started_ms = _now_ms()
 
     # -- accounting ------------------------------------------------------------------------
     def emit(self, records: Sequence[AuditRecord]) -> None:
@@ -178,9 +232,10 @@ class _Run:
         for record in records:
             if record.request is None:
                 self.result.rejected.append(record)
-                self.emit([rejected_audit(record)])
+                self.emit(rejected_audit(record))
             else:
                 valid.append(record)
+        valid = self._unless_paused(valid)
         self.states = self._load_states(valid)
         named = [n for record in valid for n in self._name(record)]
         if named and self._describe(named):
@@ -188,6 +243,34 @@ class _Run:
             self._execute(lines)
         self._remember(valid)
         return self.result
+
+    def _unless_paused(self, records: list[ParsedRecord]) -> list[ParsedRecord]:
+        """While paused, policy-sourced requests are skipped (`paused`), a line per job they
+        name; if the pause cannot be read they are retried. People's requests go on."""
+        policy_sourced = [r for r in records if is_policy_sourced(r)]
+        read = self.context.read_pause
+        if read is None or not policy_sourced:
+            return records
+        try:
+            pause = read()
+        except Exception as exc:  # fail closed: a policy path never acts on an unknown switch
+            logger.warning("pause switch unreadable: policy-sourced requests retried: %s", exc)
+            for record in policy_sourced:
+                self.fail_record(record, f"the pause switch could not be read: {exc}")
+            return [r for r in records if not is_policy_sourced(r)]
+        if pause is None:
+            return records
+        for record in policy_sourced:
+            request = record.request
+            assert request is not None
+            ids = request.job_id_list if request.selector is None else []
+            lines = [
+                Line(Named(record, job_id), job_id, None, skip(PAUSED, bool(request.dry_run)))
+                for job_id in ids
+            ] or [Line(Named(record, ""), "", None, skip(PAUSED, bool(request.dry_run)))]
+            audit = [self.outcome(line, Outcome.SKIPPED) for line in lines]
+            self.emit([a if a.job_id else replace(a, job_id=None) for a in audit])
+        return [r for r in records if not is_policy_sourced(r)]
 
     def _load_states(self, records: Sequence[ParsedRecord]) -> dict[str, MessageState] | None:
         """Each record's ledger state; the key is its message's, or, for a redriven request,
@@ -232,7 +315,7 @@ class _Run:
                 ids = request.job_id_list
         except InvalidRequest as exc:
             self.result.rejected.append(_with_error(record, str(exc)))
-            self.emit([rejected_audit(_with_error(record, str(exc)))])
+            self.emit(rejected_audit(_with_error(record, str(exc))))
             return []
         except (BatchCallFailed, LedgerUnavailable) as exc:
             self.fail_record(record, str(exc))
@@ -400,6 +483,7 @@ class _Run:
             else:
                 decided.append(self.outcome(line, Outcome.SKIPPED))
         self.emit(decided)
+        self._claim(plan)
         out_of_time = False
         for reason, group in plan.groups():
             if not out_of_time:
@@ -412,6 +496,122 @@ class _Run:
                 self.emit([self._account(line, a) for a in left for line in plan.lines(a)])
         self.emit([self._account_deferred(line, claim) for line, claim in plan.deferred])
         self.emit([self._account_parent(line) for line in parents])
+        self._settle_claims(plan)
+
+    def _claim(self, plan: _Plan) -> None:
+        """Claim every job a call would name (see the module docstring); those whose claim is
+        not ours leave the plan with their lines. Without the ledger, calls go on unclaimed."""
+        ledger = self.context.ledger
+        actions = plan.actions()
+        if ledger is None or not actions:
+            return
+        lease_until = self.context.lease_until_ms()
+
+        def claim(action: _Action) -> TerminationClaim | LedgerUnavailable:
+            lines = plan.lines(action)
+            line = lines[0]
+            request = line.named.request
+            attempt = next(
+                (n.job.attempt for n in lines if n.job is not None and n.job_id == action.target),
+                0,
+            )
+            wanted = ClaimWanted(action.target, attempt, self.started_ms)
+            holder = ClaimHolder(self.owner, line.named.record.message_id, request.request_id)
+            try:
+                return ledger.claim_termination(wanted, holder, lease_until)
+            except LedgerUnavailable as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=min(CLAIM_THREADS, len(actions))) as pool:
+            answers = list(pool.map(claim, actions))
+        unavailable = [a for a in answers if isinstance(a, LedgerUnavailable)]
+        if unavailable:
+            # As for a by-id request without the ledger: go on, Batch's own state still judges.
+            logger.warning(
+                "termination claims unavailable: calls go on unclaimed",
+                extra={"jobs": len(unavailable), "error": str(unavailable[0])},
+            )
+        for action, answer in zip(actions, answers, strict=True):
+            if isinstance(answer, LedgerUnavailable) or answer.state == "ours":
+                action.claimed = not isinstance(answer, LedgerUnavailable)
+                continue
+            plan.drop(action)
+            action.done = True
+            action.error = BatchError("Claimed", f"claimed by {answer.holder}", False)
+            self.emit([self._account_lost(line, answer) for line in plan.lines(action)])
+
+    def _account_lost(self, line: Line, claim: TerminationClaim) -> AuditRecord:
+        holder = claim.holder or "another request"
+        if claim.state == "accepted":
+            done = replace(
+                line,
+                verdict=skip(
+                    f"already terminated by request {holder}",
+                    line.verdict.dry_run,
+                    line.verdict.age,
+                ),
+            )
+            return self.outcome(done, Outcome.SKIPPED)
+        if claim.state == "held":
+            why = f"another invocation is terminating this job now (request {holder})"
+        else:
+            why = f"request {holder} may have terminated this job since it was read"
+        return self.outcome(line, Outcome.FAILED, f"{why}; delivered again")
+
+    def _settle_claims(self, plan: _Plan) -> None:
+        """Claims of calls that failed: kept as uncertain if the call may have acted, else
+        given back. Accepted ones became records as their calls returned."""
+        ledger = self.context.ledger
+        if ledger is None:
+            return
+        ended = [a for a in plan.actions() if a.claimed and a.error is not None]
+        if not ended:
+            return
+
+        def settle(action: _Action) -> None:
+            assert ledger is not None
+            assert action.error is not None
+            try:
+                if action.error.uncertain:
+                    ledger.mark_uncertain(action.target, self.owner)
+                else:
+                    ledger.release_termination(action.target, self.owner)
+            except LedgerUnavailable as exc:
+                logger.warning(
+                    "termination claim kept until its lease ends",
+                    extra={"job_id": action.target, "error": str(exc)},
+                )
+
+        with ThreadPoolExecutor(max_workers=min(CLAIM_THREADS, len(ended))) as pool:
+            list(pool.map(settle, ended))
+
+    def _records(self, actions: Sequence[_Action], plan: _Plan) -> list[TerminationRecord]:
+        """The termination records of a call's accepted jobs: the target's (its accepted
+        claim) and those of the jobs it stops that have lines (an array's children)."""
+        accepted_at = _now_ms()
+        records: dict[str, TerminationRecord] = {}
+        for action in actions:
+            if action.error is not None:
+                continue
+            lines = plan.lines(action)
+            attempts = {line.job_id: line.job.attempt for line in lines if line.job is not None}
+            for line in lines:
+                request, record = line.named.request, line.named.record
+                for job_id in (action.target, line.job_id):
+                    records.setdefault(
+                        job_id,
+                        TerminationRecord(
+                            job_id,
+                            accepted_at,
+                            request.policy,
+                            request.request_id,
+                            record.source.value,
+                            message_id=record.message_id,
+                            owner=self.owner,
+                            attempt=attempts.get(job_id),
+                        ),
+                    )
+        return list(records.values())
 
     def _account_parent(self, line: Line) -> AuditRecord:
         """An array not terminated as a whole: failed while a child of it failed in this
@@ -428,11 +628,13 @@ class _Run:
         try:
             for results in self.context.batch.terminate_chunks(list(by_target), reason):
                 done: list[AuditRecord] = []
+                returned: list[_Action] = []
                 for result in results:
                     action = by_target[result.job_id]
                     action.error, action.done = result.error, True
+                    returned.append(action)
                     done.extend(self._account(line, action) for line in plan.lines(action))
-                self.context.on_terminated([r for r in done if r.outcome is Outcome.TERMINATED])
+                self.context.on_terminated(self._records(returned, plan))
                 self.emit(done)
         except OutOfTime:
             return True
@@ -549,6 +751,14 @@ class _Plan:
     def lines(self, action: _Action) -> list[Line]:
         return self._lines[id(action)]
 
+    def actions(self) -> list[_Action]:
+        """Every termination still planned."""
+        return [a for a in self._actions.values() if isinstance(a, _Action)]
+
+    def drop(self, action: _Action) -> None:
+        """A termination another request's claim holds: no call here."""
+        self._actions.pop((action.target, action.reason), None)
+
     def groups(self) -> list[tuple[str, list[_Action]]]:
         """Actions by (job queue, reason): TerminateJobs takes "up to 50 jobs in a job queue"."""
         grouped: dict[tuple[str, str], list[_Action]] = defaultdict(list)
@@ -572,5 +782,5 @@ def _with_error(record: ParsedRecord, error: str) -> ParsedRecord:
         error,
         sender=record.sender,
         receive_count=record.receive_count,
-        named_job_id=record.named_job_id,
+        named_job_ids=record.named_job_ids,
     )

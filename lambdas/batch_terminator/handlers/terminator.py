@@ -40,9 +40,9 @@ from batch_terminator.ledger import Ledger, LedgerUnavailable, TerminationRecord
 from batch_terminator.logging_setup import make_logger
 from batch_terminator.logic.evaluate import TAG_LIMIT_CAP
 from batch_terminator.logic.parse import ParsedRecord, parse_record
-from batch_terminator.models.audit import AuditRecord
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator.models.request import Origin
+from batch_terminator.pausing import Pause, read_pause
 from batch_terminator.reporting import count_outcomes, write_audit
 from batch_terminator.terminations import BatchResult, Terminating, process
 
@@ -66,22 +66,28 @@ class Dependencies:
     sqs_client: Any
     dlq_url: str
     ledger: Ledger
+    # The ledger table's client and name, for the pause switch (`pausing.py`).
+    dynamodb_client: Any
+    ledger_table: str
     origin: Origin
     max_receive_count: int
 
 
 @cache
 def dependencies() -> Dependencies:
+    dynamodb = dynamodb_client()
     return Dependencies(
         config=load_config(),
         batch_client=batch_client(),
         sqs_client=sqs_client(),
         dlq_url=os.environ[DLQ_URL_ENV],
         ledger=Ledger(
-            dynamodb_client(),
+            dynamodb,
             os.environ[LEDGER_TABLE_ENV],
             int(os.environ.get(LEDGER_TTL_SECONDS_ENV) or DEFAULT_LEDGER_TTL_SECONDS),
         ),
+        dynamodb_client=dynamodb,
+        ledger_table=os.environ[LEDGER_TABLE_ENV],
         origin=Origin(os.environ.get(ACCOUNT_ID_ENV) or None, os.environ.get(REGION_ENV) or None),
         max_receive_count=int(os.environ.get(MAX_RECEIVE_COUNT_ENV) or DEFAULT_MAX_RECEIVE_COUNT),
     )
@@ -110,6 +116,25 @@ def process_event(
             context.get_remaining_time_in_millis() > RESERVE_MILLIS + KEEP_FOR_TERMINATING_MILLIS
         )
 
+    def lease_until_ms() -> int:
+        now_ms = int(time.time() * 1000)
+        left = context.get_remaining_time_in_millis() if context is not None else None
+        return now_ms + (left if left is not None else 15 * 60 * 1000)
+
+    def pause() -> Pause | None:
+        found = read_pause(deps.dynamodb_client, deps.ledger_table)
+        if found is not None:
+            logger.info(
+                "paused",
+                extra={
+                    "paused_by": found.paused_by,
+                    "paused_at": found.paused_at,
+                    "pause_reason": found.reason,
+                    "path": "terminator",
+                },
+            )
+        return found
+
     batch = BatchApi(deps.batch_client, time_is_low=time_is_low)
     result = process(
         records,
@@ -121,7 +146,9 @@ def process_event(
             ledger=deps.ledger,
             max_receive_count=deps.max_receive_count,
             enough_time=enough_time,
-            on_terminated=lambda lines: record_terminations(deps.ledger, lines),
+            on_terminated=lambda records: record_terminations(deps.ledger, records),
+            lease_until_ms=lease_until_ms,
+            read_pause=pause,
             event_cap=lambda policy, jobs: event_path_allowance(deps, policy, jobs),
         ),
     )
@@ -177,18 +204,12 @@ def _short_hash(job_id: str) -> str:
     return hashlib.sha256(job_id.encode()).hexdigest()[:12]
 
 
-def record_terminations(ledger: Ledger, lines: Sequence[AuditRecord]) -> None:
-    """Remember the jobs one TerminateJobs call terminated, as soon as it returned (`now` is
-    when Batch accepted them), for the deadline function to confirm when their FAILED events
-    arrive. Best effort: a termination stands even if it cannot be recorded."""
-    accepted_at_ms = int(datetime.now(UTC).timestamp() * 1000)
-    records = [
-        TerminationRecord(
-            line.job_id, accepted_at_ms, line.policy, line.request_id, line.source.value
-        )
-        for line in lines
-        if line.outcome is Outcome.TERMINATED and line.job_id is not None
-    ]
+def record_terminations(ledger: Ledger, records: Sequence[TerminationRecord]) -> None:
+    """Remember the jobs one TerminateJobs call terminated, as soon as it returned, for the
+    deadline function to confirm when their FAILED events arrive; each record is also its
+    job's accepted claim. Best effort: a termination stands even if it cannot be recorded (its
+    claim then holds other requests off until its lease ends, and Batch shows the job
+    terminated by then)."""
     if not records:
         return
     try:

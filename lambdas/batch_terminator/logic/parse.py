@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from batch_terminator.contract import (
     EVENT_SOURCE,
     LEDGER_KEY_ATTRIBUTE,
+    MAX_JOB_IDS_PER_REQUEST,
     REQUEST_DETAIL_TYPE,
     SOURCE_ATTRIBUTE,
     Source,
@@ -35,12 +37,17 @@ class ParsedRecord:
     sender: str | None = None
     # ApproximateReceiveCount: 1 on the first delivery.
     receive_count: int = 1
-    # A job id the body names, even when the request is rejected (for the audit line).
-    named_job_id: str | None = None
+    # The job ids the body names, even when the request is rejected (for its audit lines).
+    named_job_ids: tuple[str, ...] = ()
     # The ledger key a redriven request carries (message attribute `ledgerKey`), unverified.
     carried_key: str | None = None
     # ApproximateFirstReceiveTimestamp: when the message was first delivered (UTC).
     first_received_at: datetime | None = None
+
+    @property
+    def named_job_id(self) -> str | None:
+        """The first job id the body names, if any."""
+        return self.named_job_ids[0] if self.named_job_ids else None
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -133,16 +140,42 @@ def _receive_count(attributes: dict[str, Any]) -> int:
         return 1
 
 
-def _named_job_id(body: str) -> str | None:
-    """Best effort, for a rejected request's audit line: the body's `jobId`, if it is a string."""
+# What a rejected request's lines may name: Batch job ids (UUIDs; `uuid:index` for an array
+# child, `uuid#node` for a node; Batch user guide, "Array jobs", "Multi-node parallel jobs"),
+# alone or at the end of a job ARN.
+_UUID_TEXT = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+_JOB_ID_TEXT = rf"{_UUID_TEXT}(?::(?:0|[1-9][0-9]{{0,4}})|#(?:0|[1-9][0-9]{{0,4}}))?"
+_NAMED_JOB = re.compile(rf"(?:arn:aws[a-z-]*:batch:[a-z0-9-]+:\d{{12}}:job/)?({_JOB_ID_TEXT})")
+# `"jobId": "…"` or `"jobIds": [ … ]` in a body that is not valid JSON.
+_JOB_KEYS = re.compile(r'"jobIds?"\s*:\s*(\[[^\]]{0,20000}\]?|"[^"]{0,300}")')
+
+
+def _job_ids_in(values: list[Any]) -> list[str]:
+    found = []
+    for value in values:
+        match = _NAMED_JOB.fullmatch(value) if isinstance(value, str) else None
+        if match:
+            found.append(match.group(1))
+    return found
+
+
+def _named_job_ids(body: str) -> tuple[str, ...]:
+    """Best effort, for a rejected request's audit lines: the job ids its `jobId` and `jobIds`
+    name (a job ARN as its id), at most MAX_JOB_IDS_PER_REQUEST; in a body that is not JSON,
+    what such keys seem to name. Strings that are no job id are left out."""
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):
-        return None
-    if isinstance(payload, dict) and isinstance(payload.get("detail"), dict):
-        payload = payload["detail"]
-    job_id = payload.get("jobId") if isinstance(payload, dict) else None
-    return job_id[:256] if isinstance(job_id, str) else None
+        texts = [m.group(1) for m in _JOB_KEYS.finditer(body[:262_144])]
+        ids = [m.group(1) for text in texts for m in _NAMED_JOB.finditer(text)]
+    else:
+        if isinstance(payload, dict) and isinstance(payload.get("detail"), dict):
+            payload = payload["detail"]
+        if not isinstance(payload, dict):
+            return ()
+        listed = payload.get("jobIds")
+        ids = _job_ids_in([payload.get("jobId"), *(listed if isinstance(listed, list) else [])])
+    return tuple(dict.fromkeys(ids))[:MAX_JOB_IDS_PER_REQUEST]
 
 
 def _attribute(message_attributes: Any, name: str) -> str | None:
@@ -187,5 +220,5 @@ def parse_record(record: dict[str, Any], origin: Origin | None = None) -> Parsed
         error,
         sender=sender,
         receive_count=receive_count,
-        named_job_id=_named_job_id(body),
+        named_job_ids=_named_job_ids(body),
     )
