@@ -24,6 +24,10 @@ LOG_RETENTION_DAYS: Final = "logRetentionDays"
 ALARM_TOPIC_ARN: Final = "alarmTopicArn"
 # An existing SNS topic the brake subscribes to (alarm notifications, AWS Budgets alerts).
 BRAKE_TOPIC_ARN: Final = "brakeTopicArn"
+# Lambda's own X-Ray tracing of each invocation: `active` or `off`.
+TRACING: Final = "tracing"
+# `key=value`: batch:TerminateJob only on jobs carrying this tag (aws:ResourceTag condition).
+TERMINATE_ONLY_TAGGED: Final = "terminateOnlyTagged"
 
 CONTEXT_KEYS: Final = (
     STACK_NAME,
@@ -40,9 +44,14 @@ CONTEXT_KEYS: Final = (
     LOG_RETENTION_DAYS,
     ALARM_TOPIC_ARN,
     BRAKE_TOPIC_ARN,
+    TRACING,
+    TERMINATE_ONLY_TAGGED,
 )
 
 ARCHITECTURES: Final = ("arm64", "x86_64")
+TRACING_ACTIVE: Final = "active"
+TRACING_OFF: Final = "off"
+TRACING_MODES: Final = (TRACING_ACTIVE, TRACING_OFF)
 # The values CloudWatch Logs accepts for a log group's retention.
 LOG_RETENTION_CHOICES: Final = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
@@ -54,10 +63,38 @@ SQS_BATCH_SIZE_WITHOUT_WINDOW: Final = 10
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 _PYTHON_RUNTIME = re.compile(r"^python3\.\d{1,2}$")
 _SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+# Batch tags (TagResource): keys of 1 to 128 and values of up to 256 letters, digits, spaces and
+# `_ . : / = + - @`; a key cannot hold `=` here (it separates key from value), nor start with
+# `aws:` (reserved for AWS's own tags).
+_TAG_KEY = re.compile(r"^[\w.:/+\-@ ]{1,128}$")
+_TAG_VALUE = re.compile(r"^[\w.:/=+\-@ ]{0,256}$")
 
 
 class SettingsError(ValueError):
     """A context value that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class TagCondition:
+    """A tag a job must carry for the terminator to be allowed to terminate it (IAM)."""
+
+    key: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> TagCondition:
+        """`team=ml` -> TagCondition("team", "ml"). Raises SettingsError naming the key."""
+        key, separator, value = text.partition("=")
+        key, value = key.strip(), value.strip()
+        if not separator or not _TAG_KEY.match(key) or not _TAG_VALUE.match(value):
+            raise SettingsError(
+                f"{TERMINATE_ONLY_TAGGED}: expected key=value (a Batch tag), got {text!r}"
+            )
+        if key.lower().startswith("aws:"):
+            raise SettingsError(
+                f"{TERMINATE_ONLY_TAGGED}: tag keys starting with 'aws:' are reserved by AWS"
+            )
+        return cls(key=key, value=value)
 
 
 @dataclass(frozen=True)
@@ -78,6 +115,12 @@ class StackSettings:
     log_retention_days: int = 90
     alarm_topic_arn: str | None = None
     brake_topic_arn: str | None = None
+    tracing: str = TRACING_ACTIVE
+    terminate_only_tagged: TagCondition | None = None
+
+    @property
+    def tracing_active(self) -> bool:
+        return self.tracing == TRACING_ACTIVE
 
     def __post_init__(self) -> None:
         if (
@@ -134,6 +177,8 @@ class StackSettings:
             ),
             alarm_topic_arn=read.optional_matching(ALARM_TOPIC_ARN, _SNS_TOPIC_ARN),
             brake_topic_arn=read.optional_matching(BRAKE_TOPIC_ARN, _SNS_TOPIC_ARN),
+            tracing=read.choice(TRACING, defaults.tracing, TRACING_MODES),
+            terminate_only_tagged=read.optional_tag(TERMINATE_ONLY_TAGGED),
         )
 
 
@@ -166,6 +211,12 @@ class _ContextReader:
         if not pattern.match(text):
             raise SettingsError(f"{key}: {text!r} is not an SNS topic ARN")
         return text
+
+    def optional_tag(self, key: str) -> TagCondition | None:
+        value = self._raw(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return TagCondition.parse(self.text(key, ""))
 
     def integer(self, key: str, default: int, minimum: int, maximum: int) -> int:
         value = self._raw(key)

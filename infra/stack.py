@@ -12,11 +12,12 @@ from constructs import Construct
 from batch_terminator.contract import EVENT_SOURCE, REQUEST_DETAIL_TYPE
 from batch_terminator.models.policies import PoliciesFile
 from infra.constructs.brake import Brake
+from infra.constructs.dashboard import Dashboard
 from infra.constructs.deadlines import Deadlines
 from infra.constructs.intake import Intake
 from infra.constructs.lambda_package import LambdaPackage
 from infra.constructs.ledger import Ledger
-from infra.constructs.monitoring import Monitoring
+from infra.constructs.monitoring import Monitoring, Watched
 from infra.constructs.policies import Policies
 from infra.constructs.terminator import Terminator
 from infra.settings import StackSettings
@@ -53,7 +54,12 @@ class BatchTerminatorStack(Stack):
             ledger=self.ledger,
         )
         self.policies = Policies(
-            self, "Policies", package=package, policies=policies, request_queue=self.intake.queue
+            self,
+            "Policies",
+            package=package,
+            policies=policies,
+            request_queue=self.intake.queue,
+            ledger=self.ledger,
         )
         self.deadlines = Deadlines(
             self,
@@ -73,22 +79,57 @@ class BatchTerminatorStack(Stack):
             request_queue=self.intake.queue,
             ledger=self.ledger,
         )
-        self.monitoring = Monitoring(
-            self,
-            "Monitoring",
-            dead_letter_queue=self.intake.dead_letter_queue,
-            sweep_failure_queue=self.policies.failure_queue,
-            events_dead_letter_queue=self.deadlines.events_dead_letter_queue,
-            schedule_dead_letter_queue=self.deadlines.schedule_dead_letter_queue,
-            brake_failure_queue=self.brake.failure_queue,
-            audit_log_groups=[
+        watched = Watched(
+            failure_queues={
+                "DeadLetterQueueNotEmpty": (
+                    self.intake.dead_letter_queue,
+                    "Termination requests are in the dead-letter queue: rejected (invalid) or "
+                    "failed after retries. See the queue's messages and the rejected-and-failed "
+                    "saved query.",
+                ),
+                "SweepFailuresQueued": (
+                    self.policies.failure_queue,
+                    "A scheduled policy sweep failed after retries: scheduled policies did not run.",
+                ),
+                "EventsDeadLetterQueueNotEmpty": (
+                    self.deadlines.events_dead_letter_queue,
+                    "Batch job events the deadline function could not process after retries (or "
+                    "that EventBridge could not deliver): their deadlines may not be scheduled. "
+                    "The sweeper still catches those jobs; see the queue's messages and the "
+                    "deadline log group.",
+                ),
+                "ScheduleDeadLettersQueued": (
+                    self.deadlines.schedule_dead_letter_queue,
+                    "A deadline schedule could not send its termination request to the request "
+                    "queue after retries: that deadline was missed (the sweeper remains the net).",
+                ),
+                "BrakeFailuresQueued": (
+                    self.brake.failure_queue,
+                    "An alarm brake failed after retries, or its alarm could not be delivered: "
+                    "the alarm-triggered policies may not have run.",
+                ),
+            },
+            functions={
+                "Terminator": self.terminator.function,
+                "Sweeper": self.policies.function,
+                "Deadline": self.deadlines.function,
+                "Brake": self.brake.function,
+            },
+            sweeper=self.policies.function,
+            schedule_group=self.deadlines.schedule_group,
+            audit_log_group=self.terminator.log_group,
+            deadline_log_group=self.deadlines.log_group,
+            log_groups=[
                 self.terminator.log_group,
                 self.policies.log_group,
                 self.deadlines.log_group,
                 self.brake.log_group,
             ],
-            alarm_topic_arn=settings.alarm_topic_arn,
         )
+        self.monitoring = Monitoring(
+            self, "Monitoring", watched=watched, alarm_topic_arn=settings.alarm_topic_arn
+        )
+        self.dashboard = Dashboard(self, "Dashboard", watched=watched)
         self._outputs()
 
     def _outputs(self) -> None:

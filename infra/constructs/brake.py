@@ -45,7 +45,6 @@ from infra.constructs.lambda_package import (
     batch_read_statement,
     function_role,
     log_group_statement,
-    xray_statement,
 )
 from infra.constructs.ledger import Ledger
 from infra.nag import acknowledge
@@ -108,13 +107,14 @@ class Brake(Construct):
                     resources=[self.failure_queue.queue_arn],
                 ),
                 # Each alarm transition is claimed with a conditional put; a brake that fails
-                # before it has requested anything releases its claim.
+                # before it has requested anything releases its claim. GetItem also reads the
+                # pause switch: a paused system does not brake.
                 iam.PolicyStatement(
                     sid="ClaimAlarmTransitions",
                     actions=["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
                     resources=[ledger.table.table_arn],
                 ),
-                xray_statement(),
+                *package.tracing_statements(),
                 log_group_statement(self.log_group),
             ],
         )

@@ -51,7 +51,6 @@ from infra.constructs.lambda_package import (
     batch_read_statement,
     function_role,
     log_group_statement,
-    xray_statement,
 )
 from infra.constructs.ledger import Ledger
 from infra.nag import acknowledge
@@ -202,7 +201,14 @@ class Deadlines(Construct):
                     actions=["dynamodb:UpdateItem"],
                     resources=[ledger.table.table_arn],
                 ),
-                xray_statement(),
+                # The pause switch (one item, read by key): a deadline due while paused is
+                # not enqueued.
+                iam.PolicyStatement(
+                    sid="ReadPauseSwitch",
+                    actions=["dynamodb:GetItem"],
+                    resources=[ledger.table.table_arn],
+                ),
+                *package.tracing_statements(),
                 log_group_statement(self.log_group),
             ],
         )

@@ -46,6 +46,14 @@ def base_environment() -> dict[str, str]:
     }
 
 
+TRACING_OFF_REASON: Final = (
+    "Tracing is off by choice, with the tracing context key set to 'off': Lambda's active "
+    "tracing records each invocation's segment in X-Ray at X-Ray's per-trace price; a "
+    "deployment that does not want that cost or data turns it off. The functions carry no "
+    "tracing SDK either way, so nothing else changes; 'active' turns it back on."
+)
+
+
 @dataclass(frozen=True)
 class LambdaPackage:
     code: lambda_.Code
@@ -53,6 +61,8 @@ class LambdaPackage:
     architecture: lambda_.Architecture
     powertools_layer: lambda_.ILayerVersion
     log_retention: logs.RetentionDays
+    # Lambda's active tracing (TracingConfig Active): the invocation segments, no SDK in code.
+    tracing_active: bool = True
 
     @classmethod
     def create(cls, scope: Construct, settings: StackSettings, asset_dir: Path) -> LambdaPackage:
@@ -70,7 +80,12 @@ class LambdaPackage:
                 scope, "PowertoolsLayer", layer_arn
             ),
             log_retention=_retention(settings.log_retention_days),
+            tracing_active=settings.tracing_active,
         )
+
+    def tracing_statements(self) -> list[iam.PolicyStatement]:
+        """The X-Ray statement when tracing is active; nothing when it is off."""
+        return [xray_statement()] if self.tracing_active else []
 
     def function(
         self,
@@ -85,7 +100,8 @@ class LambdaPackage:
         environment: dict[str, str],
         dead_letter_queue: sqs.IQueue | None = None,
     ) -> lambda_.Function:
-        """A function of this package: its layer, tracing on, its own log group and a fixed role."""
+        """A function of this package: its layer, its tracing mode (Active, or none when off),
+        its own log group and a fixed role."""
         function = lambda_.Function(
             scope,
             "Function",
@@ -97,7 +113,7 @@ class LambdaPackage:
             memory_size=memory_size,
             timeout=timeout,
             reserved_concurrent_executions=reserved_concurrency,
-            tracing=lambda_.Tracing.ACTIVE,
+            tracing=lambda_.Tracing.ACTIVE if self.tracing_active else lambda_.Tracing.DISABLED,
             log_group=log_group,
             role=fixed(role),
             dead_letter_queue=dead_letter_queue,
@@ -105,6 +121,8 @@ class LambdaPackage:
         )
         drop_redundant_role_dependency(function)
         self.acknowledge_runtime(function)
+        if not self.tracing_active:
+            acknowledge(function, "Serverless-LambdaTracing", TRACING_OFF_REASON)
         return function
 
     def acknowledge_runtime(self, function: lambda_.Function) -> None:
@@ -156,6 +174,7 @@ def log_group_statement(log_group: logs.ILogGroup) -> iam.PolicyStatement:
 
 
 def xray_statement() -> iam.PolicyStatement:
+    """What Lambda's active tracing needs of the function's role: X-Ray takes only '*'."""
     return iam.PolicyStatement(
         sid="XRayTracing",
         actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
@@ -184,7 +203,7 @@ def batch_queue_discovery_statement() -> iam.PolicyStatement:
 WILDCARD_RESOURCE_REASON: Final = (
     "Resource '*' appears only with actions that have no resource-level permissions: "
     "batch:DescribeJobs, batch:ListJobs and batch:DescribeJobQueues (Batch defines no resource "
-    "type for them) and "
+    "type for them) and, when tracing is active, "
     "xray:PutTraceSegments / xray:PutTelemetryRecords (X-Ray accepts only '*')."
 )
 

@@ -1,14 +1,18 @@
-"""Monitoring: alarms on what must never pass unnoticed, and saved Logs Insights audit queries."""
+"""Monitoring: alarms on what must never pass unnoticed, the saved Logs Insights queries that
+answer the README's audit questions, and the dashboard (infra/constructs/dashboard.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -17,18 +21,24 @@ from batch_terminator.contract import METRICS_NAMESPACE, SERVICE_NAME
 
 QUERY_FOLDER: Final = "batch-terminator"
 METRIC_PERIOD: Final = Duration.minutes(5)
+# Lambda retries throttled work (SQS redelivers, asynchronous invocations are retried for up to
+# 6 hours): a throttle is worth an alarm when it lasts, not when three alarm paths of one
+# transition reach the brake (reserved concurrency 1) in the same second.
+THROTTLE_PERIODS: Final = 3
 # Audit lines are Powertools JSON with "message": "termination" (see the design's audit record).
-_AUDIT_FILTER: Final = 'message = "termination"'
+AUDIT_FILTER: Final = 'message = "termination"'
+# The placeholder a reader replaces in the job-history query.
+JOB_ID_PLACEHOLDER: Final = "REPLACE-WITH-JOB-ID"
 _LATEST: Final = 100
 
 
-def service_metric(metric_name: str) -> cloudwatch.Metric:
+def service_metric(metric_name: str, statistic: str = cloudwatch.Stats.SUM) -> cloudwatch.Metric:
     """A run total: the series that carries only the `service` dimension (Powertools default)."""
     return cloudwatch.Metric(
         namespace=METRICS_NAMESPACE,
         metric_name=metric_name,
         dimensions_map={"service": SERVICE_NAME},
-        statistic=cloudwatch.Stats.SUM,
+        statistic=statistic,
         period=METRIC_PERIOD,
     )
 
@@ -52,21 +62,21 @@ def _job_fields(why: str) -> list[str]:
 
 
 def audit_queries() -> dict[str, logs.QueryString]:
-    """Saved query name (below the folder) -> query over the audit lines."""
+    """Saved query name (below the folder) -> query over the terminator's audit lines."""
     return {
         "terminations-by-outcome": logs.QueryString(
-            filter_statements=[_AUDIT_FILTER],
+            filter_statements=[AUDIT_FILTER],
             stats_statements=["count(*) as jobs by outcome"],
         ),
         "terminated-jobs": logs.QueryString(
             fields=_job_fields("reason"),
-            filter_statements=[_AUDIT_FILTER, 'outcome = "terminated"'],
+            filter_statements=[AUDIT_FILTER, 'outcome = "terminated"'],
             sort="@timestamp desc",
             limit=_LATEST,
         ),
         "skipped-jobs": logs.QueryString(
             fields=_job_fields("skip_reason"),
-            filter_statements=[_AUDIT_FILTER, 'outcome = "skipped"'],
+            filter_statements=[AUDIT_FILTER, 'outcome = "skipped"'],
             sort="@timestamp desc",
             limit=_LATEST,
         ),
@@ -85,16 +95,132 @@ def audit_queries() -> dict[str, logs.QueryString]:
                 "request_id",
                 "message_id",
             ],
-            filter_statements=[_AUDIT_FILTER, 'outcome in ["rejected", "failed"]'],
+            filter_statements=[AUDIT_FILTER, 'outcome in ["rejected", "failed"]'],
             sort="@timestamp desc",
             limit=_LATEST,
         ),
         "terminations-by-policy": logs.QueryString(
-            filter_statements=[_AUDIT_FILTER, "ispresent(policy)"],
+            filter_statements=[AUDIT_FILTER, "ispresent(policy)"],
             stats_statements=["count(*) as jobs by policy, outcome"],
             sort="jobs desc",
         ),
+        "terminations-by-source": logs.QueryString(
+            filter_statements=[AUDIT_FILTER],
+            stats_statements=["count(*) as jobs by source, outcome"],
+            sort="jobs desc",
+        ),
+        # Rolling out safely: what the dry-run policies would have terminated, per policy.
+        "dry-run-decisions": logs.QueryString(
+            fields=_job_fields("skip_reason"),
+            filter_statements=[AUDIT_FILTER, "skip_reason like /dry run/"],
+            sort="@timestamp desc",
+            limit=_LATEST,
+        ),
+        # Who asked for terminations by hand, and who really sent them (SQS SenderId).
+        "requests-by-sender": logs.QueryString(
+            filter_statements=[AUDIT_FILTER, 'source = "request"'],
+            stats_statements=["count(*) as jobs by requested_by, sender, outcome"],
+            sort="jobs desc",
+        ),
     }
+
+
+def operations_queries() -> dict[str, logs.QueryString]:
+    """Saved query name -> query over the other lines: runs, caps, pauses, brakes, deadlines."""
+    return {
+        # A template: replace the placeholder with a job id; every function's lines about it.
+        "job-history": logs.QueryString(
+            fields=[
+                "@timestamp",
+                "@log",
+                "message",
+                "outcome",
+                "policy",
+                "source",
+                "reason",
+                "skip_reason",
+                "error",
+                "why",
+                "request_id",
+            ],
+            filter_statements=[f'job_id = "{JOB_ID_PLACEHOLDER}"'],
+            sort="@timestamp asc",
+        ),
+        "policy-runs": logs.QueryString(
+            fields=["@timestamp", "source", "run_id", "enqueued", "messages", "batch_calls"],
+            filter_statements=['message = "policy run"'],
+            sort="@timestamp desc",
+            limit=_LATEST,
+        ),
+        "caps-reached": logs.QueryString(
+            fields=["@timestamp", "policy", "capped", "max_per_run", "run_id"],
+            filter_statements=['message = "policy cap reached"'],
+            sort="@timestamp desc",
+            limit=_LATEST,
+        ),
+        # Pause and resume: the sweeper's and brake's lines while paused, and the requests of
+        # policy paths the terminator skipped because of it.
+        "pauses": logs.QueryString(
+            fields=["@timestamp", "@log", "message", "source", "policy", "job_id", "skip_reason"],
+            filter_statements=['message like /(?i)paused/ or skip_reason = "paused"'],
+            sort="@timestamp desc",
+            limit=_LATEST,
+        ),
+        "brakes": logs.QueryString(
+            fields=[
+                "@timestamp",
+                "message",
+                "kind",
+                "trigger",
+                "path",
+                "key",
+                "enqueued",
+                "resumed",
+                "why",
+                "error",
+            ],
+            filter_statements=["message like /^brake /"],
+            sort="@timestamp desc",
+            limit=_LATEST,
+        ),
+        "deadline-events": logs.QueryString(
+            fields=["@timestamp", "job_id", "outcome", "why", "error", "message_id"],
+            filter_statements=['message = "deadline event"'],
+            sort="@timestamp desc",
+            limit=_LATEST,
+        ),
+        "deadline-schedules": logs.QueryString(
+            filter_statements=['message = "deadline batch"'],
+            stats_statements=[
+                "sum(schedules_created) as created, sum(schedules_updated) as updated, "
+                "sum(schedules_deleted) as deleted, sum(enqueued) as due_now by bin(1h)"
+            ],
+        ),
+        # Request to stop: from TerminateJobs accepting a job to its FAILED event.
+        "termination-latency": logs.QueryString(
+            filter_statements=['message = "termination confirmed"'],
+            stats_statements=[
+                "count(*) as confirmed, pct(seconds_to_stop, 50) as p50, "
+                "pct(seconds_to_stop, 99) as p99, max(seconds_to_stop) as slowest "
+                "by policy, source"
+            ],
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What the stack gives monitoring to watch."""
+
+    # Queue name as the alarm calls it -> (queue, what a message there means).
+    failure_queues: Mapping[str, tuple[sqs.IQueue, str]]
+    # Function name as the dashboard calls it (Terminator, Sweeper, Deadline, Brake) -> function.
+    functions: Mapping[str, lambda_.IFunction]
+    sweeper: lambda_.IFunction
+    schedule_group: scheduler.IScheduleGroup
+    audit_log_group: logs.ILogGroup
+    deadline_log_group: logs.ILogGroup
+    log_groups: Sequence[logs.ILogGroup]
 
 
 class Monitoring(Construct):
@@ -103,63 +229,48 @@ class Monitoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        dead_letter_queue: sqs.IQueue,
-        sweep_failure_queue: sqs.IQueue,
-        events_dead_letter_queue: sqs.IQueue,
-        schedule_dead_letter_queue: sqs.IQueue,
-        brake_failure_queue: sqs.IQueue,
-        audit_log_groups: Sequence[logs.ILogGroup],
+        watched: Watched,
         alarm_topic_arn: str | None,
     ) -> None:
         super().__init__(scope, construct_id)
 
-        self.dead_letter_alarm = self._queue_not_empty(
-            "DeadLetterQueueNotEmpty",
-            dead_letter_queue,
-            "Termination requests are in the dead-letter queue: rejected (invalid) or failed "
-            "after retries. See the queue's messages and the rejected-and-failed saved query.",
-        )
-        self.sweep_failure_alarm = self._queue_not_empty(
-            "SweepFailuresQueued",
-            sweep_failure_queue,
-            "A scheduled policy sweep failed after retries: scheduled policies did not run.",
-        )
-        self.events_dead_letter_alarm = self._queue_not_empty(
-            "EventsDeadLetterQueueNotEmpty",
-            events_dead_letter_queue,
-            "Batch job events the deadline function could not process after retries (or that "
-            "EventBridge could not deliver): their deadlines may not be scheduled. The sweeper "
-            "still catches those jobs; see the queue's messages and the deadline log group.",
-        )
-        self.schedule_dead_letter_alarm = self._queue_not_empty(
-            "ScheduleDeadLettersQueued",
-            schedule_dead_letter_queue,
-            "A deadline schedule could not send its termination request to the request queue "
-            "after retries: that deadline was missed (the sweeper remains the net).",
-        )
-        self.brake_failure_alarm = self._queue_not_empty(
-            "BrakeFailuresQueued",
-            brake_failure_queue,
-            "An alarm brake failed after retries, or its alarm could not be delivered: the "
-            "alarm-triggered policies may not have run.",
-        )
+        self.queue_alarms = {
+            name: self._queue_not_empty(name, queue, description)
+            for name, (queue, description) in watched.failure_queues.items()
+        }
         self.policy_cap_alarm = self._count_alarm(
             "PolicyCapReached",
             "A policy hit its maxPerRun blast-radius cap: more jobs matched than it may terminate "
-            "in one run.",
+            "in one run. See the caps-reached saved query.",
         )
         self.terminations_failed_alarm = self._count_alarm(
             "TerminationsFailed",
-            "Batch refused or failed terminations; the requests are retried, then dead-lettered.",
+            "Batch refused or failed terminations; the requests are retried, then dead-lettered. "
+            "See the rejected-and-failed saved query.",
         )
-        self.alarms = [
-            self.dead_letter_alarm,
-            self.sweep_failure_alarm,
-            self.events_dead_letter_alarm,
-            self.schedule_dead_letter_alarm,
-            self.brake_failure_alarm,
+        self.function_alarms = self._function_alarms(watched.functions)
+        self.schedules_dropped_alarm = cloudwatch.Alarm(
+            self,
+            "DeadlineSchedulesDropped",
+            alarm_description=(
+                "EventBridge Scheduler dropped a deadline schedule's invocation: the request was "
+                "neither delivered to the request queue nor sent to the schedules' dead-letter "
+                "queue. That deadline was missed; the sweeper remains the net."
+            ),
+            metric=watched.schedule_group.metric_dropped(
+                statistic=cloudwatch.Stats.SUM, period=METRIC_PERIOD
+            ),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.alarms: list[cloudwatch.Alarm] = [
+            *self.queue_alarms.values(),
             self.policy_cap_alarm,
             self.terminations_failed_alarm,
+            *self.function_alarms,
+            self.schedules_dropped_alarm,
         ]
 
         if alarm_topic_arn:
@@ -173,9 +284,9 @@ class Monitoring(Construct):
                 f"Query-{name}",
                 query_definition_name=f"{QUERY_FOLDER}/{name}",
                 query_string=query,
-                log_groups=list(audit_log_groups),
+                log_groups=list(watched.log_groups),
             )
-            for name, query in audit_queries().items()
+            for name, query in {**audit_queries(), **operations_queries()}.items()
         ]
 
     def _queue_not_empty(
@@ -206,3 +317,50 @@ class Monitoring(Construct):
             # No data means nothing happened: the metrics are only written when it does.
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
+
+    def _function_alarms(
+        self, functions: Mapping[str, lambda_.IFunction]
+    ) -> list[cloudwatch.Alarm]:
+        """Errors: any in 5 minutes. Throttles: some in each of 3 consecutive 5-minute periods."""
+        alarms = []
+        for name, function in functions.items():
+            alarms.append(
+                cloudwatch.Alarm(
+                    self,
+                    f"{name}Errors",
+                    alarm_description=(
+                        f"The {name.lower()} function failed an invocation (an exception or a "
+                        "timeout). Its work is retried; see its log group for the error."
+                    ),
+                    metric=function.metric_errors(
+                        statistic=cloudwatch.Stats.SUM, period=METRIC_PERIOD
+                    ),
+                    threshold=1,
+                    comparison_operator=(
+                        cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+                    ),
+                    evaluation_periods=1,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
+            )
+            alarms.append(
+                cloudwatch.Alarm(
+                    self,
+                    f"{name}Throttles",
+                    alarm_description=(
+                        f"The {name.lower()} function has been throttled for "
+                        f"{THROTTLE_PERIODS * 5} minutes: its reserved concurrency is taken. "
+                        "Lambda retries throttled work, so a backlog is building."
+                    ),
+                    metric=function.metric_throttles(
+                        statistic=cloudwatch.Stats.SUM, period=METRIC_PERIOD
+                    ),
+                    threshold=1,
+                    comparison_operator=(
+                        cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+                    ),
+                    evaluation_periods=THROTTLE_PERIODS,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
+            )
+        return alarms

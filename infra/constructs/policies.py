@@ -13,6 +13,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from batch_terminator.contract import LEDGER_TABLE_ENV, REQUEST_QUEUE_URL_ENV
 from batch_terminator.models.policies import PoliciesFile
 from infra.constructs.intake import DLQ_HAS_NO_REDRIVE, DLQ_RETENTION, encrypted_queue
 from infra.constructs.lambda_package import (
@@ -22,8 +23,8 @@ from infra.constructs.lambda_package import (
     batch_read_statement,
     function_role,
     log_group_statement,
-    xray_statement,
 )
+from infra.constructs.ledger import Ledger
 from infra.nag import acknowledge
 
 HANDLER: Final = "batch_terminator.handlers.sweeper.handler"
@@ -53,6 +54,7 @@ class Policies(Construct):
         package: LambdaPackage,
         policies: PoliciesFile,
         request_queue: sqs.IQueue,
+        ledger: Ledger,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -80,7 +82,13 @@ class Policies(Construct):
                     actions=["sqs:SendMessage"],
                     resources=[self.failure_queue.queue_arn],
                 ),
-                xray_statement(),
+                # The pause switch (one item, read by key): a paused system does not sweep.
+                iam.PolicyStatement(
+                    sid="ReadPauseSwitch",
+                    actions=["dynamodb:GetItem"],
+                    resources=[ledger.table.table_arn],
+                ),
+                *package.tracing_statements(),
                 log_group_statement(self.log_group),
             ],
         )
@@ -95,7 +103,10 @@ class Policies(Construct):
             log_group=self.log_group,
             role=self.role,
             dead_letter_queue=self.failure_queue,
-            environment={"REQUEST_QUEUE_URL": request_queue.queue_url},
+            environment={
+                REQUEST_QUEUE_URL_ENV: request_queue.queue_url,
+                LEDGER_TABLE_ENV: ledger.table.table_name,
+            },
         )
 
         minutes = sweep_minutes(policies.settings.sweep_interval)

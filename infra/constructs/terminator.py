@@ -24,11 +24,10 @@ from infra.constructs.lambda_package import (
     batch_read_statement,
     function_role,
     log_group_statement,
-    xray_statement,
 )
 from infra.constructs.ledger import Ledger, ledger_ttl_seconds
 from infra.nag import acknowledge
-from infra.settings import StackSettings
+from infra.settings import StackSettings, TagCondition
 
 HANDLER: Final = "batch_terminator.handlers.terminator.handler"
 # The SQS event source's maximum concurrency cannot go below 2.
@@ -43,6 +42,22 @@ def job_arn_pattern(scope: Construct) -> str:
         resource="job",
         resource_name="*",
         arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
+
+
+def terminate_statement(scope: Construct, tagged: TagCondition | None) -> iam.PolicyStatement:
+    """batch:TerminateJob on this account's and region's jobs; with `tagged`, only on jobs that
+    carry that tag. The Service Authorization Reference lists `aws:ResourceTag/${TagKey}` as a
+    condition key of batch:TerminateJob on the `job` resource type (Actions, resources, and
+    condition keys for AWS Batch), so IAM itself refuses an untagged job."""
+    conditions = (
+        {"StringEquals": {f"aws:ResourceTag/{tagged.key}": tagged.value}} if tagged else None
+    )
+    return iam.PolicyStatement(
+        sid="TerminateJobs",
+        actions=["batch:TerminateJob"],
+        resources=[job_arn_pattern(scope)],
+        conditions=conditions,
     )
 
 
@@ -66,11 +81,7 @@ class Terminator(Construct):
             "Role",
             [
                 # Bulk TerminateJobs has no IAM action of its own: it needs batch:TerminateJob.
-                iam.PolicyStatement(
-                    sid="TerminateJobs",
-                    actions=["batch:TerminateJob"],
-                    resources=[job_arn_pattern(self)],
-                ),
+                terminate_statement(self, settings.terminate_only_tagged),
                 batch_read_statement(),
                 # Selector requests name their queues; the function resolves them to ARNs.
                 batch_queue_discovery_statement(),
@@ -90,9 +101,10 @@ class Terminator(Construct):
                     actions=["sqs:SendMessage"],
                     resources=[dead_letter_queue.queue_arn],
                 ),
-                # Items by key only: no Query, Scan or DeleteItem (items leave by TTL).
-                # BatchWriteItem records the terminations it made (for their confirmation),
-                # 25 a call; IAM cannot limit it to puts.
+                # Items by key only: no Query or Scan. BatchWriteItem records the terminations it
+                # made (for their confirmation), 25 a call; IAM cannot limit it to puts.
+                # DeleteItem gives back a job's termination claim when the call was never made
+                # (a conditional delete of its own claim); every other item leaves by TTL.
                 iam.PolicyStatement(
                     sid="KeepRequestLedger",
                     actions=[
@@ -101,10 +113,11 @@ class Terminator(Construct):
                         "dynamodb:PutItem",
                         "dynamodb:BatchWriteItem",
                         "dynamodb:UpdateItem",
+                        "dynamodb:DeleteItem",
                     ],
                     resources=[ledger.table.table_arn],
                 ),
-                xray_statement(),
+                *package.tracing_statements(),
                 log_group_statement(self.log_group),
             ],
         )

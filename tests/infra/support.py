@@ -100,6 +100,8 @@ OVERRIDE_CONTEXT = {
     "logRetentionDays": "30",
     "alarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:batch-terminator-alarms",
     "brakeTopicArn": "arn:aws:sns:eu-west-1:123456789012:batch-spend-alerts",
+    "tracing": "off",
+    "terminateOnlyTagged": "team=ml-platform",
 }
 
 

@@ -268,6 +268,8 @@ def test_deadline_role_has_exactly_the_hand_written_statements(template: Templat
             ("iam:PassRole", str(arn_of(found["scheduler_role"]))),
             ("sqs:SendMessage", str(arn_of(found["request"]))),
             ("dynamodb:UpdateItem", str(arn_of(found["ledger"]))),
+            # The pause switch, read by key.
+            ("dynamodb:GetItem", str(arn_of(found["ledger"]))),
             ("xray:PutTraceSegments", "*"),
             ("xray:PutTelemetryRecords", "*"),
             ("logs:CreateLogStream", logs),

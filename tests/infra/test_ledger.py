@@ -85,3 +85,45 @@ def test_every_table_call_of_the_runtime_is_granted_on_the_table(template: Templ
         )
     }
     assert needed - granted == set()
+
+
+def test_every_function_that_reads_the_pause_switch_may_read_it(template: Template) -> None:
+    """A handler that reads the pause switch (`pausing.read_pause`: GetItem of one key) runs as
+    a role with dynamodb:GetItem on the table, and knows the table's name (LEDGER_TABLE). The
+    sweeper, the brake, the deadline function and the terminator all hold both, so a handler
+    that starts reading it needs no deploy-time surprise."""
+    table = {"Fn::GetAtt": [logical_id(template, "AWS::DynamoDB::Table", "LedgerTable"), "Arn"]}
+    functions = template.find_resources("AWS::Lambda::Function")
+    roles = template.find_resources("AWS::IAM::Role")
+    readers = {
+        function_id
+        for function_id, function in functions.items()
+        if "read_pause"
+        in (
+            LAMBDA_PACKAGE_DIR.parent
+            / (function["Properties"]["Handler"].rsplit(".", 1)[0].replace(".", "/") + ".py")
+        ).read_text(encoding="utf-8")
+    }
+    may_read = set()
+    for function_id, function in functions.items():
+        role = roles[function["Properties"]["Role"]["Fn::GetAtt"][0]]
+        gets = [
+            statement
+            for policy in role["Properties"]["Policies"]
+            for statement in policy["PolicyDocument"]["Statement"]
+            if statement["Resource"] == table
+            and "dynamodb:GetItem"
+            in (
+                [statement["Action"]]
+                if isinstance(statement["Action"], str)
+                else statement["Action"]
+            )
+        ]
+        variables = function["Properties"]["Environment"]["Variables"]
+        if gets and variables.get("LEDGER_TABLE") == {
+            "Ref": logical_id(template, "AWS::DynamoDB::Table", "LedgerTable")
+        }:
+            may_read.add(function_id)
+    assert readers, "no handler reads the pause switch"
+    assert readers <= may_read
+    assert len(may_read) == len(functions) == 4

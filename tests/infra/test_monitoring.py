@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from tests.infra.support import OVERRIDE_CONTEXT, Synthesized, logical_id
+from infra.constructs.monitoring import JOB_ID_PLACEHOLDER, audit_queries
+from tests.infra.support import OVERRIDE_CONTEXT, Synthesized, logical_id, only_resource
 
 TOPIC_ARN = OVERRIDE_CONTEXT["alarmTopicArn"]
 
@@ -63,7 +65,8 @@ def test_alarms_notify_nobody_without_a_topic(template: Template) -> None:
 
 def test_alarms_notify_the_given_topic(overridden: Synthesized) -> None:
     found = alarms(overridden.template)
-    assert len(found) == 7
+    # 5 queues, 2 service metrics, errors and throttles of 4 functions, dropped schedules.
+    assert len(found) == 5 + 2 + 4 * 2 + 1
     for alarm in found.values():
         assert alarm["Properties"]["AlarmActions"] == [TOPIC_ARN]
 
@@ -78,15 +81,30 @@ def test_queries_cover_every_function_log_group_in_one_folder(template: Template
     assert len(template.find_resources("AWS::Logs::LogGroup")) == len(groups)
     found = queries(template)
     assert set(found) == {
-        "batch-terminator/terminations-by-outcome",
-        "batch-terminator/terminated-jobs",
-        "batch-terminator/skipped-jobs",
-        "batch-terminator/rejected-and-failed",
-        "batch-terminator/terminations-by-policy",
+        f"batch-terminator/{name}"
+        for name in [
+            "terminations-by-outcome",
+            "terminated-jobs",
+            "skipped-jobs",
+            "rejected-and-failed",
+            "terminations-by-policy",
+            "terminations-by-source",
+            "dry-run-decisions",
+            "requests-by-sender",
+            "job-history",
+            "policy-runs",
+            "caps-reached",
+            "pauses",
+            "brakes",
+            "deadline-events",
+            "deadline-schedules",
+            "termination-latency",
+        ]
     }
-    for query in found.values():
+    for name, query in found.items():
         assert query["LogGroupNames"] == groups
-        assert 'filter message = "termination"' in query["QueryString"]
+        if name.removeprefix("batch-terminator/") in audit_queries():
+            assert 'filter message = "termination"' in query["QueryString"]
 
 
 def test_terminations_by_outcome(template: Template) -> None:
@@ -156,14 +174,239 @@ def test_failure_queues_are_alarmed_too(template: Template, queue: str) -> None:
 
 
 def test_every_queried_field_is_an_audit_key(template: Template) -> None:
-    """A saved query must never ask for a key the terminator does not write."""
+    """A saved audit query must never ask for a key the terminator does not write."""
     from dataclasses import fields
 
     from batch_terminator.models.audit import AuditRecord
 
     keys = {f.name for f in fields(AuditRecord)} | {"@timestamp"}
+    audit = {f"batch-terminator/{name}" for name in audit_queries()}
     for name, query in queries(template).items():
+        if name not in audit:
+            continue
         first = query["QueryString"].splitlines()[0]
         if first.startswith("fields "):
             asked = {f.strip() for f in first.removeprefix("fields ").split(",")}
             assert asked <= keys, (name, asked - keys)
+
+
+FUNCTIONS = {
+    "Terminator": "TerminatorFunction",
+    "Sweeper": "PoliciesFunction",
+    "Deadline": "DeadlinesFunction",
+    "Brake": "BrakeFunction",
+}
+
+
+@pytest.mark.parametrize("function_part", sorted(FUNCTIONS.values()))
+def test_every_function_has_an_errors_and_a_throttles_alarm(
+    template: Template, function_part: str
+) -> None:
+    function_id = logical_id(template, "AWS::Lambda::Function", function_part)
+    dimensions = [{"Name": "FunctionName", "Value": {"Ref": function_id}}]
+    found = {
+        a["Properties"]["MetricName"]: a["Properties"]
+        for a in alarms(template).values()
+        if a["Properties"].get("Namespace") == "AWS/Lambda"
+        and a["Properties"]["Dimensions"] == dimensions
+    }
+    assert set(found) == {"Errors", "Throttles"}
+    assert found["Errors"]["Threshold"] == 1
+    assert found["Errors"]["EvaluationPeriods"] == 1
+    # Throttled work is retried by Lambda: a lasting throttle is what is worth waking for.
+    assert found["Throttles"]["EvaluationPeriods"] == 3
+    for alarm in found.values():
+        assert alarm["Statistic"] == "Sum"
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def schedule_group_name(template: Template) -> str:
+    """The group's Name, as the template sets it (the Scheduler metrics' dimension)."""
+    group = only_resource(template, "AWS::Scheduler::ScheduleGroup", "DeadlinesScheduleGroup")
+    name: str = group["Properties"]["Name"]
+    return name
+
+
+def test_dropped_deadline_schedules_are_alarmed(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "AWS/Scheduler",
+            "MetricName": "InvocationDroppedCount",
+            "Dimensions": [{"Name": "ScheduleGroup", "Value": schedule_group_name(template)}],
+            "Statistic": "Sum",
+            "Threshold": 1,
+        },
+    )
+
+
+def test_job_history_is_a_template_over_every_function(template: Template) -> None:
+    query = queries(template)["batch-terminator/job-history"]
+    assert f'filter job_id = "{JOB_ID_PLACEHOLDER}"' in query["QueryString"]
+    assert "sort @timestamp asc" in query["QueryString"]
+
+
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        ("pauses", 'skip_reason = "paused"'),
+        ("brakes", "filter message like /^brake /"),
+        ("caps-reached", 'filter message = "policy cap reached"'),
+        ("deadline-events", 'filter message = "deadline event"'),
+        ("termination-latency", "pct(seconds_to_stop, 99)"),
+        ("dry-run-decisions", "skip_reason like /dry run/"),
+    ],
+)
+def test_operations_queries_read_the_lines_the_functions_write(
+    template: Template, name: str, needle: str
+) -> None:
+    assert needle in queries(template)[f"batch-terminator/{name}"]["QueryString"]
+
+
+def test_the_lines_the_queries_read_are_written_by_the_functions() -> None:
+    """The messages the operations queries filter on are the ones the handlers log."""
+    from infra.paths import LAMBDA_PACKAGE_DIR
+
+    sources = "\n".join(
+        path.read_text(encoding="utf-8") for path in LAMBDA_PACKAGE_DIR.rglob("*.py")
+    )
+    for message in [
+        "policy run",
+        "policy cap reached",
+        "deadline event",
+        "deadline batch",
+        "termination confirmed",
+        "brake applied",
+        "brake already applied",
+        "brake event ignored",
+    ]:
+        assert f'"{message}"' in sources, message
+    for key in ["seconds_to_stop", "schedules_created", "schedules_deleted", "max_per_run"]:
+        assert f'"{key}"' in sources, key
+
+
+# --- dashboard ---------------------------------------------------------------------------------
+
+
+def dashboard_body(template: Template) -> dict[str, Any]:
+    """The dashboard's JSON with every CloudFormation reference replaced by its logical id."""
+    [dashboard] = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+    text = "".join(
+        part if isinstance(part, str) else part.get("Ref", str(part)).replace("::", "-")
+        for part in parts
+    )
+    body: dict[str, Any] = json.loads(text)
+    return body
+
+
+def metric_widgets(template: Template) -> list[dict[str, Any]]:
+    return [w["properties"] for w in dashboard_body(template)["widgets"] if w["type"] == "metric"]
+
+
+def plotted(template: Template) -> list[list[Any]]:
+    """Every metric line of every graph: [namespace, name, dim, value, ..., {options}]."""
+    return [line for widget in metric_widgets(template) for line in widget["metrics"]]
+
+
+def expressions(template: Template) -> list[str]:
+    return [
+        line[-1]["expression"]
+        for line in plotted(template)
+        if isinstance(line[-1], dict) and "expression" in line[-1]
+    ]
+
+
+def test_one_dashboard_named_by_cloudformation(template: Template) -> None:
+    [dashboard] = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    assert "DashboardName" not in dashboard["Properties"]
+
+
+def test_dashboard_shows_every_outcome_total(template: Template) -> None:
+    from batch_terminator.reporting import METRIC_BY_OUTCOME
+
+    lines = plotted(template)
+    for metric_name in METRIC_BY_OUTCOME.values():
+        assert ["BatchTerminator", metric_name, "service", "batch-terminator", {"stat": "Sum"}] in (
+            lines
+        ), metric_name
+
+
+@pytest.mark.parametrize(
+    "metric_name", ["JobsTerminated", "JobsSkipped", "TerminationsFailed", "PolicyCapReached"]
+)
+def test_dashboard_searches_every_policys_series(template: Template, metric_name: str) -> None:
+    assert (
+        "SEARCH('{BatchTerminator,policy,service} "
+        f'MetricName="{metric_name}" service="batch-terminator"\', \'Sum\', 300)'
+    ) in expressions(template)
+
+
+def test_dashboard_shows_request_to_stop_latency_percentiles(template: Template) -> None:
+    stats = {
+        line[-1]["stat"]
+        for line in plotted(template)
+        if line[:2] == ["BatchTerminator", "TerminationLatency"]
+    }
+    assert stats == {"p50", "p99"}
+
+
+def test_dashboard_shows_the_sweep_duration(template: Template) -> None:
+    sweeper = logical_id(template, "AWS::Lambda::Function", "PoliciesFunction")
+    stats = {
+        # Average is a graph's default statistic: the dashboard JSON leaves it out.
+        line[-1].get("stat", "Average")
+        for line in plotted(template)
+        if line[:4] == ["AWS/Lambda", "Duration", "FunctionName", sweeper]
+    }
+    assert stats == {"Average", "Maximum"}
+
+
+def test_dashboard_shows_every_alarmed_queue_depth(template: Template) -> None:
+    depths = {
+        line[3]
+        for line in plotted(template)
+        if line[:3] == ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName"]
+    }
+    # Fn::GetAtt QueueName renders as its own object: one per queue the alarms watch.
+    assert len(depths) == 5
+
+
+def test_dashboard_shows_errors_and_throttles_of_every_function(template: Template) -> None:
+    for function_part in FUNCTIONS.values():
+        function_id = logical_id(template, "AWS::Lambda::Function", function_part)
+        shown = {
+            line[1]
+            for line in plotted(template)
+            if line[0] == "AWS/Lambda" and line[2:4] == ["FunctionName", function_id]
+        }
+        assert {"Errors", "Throttles"} <= shown, function_part
+
+
+def test_dashboard_shows_schedules_created_against_fired(template: Template) -> None:
+    group_id = schedule_group_name(template)
+    names = {line[1] for line in plotted(template) if len(line) > 1}
+    assert "SchedulesCreated" in names
+    scheduler = {
+        line[1]
+        for line in plotted(template)
+        if line[0] == "AWS/Scheduler" and line[2:4] == ["ScheduleGroup", group_id]
+    }
+    assert scheduler == {
+        "InvocationAttemptCount",
+        "InvocationsSentToDeadLetterCount",
+        "InvocationDroppedCount",
+    }
+
+
+def test_dashboard_log_widgets_read_the_audit_and_deadline_lines(template: Template) -> None:
+    audit = logical_id(template, "AWS::Logs::LogGroup", "TerminatorLogGroup")
+    deadlines = logical_id(template, "AWS::Logs::LogGroup", "DeadlinesLogGroup")
+    logs_widgets = [
+        w["properties"]["query"] for w in dashboard_body(template)["widgets"] if w["type"] == "log"
+    ]
+    assert len(logs_widgets) == 3
+    assert (
+        sum(f"SOURCE '{audit}'" in q and 'message = "termination"' in q for q in logs_widgets) == 2
+    )
+    assert any(f"SOURCE '{deadlines}'" in q and '"deadline batch"' in q for q in logs_widgets)

@@ -19,6 +19,7 @@ from infra.settings import (
     LOG_RETENTION_CHOICES,
     SettingsError,
     StackSettings,
+    TagCondition,
 )
 
 
@@ -33,7 +34,11 @@ def cdk_json_context() -> dict[str, Any]:
 
 def test_cdk_json_holds_only_known_keys() -> None:
     assert set(cdk_json_context()) <= set(CONTEXT_KEYS)
-    assert set(CONTEXT_KEYS) - set(cdk_json_context()) == {"alarmTopicArn", "brakeTopicArn"}
+    assert set(CONTEXT_KEYS) - set(cdk_json_context()) == {
+        "alarmTopicArn",
+        "brakeTopicArn",
+        "terminateOnlyTagged",
+    }
 
 
 def test_cdk_json_values_are_the_code_defaults() -> None:
@@ -130,3 +135,45 @@ def test_retention_choices_are_those_cloudwatch_accepts() -> None:
 )
 def test_powertools_layer_name(runtime: str, architecture: str, name: str) -> None:
     assert powertools_layer_name(runtime, architecture) == name
+
+
+def test_tracing_and_tag_condition_from_the_command_line() -> None:
+    settings = settings_from({"tracing": "off", "terminateOnlyTagged": " team = ml-platform "})
+    assert settings.tracing == "off"
+    assert not settings.tracing_active
+    assert settings.terminate_only_tagged == TagCondition("team", "ml-platform")
+
+
+def test_no_tag_condition_by_default_or_when_empty() -> None:
+    assert StackSettings().terminate_only_tagged is None
+    assert settings_from({"terminateOnlyTagged": ""}).terminate_only_tagged is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("team=ml", TagCondition("team", "ml")),
+        ("batch-terminator:allowed=true", TagCondition("batch-terminator:allowed", "true")),
+        # The value may hold '=' (only the first one separates) and may be empty.
+        ("owner=a=b", TagCondition("owner", "a=b")),
+        ("scratch=", TagCondition("scratch", "")),
+    ],
+)
+def test_tag_condition_shapes(text: str, expected: TagCondition) -> None:
+    assert TagCondition.parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("team", "terminateOnlyTagged: expected key=value"),
+        ("=ml", "terminateOnlyTagged: expected key=value"),
+        ("te*am=ml", "terminateOnlyTagged: expected key=value"),
+        ("k" * 129 + "=v", "terminateOnlyTagged: expected key=value"),
+        ("aws:cloudformation:stack-name=x", "terminateOnlyTagged: tag keys starting with 'aws:'"),
+        ({"key": "team"}, "terminateOnlyTagged: expected a non-empty string"),
+    ],
+)
+def test_bad_tag_conditions_name_the_key(value: object, message: str) -> None:
+    with pytest.raises(SettingsError, match="^" + re.escape(message)):
+        settings_from({"terminateOnlyTagged": value})

@@ -58,6 +58,8 @@ def test_environment_adds_the_request_queue_url(template: Template) -> None:
         "AWS_DATA_PATH": "/var/task/botocore_data",
         "AWS_RETRY_MODE": "standard",
         "REQUEST_QUEUE_URL": {"Ref": queue_id},
+        # The pause switch lives in the ledger table.
+        "LEDGER_TABLE": {"Ref": logical_id(template, "AWS::DynamoDB::Table", "LedgerTable")},
     }
 
 
@@ -132,6 +134,7 @@ def test_role_has_exactly_the_hand_written_statements(template: Template) -> Non
     queue = str(arn_of(logical_id(template, "AWS::SQS::Queue", "IntakeRequestQueue")))
     failures = str(arn_of(logical_id(template, "AWS::SQS::Queue", "SweepFailureQueue")))
     group = str(arn_of(logical_id(template, "AWS::Logs::LogGroup", "PoliciesLogGroup")))
+    ledger = str(arn_of(logical_id(template, "AWS::DynamoDB::Table", "LedgerTable")))
     granted = sorted(
         (action, str(statement["Resource"]))
         for policy in role["Properties"]["Policies"]
@@ -147,6 +150,8 @@ def test_role_has_exactly_the_hand_written_statements(template: Template) -> Non
             ("batch:DescribeJobQueues", "*"),
             ("sqs:SendMessage", queue),
             ("sqs:SendMessage", failures),
+            # The pause switch, read by key: nothing else of the ledger.
+            ("dynamodb:GetItem", ledger),
             ("xray:PutTraceSegments", "*"),
             ("xray:PutTelemetryRecords", "*"),
             ("logs:CreateLogStream", group),

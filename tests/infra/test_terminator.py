@@ -190,6 +190,24 @@ def test_terminate_job_is_allowed_on_job_arns_only(template: Template) -> None:
     assert len(statements) == 1
     assert actions(statements[0]) == ["batch:TerminateJob"]
     assert statements[0]["Resource"] == JOB_ARN
+    # No terminateOnlyTagged: no tag condition.
+    assert "Condition" not in statements[0]
+
+
+def test_terminate_job_can_require_a_tag_on_the_job(overridden: Synthesized) -> None:
+    key, value = OVERRIDE_CONTEXT["terminateOnlyTagged"].split("=", 1)
+    statements = statements_with(
+        role_statements(overridden.template, "TerminatorRole"), "batch:TerminateJob"
+    )
+    assert statements == [
+        {
+            "Sid": "TerminateJobs",
+            "Effect": "Allow",
+            "Action": "batch:TerminateJob",
+            "Resource": JOB_ARN,
+            "Condition": {"StringEquals": {f"aws:ResourceTag/{key}": value}},
+        }
+    ]
 
 
 @pytest.mark.parametrize("action", ["batch:DescribeJobs", "batch:ListJobs"])
@@ -207,7 +225,7 @@ def test_ledger_is_read_and_written_by_key_on_its_table_only(template: Template)
         for s in role_statements(template, "TerminatorRole")
         if any(action.startswith("dynamodb:") for action in actions(s))
     ]
-    # One statement, five item actions, the table's ARN: no index ARNs, no table/*, no '*'.
+    # One statement, six item actions, the table's ARN: no index ARNs, no table/*, no '*'.
     assert statements == [
         {
             "Sid": "KeepRequestLedger",
@@ -218,6 +236,7 @@ def test_ledger_is_read_and_written_by_key_on_its_table_only(template: Template)
                 "dynamodb:PutItem",
                 "dynamodb:BatchWriteItem",
                 "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
             ],
             "Resource": table_arn,
         }
@@ -289,6 +308,7 @@ def test_role_has_exactly_the_hand_written_statements(template: Template) -> Non
             ("dynamodb:PutItem", table),
             ("dynamodb:BatchWriteItem", table),
             ("dynamodb:UpdateItem", table),
+            ("dynamodb:DeleteItem", table),
             ("sqs:ReceiveMessage", queue),
             ("sqs:DeleteMessage", queue),
             ("sqs:ChangeMessageVisibility", queue),
