@@ -150,6 +150,7 @@ class BatchTerminatorStack(Stack):
             "BrakeLogGroupName": self.brake.log_group.log_group_name,
             "ScheduleGroupName": self.deadlines.schedule_group_name,
             "EventsQueueUrl": self.deadlines.events_queue.queue_url,
+            "DashboardName": self.dashboard.dashboard.dashboard_name,
         }
         for output_id, value in outputs.items():
             CfnOutput(self, output_id, value=value)

@@ -20,6 +20,7 @@ def test_outputs(template: Template) -> None:
     brake_logs = logical_id(template, "AWS::Logs::LogGroup", "BrakeLogGroup")
     group = logical_id(template, "AWS::Scheduler::ScheduleGroup", "DeadlinesScheduleGroup")
     events_queue = logical_id(template, "AWS::SQS::Queue", "DeadlinesEventsQueue")
+    dashboard = logical_id(template, "AWS::CloudWatch::Dashboard", "Dashboard")
     outputs = {key: value["Value"] for key, value in template.find_outputs("*").items()}
     assert outputs == {
         "RequestQueueUrl": {"Ref": request_queue},
@@ -37,6 +38,7 @@ def test_outputs(template: Template) -> None:
         "BrakeLogGroupName": {"Ref": brake_logs},
         "ScheduleGroupName": {"Ref": group},
         "EventsQueueUrl": {"Ref": events_queue},
+        "DashboardName": {"Ref": dashboard},
     }
 
 
