@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
@@ -29,6 +30,8 @@ R = TypeVar("R")
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+# Region names: us-east-1, us-gov-west-1, cn-north-1, us-isob-east-1, eusc-de-east-1.
+_REGION = re.compile(r"[a-z]{2,5}(?:-[a-z]+)+-[0-9]{1,2}")
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 DEFAULT_STACK = "BatchTerminator"
 # The AWS CLI's exit status for Ctrl-C (128 + SIGINT).
@@ -74,20 +77,26 @@ def aws_session(endpoint_url: str | None, region: str | None, profile: str | Non
     Raises typer.BadParameter; botocore's ProfileNotFound when the profile is not configured."""
     from batch_terminator_cli.aws import Aws
 
-    if endpoint_url is not None:
-        parsed = urlparse(endpoint_url)
-        try:
-            parsed.port  # noqa: B018 - raises ValueError on a port outside 0-65535
-        except ValueError:
-            parsed = parsed._replace(netloc="")
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise typer.BadParameter(
-                f"{endpoint_url!r} is not a URL: give its scheme, e.g. http://127.0.0.1:5050",
-                param_hint="--endpoint-url",
-            )
-    if region is not None and not region.replace("-", "").isalnum():
-        raise typer.BadParameter(f"{region!r} is not a region name", param_hint="--region")
+    if endpoint_url is not None and not _is_url(endpoint_url):
+        raise typer.BadParameter(
+            f"{endpoint_url!r} is not a URL: give a scheme, a host and a port from 1 to 65535, "
+            "e.g. http://127.0.0.1:5050",
+            param_hint="--endpoint-url",
+        )
+    if region is not None and not _REGION.fullmatch(region):
+        raise typer.BadParameter(
+            f"{region!r} is not a region name (e.g. us-east-1)", param_hint="--region"
+        )
     return Aws.connect(endpoint_url, region, profile)
+
+
+def _is_url(text: str) -> bool:
+    try:
+        parsed = urlparse(text)
+        port = parsed.port  # raises ValueError outside 0-65535
+    except ValueError:
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.hostname) and port != 0
 
 
 def fail(message: object, code: int = 1, label: str = "error") -> NoReturn:
