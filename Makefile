@@ -22,14 +22,17 @@ help:
 	@echo "make bench   benchmarks (API calls per job, import times, evaluation speed)"
 
 $(STAMP): pyproject.toml requirements.lock
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
-	touch $@
+	@echo "Creating $(VENV) and installing the pinned packages (requirements.lock), a few minutes on first run..."
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+	@echo "Installed: $(BIN)/batch-terminator (add $(CURDIR)/$(BIN) to PATH to run it by name)"
 
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund
-	touch $@
+	@echo "Installing the pinned CDK CLI with npm (package-lock.json), a minute or two on first run..."
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 install: $(STAMP)
 
