@@ -158,11 +158,23 @@ def operations_queries() -> dict[str, logs.QueryString]:
             sort="@timestamp desc",
             limit=_LATEST,
         ),
-        # Pause and resume: the sweeper's and brake's lines while paused, and the requests of
-        # policy paths the terminator skipped because of it.
+        # Pause and resume: the sweeper's and brake's `paused` lines (who paused, since when,
+        # why), and the requests of policy paths the terminator skipped because of it.
         "pauses": logs.QueryString(
-            fields=["@timestamp", "@log", "message", "source", "policy", "job_id", "skip_reason"],
-            filter_statements=['message like /(?i)paused/ or skip_reason = "paused"'],
+            fields=[
+                "@timestamp",
+                "@log",
+                "message",
+                "path",
+                "paused_by",
+                "paused_at",
+                "reason",
+                "source",
+                "policy",
+                "job_id",
+                "skip_reason",
+            ],
+            filter_statements=['message = "paused" or skip_reason = "paused"'],
             sort="@timestamp desc",
             limit=_LATEST,
         ),
