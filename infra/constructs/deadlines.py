@@ -201,8 +201,8 @@ class Deadlines(Construct):
                     actions=["dynamodb:UpdateItem"],
                     resources=[ledger.table.table_arn],
                 ),
-                # The pause switch (one item, read by key): a deadline due while paused is
-                # not enqueued.
+                # The pause switch (one item, read by key; pausing.py says what a pause
+                # changes on the deadline path).
                 iam.PolicyStatement(
                     sid="ReadPauseSwitch",
                     actions=["dynamodb:GetItem"],
