@@ -10,6 +10,7 @@ import io
 import json
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
@@ -24,6 +25,7 @@ from moto.sqs.models import sqs_backends
 from batch_terminator.contract import EVENT_SOURCE, REQUEST_DETAIL_TYPE
 from batch_terminator.handlers import brake, deadline, sweeper, terminator
 from batch_terminator.models.policies import PoliciesFile
+from batch_terminator.pausing import Pause, clear_pause, write_pause
 from batch_terminator_cli.emulator import BatchControl, install, scheduler
 from batch_terminator_cli.emulator.deployment import EmulatedDeployment, deploy, ship_logs
 from batch_terminator_cli.emulator.lambda_runtime import (
@@ -113,8 +115,21 @@ class Sandbox:
         )
         return invocations
 
+    def pause(self, reason: str, paused_by: str = "sandbox") -> None:
+        """Pause every policy path, as `batch-terminator pause` does (`pausing.py`)."""
+        write_pause(
+            self.session.client("dynamodb"),
+            self.deployment.ledger_table,
+            Pause(paused_by=paused_by, paused_at=int(time.time()), reason=reason),
+        )
+
+    def resume(self) -> bool:
+        """Resume the policy paths; True if they were paused."""
+        return clear_pause(self.session.client("dynamodb"), self.deployment.ledger_table)
+
     def run_sweeper(self) -> dict[str, Any]:
-        """Invoke the sweeper as its schedule would, and return its summary log line."""
+        """Invoke the sweeper as its schedule would, and return its summary log line (its
+        `paused` line while the system is paused)."""
         event = scheduled_event(self.session.region_name)
         printed = io.StringIO()
         with capture_logs(sweeper.logger) as logs, redirect_stdout(printed):
@@ -123,7 +138,9 @@ class Sandbox:
             json.loads(line) for line in printed.getvalue().splitlines() if '"_aws"' in line
         )
         self.sweeper_logs.extend(logs.lines())
-        [summary] = [line for line in logs.lines() if line.get("message") == "policy run"]
+        [summary] = [
+            line for line in logs.lines() if line.get("message") in ("policy run", "paused")
+        ]
         return summary
 
     # -- the event triggers ----------------------------------------------------------------
@@ -296,8 +313,11 @@ def sandbox(
 ) -> Iterator[Sandbox]:
     """Start the in-process emulator, deploy the runtime pieces, point the handlers at them.
 
-    `extra_environment` is set for the handlers as a function's environment would be (for
-    example AWS_DATA_PATH, to give botocore other API models)."""
+    Every handler gets the stack's environment (`EmulatedDeployment.function_environment`):
+    the queues, and the ledger table (LEDGER_TABLE), which the sweeper and the brake read the
+    pause switch from as the terminator does. `extra_environment` is set for the handlers as a
+    function's environment would be (for example AWS_DATA_PATH, to give botocore other API
+    models)."""
     from moto import mock_aws
 
     install()

@@ -1,19 +1,24 @@
 """The pause switch: one item in the ledger table that stops every policy path without a deploy.
 
 The item is keyed `control#pause` (the ledger's key space: `message#…`, `termination#…`,
-`window#…`, `transition#…`; none of them can collide). It exists only while the system is
+`cap#…`, `brake#…`; none of them can collide). It exists only while the system is
 paused, and carries who paused it, when (seconds since the epoch, UTC) and why. It has no TTL:
 a pause lasts until `resume` deletes it.
 
-While paused, the sweeper and the brake do not run (one `paused` line each), and the terminator
-skips every request that a policy path sent (`source` other than `request`, or a `policy` key)
-with `skip_reason: paused`. Requests people send go on: pausing the policies must never stop an
-operator from stopping a job by hand. The deadline function keeps scheduling, so a deadline that
-falls after `resume` still fires; one that fires while paused is skipped, and the next sweep after
-`resume` judges that job again.
+While paused, the sweeper and the brake do not run (one `paused` line each, a summary saying
+so, no brake claim taken: a transition that arrives while paused is never braked later; an alarm
+still in ALARM after `resume` brakes on its next transition). The terminator skips every request
+that a policy path sent (`source` other than `request`, or a `policy` key), requests queued
+before the pause included, with `skip_reason: paused`, one line per job it names. Requests
+people send go on: pausing the policies must never stop an operator from stopping a job by hand.
+The deadline function keeps scheduling, so a deadline that falls after `resume` still fires; one
+that fires while paused is skipped, and the next sweep after `resume` judges that job again.
 
-Reads are strongly consistent (GetItem ConsistentRead), so a `pause` is in force for every
-invocation that starts after the CLI's write returns.
+Each invocation reads the switch once, strongly consistent (GetItem ConsistentRead): the sweeper
+and the brake before anything else, the terminator when its batch holds a policy-sourced
+request. So a `pause` is in force for every read after the CLI's write returns. If the switch
+cannot be read, the policy paths fail closed: a sweep or a brake fails (its retries, then its
+failure queue), a policy-sourced request fails and is delivered again; people's requests go on.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from batch_terminator.queueing import enqueue
 
 if TYPE_CHECKING:
     from batch_terminator.batch_api import BatchApi
+    from batch_terminator.pausing import Pause
     from batch_terminator.sweeping import PolicyRun
 
 METRIC_BY_OUTCOME: Final = {
@@ -60,6 +61,22 @@ def count_outcomes(
             default_dimensions={"service": SERVICE_NAME, "policy": policy},
         ):
             pass
+
+
+def report_paused(pause: Pause, logger: Logger, *, path: str, **extra: Any) -> dict[str, Any]:
+    """A policy path that did not run because the system is paused: its one `paused` line,
+    and its summary (`paused: True`, who paused it, since when in s since epoch UTC, why)."""
+    summary = {
+        "paused": True,
+        "path": path,
+        "paused_by": pause.paused_by,
+        "paused_at": pause.paused_at,
+        "pause_reason": pause.reason,
+        "enqueued": 0,
+        **extra,
+    }
+    logger.info("paused", extra=summary)
+    return summary
 
 
 def report_policy_run(

@@ -142,7 +142,11 @@ def request_failed_audit(record: ParsedRecord, error: str) -> AuditRecord:
 
 
 def _request_audit(
-    record: ParsedRecord, outcome: Outcome, error: str | None, job_id: str | None
+    record: ParsedRecord,
+    outcome: Outcome,
+    error: str | None,
+    job_id: str | None,
+    skip_reason: str | None = None,
 ) -> AuditRecord:
     request = record.request
     return AuditRecord(
@@ -158,6 +162,7 @@ def _request_audit(
         request_id=request.request_id if request else None,
         dry_run=bool(request and request.dry_run),
         error=error,
+        skip_reason=skip_reason if outcome is Outcome.SKIPPED else None,
         sender=record.sender,
         message_id=record.message_id,
     )
@@ -245,8 +250,9 @@ class _Run:
         return self.result
 
     def _unless_paused(self, records: list[ParsedRecord]) -> list[ParsedRecord]:
-        """While paused, policy-sourced requests are skipped (`paused`), a line per job they
-        name; if the pause cannot be read they are retried. People's requests go on."""
+        """While paused, policy-sourced requests are skipped (`paused`); if the pause cannot be
+        read they fail and are delivered again. A line per job a by-id request names (one
+        without a job for a selector). People's requests go on either way."""
         policy_sourced = [r for r in records if is_policy_sourced(r)]
         read = self.context.read_pause
         if read is None or not policy_sourced:
@@ -255,22 +261,33 @@ class _Run:
             pause = read()
         except Exception as exc:  # fail closed: a policy path never acts on an unknown switch
             logger.warning("pause switch unreadable: policy-sourced requests retried: %s", exc)
+            error = f"the pause switch could not be read: {exc}"
             for record in policy_sourced:
-                self.fail_record(record, f"the pause switch could not be read: {exc}")
-            return [r for r in records if not is_policy_sourced(r)]
-        if pause is None:
-            return records
-        for record in policy_sourced:
-            request = record.request
-            assert request is not None
-            ids = request.job_id_list if request.selector is None else []
-            lines = [
-                Line(Named(record, job_id), job_id, None, skip(PAUSED, bool(request.dry_run)))
-                for job_id in ids
-            ] or [Line(Named(record, ""), "", None, skip(PAUSED, bool(request.dry_run)))]
-            audit = [self.outcome(line, Outcome.SKIPPED) for line in lines]
-            self.emit([a if a.job_id else replace(a, job_id=None) for a in audit])
+                self.emit(self._request_lines(record, Outcome.FAILED, skip(""), error))
+        else:
+            if pause is None:
+                return records
+            for record in policy_sourced:
+                request = record.request
+                assert request is not None
+                verdict = skip(PAUSED, bool(request.dry_run))
+                self.emit(self._request_lines(record, Outcome.SKIPPED, verdict))
         return [r for r in records if not is_policy_sourced(r)]
+
+    def _request_lines(
+        self, record: ParsedRecord, outcome: Outcome, verdict: Verdict, error: str | None = None
+    ) -> list[AuditRecord]:
+        """The same outcome for every job a request names, before any job was read."""
+        request = record.request
+        assert request is not None
+        if request.selector is not None:
+            if outcome is Outcome.FAILED:
+                self.retry(record.message_id)
+            return [_request_audit(record, outcome, error, None, verdict.why)]
+        return [
+            self.outcome(Line(Named(record, job_id), job_id, None, verdict), outcome, error)
+            for job_id in request.job_id_list
+        ]
 
     def _load_states(self, records: Sequence[ParsedRecord]) -> dict[str, MessageState] | None:
         """Each record's ledger state; the key is its message's, or, for a redriven request,

@@ -11,6 +11,11 @@ jobs the brake picked (hashed ids); if the invocation fails, its retry finds its
 re-sends only those jobs, never a new selection, so the policy's cap holds. Another invocation
 of the same transition backs off while the claim is held, and takes it over only after
 `LEASE_SECONDS` (the owner's retries are over by then).
+
+While the system is paused (`pausing.py`) the brake does not run: one `paused` line, no claim
+taken, nothing enqueued; the transition is not braked later (an alarm that is still in ALARM
+after `resume` brakes on its next transition). If the pause switch cannot be read the invocation
+fails, and Lambda retries it (twice, then the function's failure queue).
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ from batch_terminator.logging_setup import make_logger
 from batch_terminator.logic.events import ALARM, BrakeSignal, Ignored, parse_brake_events
 from batch_terminator.logic.rules import AlarmFired, BudgetAlerted, Trigger, applicable_policies
 from batch_terminator.models.policies import PoliciesFile
-from batch_terminator.reporting import report_policy_run
+from batch_terminator.pausing import read_pause
+from batch_terminator.reporting import report_paused, report_policy_run
 from batch_terminator.sweeping import run_policies
 
 logger = make_logger()
@@ -70,17 +76,23 @@ class Dependencies:
     ledger: Ledger
     queue_url: str
     account: str | None
+    # The ledger table's client and name, for the pause switch.
+    dynamodb_client: Any
+    ledger_table: str
 
 
 @cache
 def dependencies() -> Dependencies:
+    dynamodb = dynamodb_client()
     return Dependencies(
         config=load_config(),
         batch_client=batch_client(),
         sqs_client=sqs_client(),
-        ledger=Ledger(dynamodb_client(), os.environ[LEDGER_TABLE_ENV], LEDGER_TTL_SECONDS),
+        ledger=Ledger(dynamodb, os.environ[LEDGER_TABLE_ENV], LEDGER_TTL_SECONDS),
         queue_url=os.environ[REQUEST_QUEUE_URL_ENV],
         account=os.environ.get(ACCOUNT_ID_ENV) or None,
+        dynamodb_client=dynamodb,
+        ledger_table=os.environ[LEDGER_TABLE_ENV],
     )
 
 
@@ -96,10 +108,15 @@ def trigger_of(signal: BrakeSignal) -> Trigger:
 
 def process_event(event: Any, deps: Dependencies, now: datetime, owner: str) -> dict[str, Any]:
     """Every signal the event carries: braked, duplicate, or ignored, one log line each.
-    Raises what a brake run raised (its claim stays, with its picks), so Lambda retries."""
+    Paused: `{"outcomes": [], "paused": True, ...}`, one `paused` line, no claim. Raises what a
+    brake run raised (its claim stays, with its picks), or botocore's error when the pause
+    switch cannot be read, so Lambda retries."""
     outcomes: list[str] = []
     failure: Exception | None = None
     try:
+        pause = read_pause(deps.dynamodb_client, deps.ledger_table)
+        if pause is not None:
+            return {"outcomes": outcomes, **report_paused(pause, logger, path="brake")}
         for signal in parse_brake_events(event, deps.account):
             try:
                 outcomes.append(_one(signal, deps, now, owner))

@@ -1,4 +1,8 @@
-"""Sweeper: on a schedule, evaluate the policies and enqueue a request per selected job."""
+"""Sweeper: on a schedule, evaluate the policies and enqueue a request per selected job.
+
+While the system is paused (`pausing.py`) a sweep does nothing but log one `paused` line; if the
+pause switch cannot be read the sweep fails (its schedule's retries, then its failure queue):
+a policy path never acts while it cannot know whether it may."""
 
 from __future__ import annotations
 
@@ -12,13 +16,19 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_terminator.batch_api import BatchApi
-from batch_terminator.clients import batch_client, sqs_client
+from batch_terminator.clients import batch_client, dynamodb_client, sqs_client
 from batch_terminator.config import load_config
-from batch_terminator.contract import METRICS_NAMESPACE, SERVICE_NAME
+from batch_terminator.contract import (
+    LEDGER_TABLE_ENV,
+    METRICS_NAMESPACE,
+    REQUEST_QUEUE_URL_ENV,
+    SERVICE_NAME,
+)
 from batch_terminator.logging_setup import make_logger
 from batch_terminator.logic.evaluate import Scheduled
 from batch_terminator.models.policies import PoliciesFile
-from batch_terminator.reporting import report_policy_run
+from batch_terminator.pausing import read_pause
+from batch_terminator.reporting import report_paused, report_policy_run
 from batch_terminator.sweeping import PolicyRun, run_policies
 
 logger = make_logger()
@@ -31,12 +41,20 @@ class Dependencies:
     batch_client: Any
     sqs_client: Any
     request_queue_url: str
+    # The ledger table's client and name, for the pause switch.
+    dynamodb_client: Any
+    ledger_table: str
 
 
 @cache
 def dependencies() -> Dependencies:
     return Dependencies(
-        load_config(), batch_client(), sqs_client(), os.environ["REQUEST_QUEUE_URL"]
+        load_config(),
+        batch_client(),
+        sqs_client(),
+        os.environ[REQUEST_QUEUE_URL_ENV],
+        dynamodb_client(),
+        os.environ[LEDGER_TABLE_ENV],
     )
 
 
@@ -49,6 +67,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def sweep(deps: Dependencies, run_id: str, now: datetime) -> dict[str, Any]:
+    """One sweep: its summary. Paused: `{"paused": True, ...}`, nothing evaluated or sent.
+    Raises botocore errors when the pause switch cannot be read (the sweep is retried)."""
+    pause = read_pause(deps.dynamodb_client, deps.ledger_table)
+    if pause is not None:
+        return report_paused(pause, logger, path="sweep", run_id=run_id)
     api = BatchApi(deps.batch_client)
     run = run_policies(api, deps.config, now, Scheduled())
     return report_run(run, deps.sqs_client, deps.request_queue_url, run_id, api)
