@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from batch_terminator_cli.emulator import BatchControl
 from batch_terminator_cli.emulator.world import BatchWorld
 from batch_terminator_cli.sandbox import Sandbox as Pipeline
@@ -228,3 +231,82 @@ def test_child_of_a_protected_array_is_protected_even_without_the_tag_itself(
 
     assert pipeline.decision(child)["skip_reason"].startswith("protected")
     assert world.final(child)["status"] == "RUNNING"
+
+
+def _rejected_bodies(jobs: list[str]) -> dict[str, tuple[str, list[str]]]:
+    """Rejected bodies that name valid jobs, and the jobs their lines must name."""
+    one, two = jobs
+    arn = f"arn:aws:batch:us-east-1:123456789012:job/{one}"
+    return {
+        "invalid JSON around a jobId": (f'{{"jobId": "{one}", "reason": }}', [one]),
+        "jobId with an unknown key": (
+            json.dumps({"jobId": one, "reason": REASON, "dryrun": True}),
+            [one],
+        ),
+        "jobIds with an unknown key": (
+            json.dumps({"jobIds": [one, two], "reason": REASON, "force": True}),
+            [one, two],
+        ),
+        "invalid JSON around jobIds": (
+            f'{{"jobIds": ["{one}", "{two}"], "reason": 1,,}}',
+            [one, two],
+        ),
+        "a job ARN without a reason": (json.dumps({"jobId": arn}), [one]),
+        "an EventBridge detail with a wrong type": (
+            json.dumps(
+                {
+                    "source": "batch-terminator",
+                    "detail-type": "Batch Job Termination Request",
+                    "account": "123456789012",
+                    "region": "us-east-1",
+                    "detail": {"jobId": one, "reason": REASON, "dryRun": "yes"},
+                }
+            ),
+            [one],
+        ),
+        "no job at all": (json.dumps({"jobId": "not-a-job-id", "reason": REASON}), []),
+    }
+
+
+def test_a_rejected_request_s_lines_name_the_jobs_its_body_names(
+    pipeline: Pipeline, world: BatchWorld
+) -> None:
+    jobs = [world.job(f"j{i}", "spot-cpu", "RUNNING") for i in range(2)]
+    cases = _rejected_bodies(jobs)
+    sent = {pipeline.send(body): (case, named) for case, (body, named) in cases.items()}
+
+    pipeline.run_terminator()
+
+    rejected = [line for line in pipeline.audit if line["outcome"] == "rejected"]
+    by_message: dict[str, list[str | None]] = {}
+    for line in rejected:
+        by_message.setdefault(line["message_id"], []).append(line["job_id"])
+    assert set(by_message) == set(sent)
+    for message_id, (case, named) in sent.items():
+        assert by_message[message_id] == (named or [None]), case
+    assert len(pipeline.dead_letters()) == len(cases)
+    for job in jobs:
+        assert world.final(job)["status"] == "RUNNING"
+
+
+@given(
+    ids=st.lists(st.uuids().map(str), min_size=1, max_size=5, unique=True),
+    junk=st.text(max_size=20),
+    as_arn=st.booleans(),
+)
+def test_rejected_lines_name_exactly_the_valid_jobs_a_body_names(
+    ids: list[str], junk: str, as_arn: bool
+) -> None:
+    """Whatever breaks a body, its lines name the job ids it lists and nothing else."""
+    from batch_terminator.logic.parse import parse_record
+
+    prefix = "arn:aws:batch:us-east-1:123456789012:job/" if as_arn else ""
+    named = [prefix + i for i in ids]
+    bodies = [
+        json.dumps({"jobIds": named, "reason": REASON, "junk": junk}),
+        json.dumps({"jobIds": named, "reason": REASON})[:-1] + junk,
+    ]
+    for body in bodies:
+        record = parse_record({"messageId": "m", "body": body})
+        if record.request is None:
+            assert record.named_job_ids == tuple(ids)
