@@ -42,7 +42,9 @@ from batch_terminator.models.job import JobSnapshot
 _JOB_ID: Final = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}([:#](0|[1-9][0-9]{0,4}))?$"
 )
-_BUDGET_NAME_LINE: Final = re.compile(r"^Budget Name: (?P<name>.+?)\s*$", re.MULTILINE)
+# Linear on any text: no lazy group before a trailing `\s*$`, which backtracks quadratically over
+# a long run of spaces (a 256 KiB SNS message took minutes); the name is stripped afterwards.
+_BUDGET_NAME_LINE: Final = re.compile(r"^Budget Name: (?P<name>[^\n]*)$", re.MULTILINE)
 _BUDGET_ACCOUNT_LINE: Final = re.compile(r"^AWS Account (?P<account>\d{12})\s*$", re.MULTILINE)
 # What is quoted of a foreign value in an ignore line.
 _QUOTE_MAX: Final = 80
@@ -82,7 +84,13 @@ class BrakeSignal:
 
 
 def _quote(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)[:_QUOTE_MAX]
+    """At most `_QUOTE_MAX` characters of a foreign value, for an ignore line; never raises."""
+    if isinstance(value, str):
+        return repr(value[:_QUOTE_MAX])
+    try:
+        text = json.dumps(value, default=str)
+    except (ValueError, RecursionError):  # a 5,000-digit number, a nesting deeper than the stack
+        text = f"<{type(value).__name__}>"
     return repr(text[:_QUOTE_MAX])
 
 
@@ -102,9 +110,13 @@ def _timestamp(value: Any) -> datetime | None:
         return None
 
 
-def parse_job_event(event: Any, account: str | None) -> JobEvent | Ignored:
-    """A Batch job state change or queue blocked event of this account (when `account` is
-    given), with a detail that DescribeJobs' shape can be read from."""
+def parse_job_event(
+    event: Any, account: str | None, region: str | None = None
+) -> JobEvent | Ignored:
+    """A Batch job state change or queue blocked event of this account and region (each checked
+    when given), with a detail that DescribeJobs' shape can be read from. A job id names a job
+    in one region only: an event routed from another region's bus (EventBridge cross-Region
+    routing) is about a job this region's Batch does not have."""
     if not isinstance(event, dict):
         return Ignored(f"not an EventBridge event: {_quote(event)}")
     source, detail_type = event.get("source"), event.get("detail-type")
@@ -112,6 +124,8 @@ def parse_job_event(event: Any, account: str | None) -> JobEvent | Ignored:
         return Ignored(f"not a Batch job event: source {_quote(source)}, {_quote(detail_type)}")
     if account is not None and event.get("account") != account:
         return Ignored(f"event of another account: {_quote(event.get('account'))}")
+    if region is not None and event.get("region") != region:
+        return Ignored(f"event of another region: {_quote(event.get('region'))}")
     detail = event.get("detail")
     if not isinstance(detail, dict):
         return Ignored("the event has no detail object")
@@ -206,9 +220,11 @@ def _sns(envelope: Any, account: str | None) -> BrakeSignal | Ignored:
             {"value": alarm.get("NewStateValue"), "timestamp": alarm.get("StateChangeTime")},
             "sns",
         )
-    names = _BUDGET_NAME_LINE.findall(message)
-    if len(names) != 1 or not message.startswith("AWS Budget Notification"):
+    if not message.startswith("AWS Budget Notification"):
         return Ignored("an SNS message that is neither an alarm nor an AWS Budgets alert")
+    names = [name.strip() for name in _BUDGET_NAME_LINE.findall(message)]
+    if len(names) != 1 or not names[0]:
+        return Ignored("an AWS Budgets alert that does not name exactly one budget")
     sent_for = _BUDGET_ACCOUNT_LINE.search(message)
     if account is not None and (sent_for is None or sent_for["account"] != account):
         return Ignored(f"budget alert of another account: {_quote(sent_for and sent_for[0])}")
