@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from batch_terminator.logic.matching import resource_name
 from batch_terminator.models.audit import AUDIT_MESSAGE, AuditRecord
@@ -268,25 +269,23 @@ def _details(line: dict[str, Any]) -> str:
 
 
 def render_audit(console: Console, result: AuditResult) -> None:
-    """A table that keeps job ids whole in 80 columns (the other cells fold)."""
+    """A table readable in 80 columns: each job id whole on its own line, the decision's details
+    folded under it."""
     lines = result.lines
     table = Table(
         title=f"Audit: {len(lines)} decisions, newest first",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
-        expand=False,
     )
     table.add_column("time (UTC)", overflow="fold", max_width=10)
     table.add_column("outcome", overflow="fold", max_width=10)
-    table.add_column("job id", no_wrap=True, min_width=36)
-    table.add_column("job, status, policy/source, why, by", overflow="fold", ratio=1)
+    table.add_column("job id / job, status, policy/source, why, by", overflow="fold", min_width=40)
     for line in lines:
         add_row(
             table,
             _when(line),
             str(line.get("outcome")),
-            str(line.get("job_id") or "-"),
-            _details(line),
+            Text.assemble((str(line.get("job_id") or "-"), "bold"), "\n", (_details(line), "dim")),
         )
     console.print(table)
 

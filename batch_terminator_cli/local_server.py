@@ -58,6 +58,28 @@ def _check_port_free(port: int) -> None:
             ) from exc
 
 
+STACK_NAME = "BatchTerminator"
+
+
+def publish_stack_outputs(
+    session: Any, outputs: dict[str, str], stack_name: str = STACK_NAME
+) -> None:
+    """A CloudFormation stack whose outputs name the emulated resources, as the deployed stack's
+    do: the CLI finds queues, table and log group with its default --stack-name."""
+    import warnings
+
+    template = {
+        # A resource without side effects; moto warns that it does not model it.
+        "Resources": {"Outputs": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        session.client("cloudformation").create_stack(
+            StackName=stack_name, TemplateBody=json.dumps(template)
+        )
+
+
 class LocalServer:
     def __init__(
         self,
@@ -118,6 +140,7 @@ class LocalServer:
         )
         self._session = boto3.Session(region_name=REGION)
         self.deployment = deploy(self._session, self._policies)
+        publish_stack_outputs(self._session, self.deployment.outputs())
         self.world = BatchWorld(self._session, BatchControl(region=REGION))
         self._context.enter_context(environment(self.deployment.function_environment()))
         for handler in (terminator, sweeper, deadline, brake):

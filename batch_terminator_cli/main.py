@@ -169,14 +169,15 @@ def _print_local_help(endpoint: str, deployment: Any, jobs: dict[str, str], poli
     target = f"--endpoint-url {endpoint} --region us-east-1"
     out.print("\nTry (any credentials work):")
     out.print(
-        "  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1"
+        "  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1",
+        soft_wrap=True,
     )
     for line in (
-        f"  batch-terminator request {example} --reason 'Terminating job.' --wait {target} "
-        f"--queue-url {deployment.request_queue_url} --log-group {deployment.terminator_log_group}",
-        f"  aws --endpoint-url {endpoint} batch describe-jobs --jobs {example}",
+        f"  batch-terminator request {example} --reason 'Terminating job.' --wait {target}",
+        f"  batch-terminator status {target}",
+        f"  batch-terminator audit {target}",
         f"  batch-terminator plan --policies {policies} {target}",
-        f"  batch-terminator audit --log-group {deployment.terminator_log_group} {target}",
+        f"  aws --endpoint-url {endpoint} batch describe-jobs --jobs {example}",
     ):
         out.print(literal(line), soft_wrap=True)
     out.print("Ctrl-C stops.")
@@ -669,6 +670,8 @@ def _print_redrive(
         return
     if output is Output.TEXT:
         _emit_text(_tsv([[m.message_id, m.receive_count, m.error, m.excerpt] for m in letters]))
+        return
+    if not letters:
         return
     from rich import box
     from rich.table import Table

@@ -84,8 +84,7 @@ def render_plan(console: Console, run: PolicyRun) -> None:
         title += f"; dry run, would terminate but will not ({dry} jobs)"
     table = Table(title=literal(title), box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("job id", no_wrap=True, min_width=36)
-    table.add_column("job, queue, status, age/limit", overflow="fold", ratio=1)
-    table.add_column("policy, reason", overflow="fold", ratio=1)
+    table.add_column("job on queue, status age/limit; policy: reason", overflow="fold")
     for s in selections:
         name = s.job.job_name + (f" (array: {len(s.children)} jobs)" if s.children else "")
         policy = s.policy + (" [dry run]" if s.dry_run else "")
@@ -95,8 +94,7 @@ def render_plan(console: Console, run: PolicyRun) -> None:
             table,
             s.job.job_id,
             f"{name} on {resource_name(s.job.job_queue or '-')}, {statuses} "
-            f"{_age(s.age) or '-'}/{limit}",
-            f"{policy}: {s.reason}",
+            f"{_age(s.age) or '-'}/{limit}; {policy}: {s.reason}",
         )
     console.print(table)
     counts = Table(title="Per policy", box=box.SIMPLE_HEAD, pad_edge=False)

@@ -478,6 +478,7 @@ def test_request_wait_prints_each_outcome(local: LocalServer) -> None:
         "golden", "gpu-training", "RUNNING", tags={"batch-terminator:protect": "1"}
     )
 
+    # No --queue-url or --log-group: `local` publishes the stack's outputs, as a deployment does.
     result = run(
         "request",
         runaway,
@@ -492,14 +493,12 @@ def test_request_wait_prints_each_outcome(local: LocalServer) -> None:
         "--endpoint-url",
         local.endpoint_url,
         *REGION,
-        "--queue-url",
-        local.deployment.request_queue_url,
-        "--log-group",
-        local.deployment.terminator_log_group,
     )
 
     assert result.exit_code == 0, result.output
-    states = {s["jobId"]: s["outcome"] for s in json.loads(result.stdout)}
+    # The in-process server's functions may print their EMF lines to the same stdout first.
+    printed = result.stdout[result.stdout.index("[\n") :]
+    states = {s["jobId"]: s["outcome"] for s in json.loads(printed)}
     assert states == {runaway: "terminated", golden: "skipped"}
 
 
@@ -806,3 +805,19 @@ def test_any_text_in_any_option_exits_0_1_or_2_without_a_traceback(
     result = runner.invoke(app, [*arguments, *REGION] if "--region" not in arguments else arguments)
     assert result.exit_code in (0, 1, 2), (arguments, result.output)
     clean(result)
+
+
+def test_plan_table_keeps_job_ids_whole_in_80_columns(pipeline: Sandbox) -> None:
+    from batch_terminator_cli.planning import make_plan, render_plan
+
+    demo.seed_jobs(pipeline.world)
+    ids = demo.seed_policy_jobs(pipeline.world)
+    run_ = make_plan(pipeline.session.client("batch"), demo.demo_policies(), datetime.now(UTC))
+    console = Console(width=80, record=True, file=io.StringIO())
+    render_plan(console, run_)
+    rows = console.export_text().splitlines()
+    assert all(len(row) <= 80 for row in rows)
+    planned = [s.job.job_id for s in run_.evaluation.selections]
+    assert ids["train-gpt-c"] in planned
+    for job in planned:
+        assert any(job in row for row in rows), job
