@@ -65,6 +65,8 @@ class AuditQuery:
     requested_by: str | None = None
     limit: int = 50
     request_id: str | None = None
+    # Any of these jobs (FilterLogEvents only: `status` and `request --wait`).
+    any_job: tuple[str, ...] = ()
 
     def conditions(self) -> dict[str, str]:
         wanted = {
@@ -82,6 +84,10 @@ class AuditQuery:
         terms = [f'$.message = "{AUDIT_MESSAGE}"'] + [
             f"$.{key} = {json.dumps(value)}" for key, value in self.conditions().items()
         ]
+        if self.any_job:
+            terms.append(
+                "(" + " || ".join(f"$.job_id = {json.dumps(j)}" for j in self.any_job) + ")"
+            )
         return "{ " + " && ".join(terms) + " }"
 
     def insights_query(self) -> str:
@@ -99,8 +105,10 @@ class AuditQuery:
 
     def matches(self, line: dict[str, Any]) -> bool:
         # Checked here too: the service narrows the scan, this decides.
-        return line.get("message") == AUDIT_MESSAGE and all(
-            line.get(key) == value for key, value in self.conditions().items()
+        return (
+            line.get("message") == AUDIT_MESSAGE
+            and all(line.get(key) == value for key, value in self.conditions().items())
+            and (not self.any_job or line.get("job_id") in self.any_job)
         )
 
 

@@ -18,8 +18,10 @@ from enum import StrEnum
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 from urllib.parse import urlparse
 
+import click
 import typer
 from rich.console import Console
+from typer.exceptions import TyperException
 
 from batch_terminator_cli.output import labelled, say
 
@@ -136,8 +138,8 @@ def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, typer.BadParameter):
-            raise
+        except (typer.Exit, typer.Abort, TyperException, click.ClickException):
+            raise  # exit codes and usage errors (exit 2), printed by typer
         except KeyboardInterrupt:
             say(err, "interrupted")
             raise typer.Exit(INTERRUPTED) from None

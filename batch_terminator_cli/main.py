@@ -627,6 +627,17 @@ def redrive(
             f"the move task ended {status} after {moved} messages ({why}); the rest stay in the DLQ"
         )
     say(err, f"moved {moved} messages back to the request queue")
+    left = operating.queue_depth(sqs, dlq)
+    if sum(left.values()):
+        say(
+            err,
+            labelled(
+                "note",
+                f"{sum(left.values())} messages are in the DLQ now (in flight, or arrived since): "
+                "run redrive again to move them",
+                "yellow",
+            ),
+        )
 
 
 def _follow_move(sqs: Any, source_arn: str) -> dict[str, Any]:

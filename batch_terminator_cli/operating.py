@@ -26,6 +26,7 @@ RECEIVE_BATCH = 10
 DESCRIBE_BATCH = 100
 # How long `redrive` keeps the messages it lists hidden from other readers (seconds).
 PEEK_VISIBILITY_SECONDS = 60
+PATTERN_JOBS = 15
 FINISHED_TASK = frozenset({"COMPLETED", "CANCELLED", "FAILED"})
 
 
@@ -262,7 +263,10 @@ def job_states(
 
     Lines of `request_id` count for a job whatever their job_id; reads with FilterLogEvents
     (a short window: the lines of jobs just asked about)."""
-    query = AuditQuery(since, request_id=request_id, limit=10_000)
+    # A filter pattern is at most 1,024 characters: name the jobs when they fit, else read all
+    # the lines of the window (or of the request) and pick here.
+    named = tuple(ids) if request_id is None and len(ids) <= PATTERN_JOBS else ()
+    query = AuditQuery(since, request_id=request_id, limit=100_000, any_job=named)
     wanted = set(ids)
     latest: dict[str, dict[str, Any]] = {}
     for line in reversed(read_audit(logs, log_group, query, now, insights=False).lines):

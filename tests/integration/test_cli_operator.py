@@ -821,3 +821,25 @@ def test_plan_table_keeps_job_ids_whole_in_80_columns(pipeline: Sandbox) -> None
     assert ids["train-gpt-c"] in planned
     for job in planned:
         assert any(job in row for row in rows), job
+
+
+def test_ctrl_c_is_one_line_and_exit_130(stack: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    from batch_terminator_cli import operating
+
+    def interrupted(*_args: Any, **_kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(operating, "queue_depth", interrupted)
+    result = run("status", *REGION)
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "interrupted"
+    clean(result)
+
+
+def test_the_filter_pattern_names_the_jobs_it_looks_for() -> None:
+    query = AuditQuery(timedelta(hours=1), any_job=("a", "b"))
+    assert query.filter_pattern() == (
+        '{ $.message = "termination" && ($.job_id = "a" || $.job_id = "b") }'
+    )
+    assert query.matches({"message": "termination", "job_id": "b"})
+    assert not query.matches({"message": "termination", "job_id": "c"})
