@@ -10,11 +10,13 @@ the developer guide its DLQ redrive ("Configure a dead-letter queue redrive"):
   given, each message's original source queue (the `DeadLetterQueueSourceArn` SQS records as a
   message enters a DLQ; here, where that is unknown, the DLQ's one source queue).
 - Only one active task per queue at a time: a second start while one runs is refused.
-- The task is asynchronous: it moves the source's messages in order, oldest first, at
+- The task is asynchronous: it moves the source's messages in order, oldest first ("Dead-letter
+  queues redrive messages in the order they are received, starting with the oldest message"), at
   `MaxNumberOfMessagesPerSecond` (1 to 500; unset: the system's own rate, 500 here). Each moved
-  message is a new message in the destination (a new message id, receive count 0) with the same
-  body, message attributes and system attributes, and is deleted from the source only once it
-  is in the destination: nothing is lost or doubled.
+  message is a new message in the destination ("a new messageID and enqueueTime are assigned to
+  redriven messages", so its retention period starts again; receive count 0) with the same body,
+  message attributes and system attributes, and is deleted from the source only once it is in
+  the destination: nothing is lost or doubled.
 - ListMessageMoveTasks gives the most recent tasks of a source first (MaxResults 1 to 10,
   default 1), with `ApproximateNumberOfMessagesMoved`, `ApproximateNumberOfMessagesToMove` (the
   messages in the source when the task started), `Status` (RUNNING, COMPLETED, CANCELLING,
