@@ -754,6 +754,8 @@ def status(
     from batch_terminator_cli import operating
 
     ids = operating.unique(_job_id_option(j) or "" for j in job_ids or [])
+    if wait and not ids:
+        raise typer.BadParameter("name the jobs to wait for (job ids or ARNs)", param_hint="--wait")
     aws = aws_session(endpoint_url, region, profile)
     if ids:
         group = log_group or aws.stack_output(stack_name, "TerminatorLogGroupName")
