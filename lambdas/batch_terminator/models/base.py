@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     PlainSerializer,
     StringConstraints,
     ValidationError,
@@ -20,6 +21,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from batch_terminator.contract import JobStatus
 from batch_terminator.logic.durations import (
     DURATION_PATTERN,
     MAX_DURATION_TEXT,
@@ -137,6 +139,27 @@ VisibleText = Annotated[
     AfterValidator(no_control_characters),
     AfterValidator(visible),
 ]
+
+
+POLICY_NAME_PATTERN: Final = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+# A policy's name: shared by the policies file and a policy run's requests.
+PolicyName = Annotated[str, StringConstraints(strict=True, pattern=POLICY_NAME_PATTERN)]
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _only_active(statuses: list[JobStatus]) -> list[JobStatus]:
+    finished = [s.value for s in statuses if s.is_final]
+    if finished:
+        raise ValueError(f"finished jobs cannot be terminated: remove {', '.join(finished)}")
+    return statuses
+
+
+# One status or a list of them; the active ones only where a job is to be terminated.
+StatusList = Annotated[list[JobStatus], BeforeValidator(_one_or_many), Field(min_length=1)]
+ActiveStatusList = Annotated[StatusList, AfterValidator(_only_active)]
 
 
 def describe_validation_error(error: ValidationError) -> list[str]:

@@ -8,8 +8,13 @@ from typing import Annotated, Final, Literal
 from pydantic import Field, StrictBool, StrictInt, model_validator
 
 from batch_terminator.contract import DEFAULT_PROTECT_TAG, MAX_RUNTIME_TAG, JobStatus
-from batch_terminator.models.base import ContractModel, Duration, NonEmptyStr
-from batch_terminator.models.request import ActiveStatusList, PolicyName
+from batch_terminator.models.base import (
+    ActiveStatusList,
+    ContractModel,
+    Duration,
+    NonEmptyStr,
+    PolicyName,
+)
 
 Patterns = Annotated[list[NonEmptyStr], Field(min_length=1)]
 

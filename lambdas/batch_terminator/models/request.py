@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
-    BeforeValidator,
     Field,
     StrictBool,
     StrictInt,
@@ -23,12 +22,13 @@ from batch_terminator.contract import (
     ACTIVE_STATUSES,
     MAX_JOB_IDS_PER_REQUEST,
     MAX_REASON_LENGTH,
-    JobStatus,
 )
 from batch_terminator.models.base import (
+    ActiveStatusList,
     ContractModel,
     Duration,
     NonEmptyStr,
+    PolicyName,
     no_control_characters,
     visible,
 )
@@ -44,7 +44,6 @@ _JOB_ARN: Final = re.compile(rf"{_BATCH_ARN}:job/(?P<id>.+)")
 # Queue names: up to 128 letters, numbers, hyphens and underscores (CreateJobQueue).
 _QUEUE_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _QUEUE_ARN: Final = re.compile(rf"{_BATCH_ARN}:job-queue/[A-Za-z0-9_-]{{1,128}}")
-POLICY_NAME_PATTERN: Final = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 DEFAULT_SELECTOR_LIMIT: Final = 100
 MAX_SELECTOR_LIMIT: Final = 1_000
 ORIGIN_CONTEXT: Final = "origin"
@@ -99,10 +98,6 @@ def _queue(value: str, info: ValidationInfo) -> str:
     return value
 
 
-def _one_or_many(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
-
-
 JobId = Annotated[str, StringConstraints(strict=True), AfterValidator(_job_id)]
 QueueRef = Annotated[str, StringConstraints(strict=True), AfterValidator(_queue)]
 Reason = Annotated[
@@ -111,24 +106,12 @@ Reason = Annotated[
     AfterValidator(no_control_characters),
     AfterValidator(visible),
 ]
-StatusList = Annotated[list[JobStatus], BeforeValidator(_one_or_many), Field(min_length=1)]
-PolicyName = Annotated[str, StringConstraints(strict=True, pattern=POLICY_NAME_PATTERN)]
 Label = Annotated[
     str,
     StringConstraints(strict=True, min_length=1, max_length=256),
     AfterValidator(no_control_characters),
     AfterValidator(visible),
 ]
-
-
-def _only_active(statuses: list[JobStatus]) -> list[JobStatus]:
-    finished = [s.value for s in statuses if s.is_final]
-    if finished:
-        raise ValueError(f"finished jobs cannot be terminated: remove {', '.join(finished)}")
-    return statuses
-
-
-ActiveStatusList = Annotated[StatusList, AfterValidator(_only_active)]
 
 
 class Selector(ContractModel):
