@@ -21,9 +21,11 @@ from __future__ import annotations
 import contextlib
 import io
 import random
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 from rich.console import Console
@@ -33,6 +35,7 @@ from batch_terminator.handlers import brake as brake_function
 from batch_terminator.handlers import deadline, sweeper, terminator
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator import alarms
+from batch_terminator_cli.emulator.botocore_models import batch_model_without
 from batch_terminator_cli.sandbox import Sandbox, sandbox
 from bench._modelled_time import ModelledBatch
 from bench.brake_scale import ALARM
@@ -90,9 +93,30 @@ def _measure(
     trigger: Callable[[Sandbox], None],
     *,
     events: bool = False,
+    per_job: bool = False,
 ) -> PathCalls:
-    """Every Batch call of the functions' own clients is counted, by side."""
-    with sandbox(file) as box:
+    """Every Batch call of the functions' own clients is counted, by side. `per_job`: the
+    functions load a Batch model without TerminateJobs (AWS_DATA_PATH, as an older runtime's
+    botocore), so the terminator falls back to one TerminateJob per job."""
+    with tempfile.TemporaryDirectory() as scratch:
+        environment = (
+            {"AWS_DATA_PATH": str(batch_model_without("TerminateJobs", Path(scratch)))}
+            if per_job
+            else {}
+        )
+        return _measure_in(name, file, queues, ages, trigger, events, environment)
+
+
+def _measure_in(
+    name: str,
+    file: PoliciesFile,
+    queues: list[str],
+    ages: list[timedelta],
+    trigger: Callable[[Sandbox], None],
+    events: bool,
+    environment: dict[str, str],
+) -> PathCalls:
+    with sandbox(file, environment) as box:
         _seed(box, queues, ages, events=events)
         finding, terminating = ModelledBatch(), ModelledBatch()
         for function in (sweeper, deadline, brake_function):
@@ -104,7 +128,7 @@ def _measure(
     return PathCalls(name, len(queues), terminated, dict(finding.calls), dict(terminating.calls))
 
 
-def sweep(jobs: int, rng: random.Random) -> PathCalls:
+def sweep(jobs: int, rng: random.Random, *, per_job: bool = False) -> PathCalls:
     file = _policies(
         ["gpu-training"],
         {
@@ -115,7 +139,7 @@ def sweep(jobs: int, rng: random.Random) -> PathCalls:
         },
     )
     ages = [timedelta(hours=12, seconds=rng.randint(60, 6 * 3600)) for _ in range(jobs)]
-    return _measure("sweep", file, ["gpu-training"], ages, _sweep)
+    return _measure("sweep", file, ["gpu-training"], ages, _sweep, per_job=per_job)
 
 
 def _sweep(box: Sandbox) -> None:
@@ -143,7 +167,7 @@ def deadline_past(jobs: int, rng: random.Random) -> PathCalls:
     )
 
 
-def deadline_fired(jobs: int, rng: random.Random) -> PathCalls:
+def deadline_fired(jobs: int, rng: random.Random, *, per_job: bool = False) -> PathCalls:
     file = _policies(["gpu-training"], _DEADLINE_POLICY)
     ages = [timedelta(seconds=rng.randint(0, 9 * 60)) for _ in range(jobs)]
 
@@ -153,11 +177,17 @@ def deadline_fired(jobs: int, rng: random.Random) -> PathCalls:
         box.fire_schedules()
 
     return _measure(
-        "deadline (schedules fired)", file, ["gpu-training"], ages, trigger, events=True
+        "deadline (schedules fired)",
+        file,
+        ["gpu-training"],
+        ages,
+        trigger,
+        events=True,
+        per_job=per_job,
     )
 
 
-def brake(jobs: int, queues: int) -> PathCalls:
+def brake(jobs: int, queues: int, *, per_job: bool = False) -> PathCalls:
     names = [f"q{i}" for i in range(queues)]
     file = _policies(
         names,
@@ -181,7 +211,7 @@ def brake(jobs: int, queues: int) -> PathCalls:
             )
         )
 
-    return _measure("brake", file, names, ages, trigger)
+    return _measure("brake", file, names, ages, trigger, per_job=per_job)
 
 
 def run(console: Console, jobs: int = 1000) -> list[PathCalls]:
