@@ -134,3 +134,20 @@ def test_any_budgets_text_is_a_signal_or_one_reason(before: str, after: str) -> 
     if isinstance(parsed[0], BrakeSignal):
         assert parsed[0].name == parsed[0].name.strip()
         assert parsed[0].name
+
+
+@pytest.mark.parametrize("name", ["spend\nALARM", "spend\x00", "\x1b[31mspend", "spend\x7f", ""])
+def test_an_alarm_name_cloudwatch_cannot_have_is_ignored_on_every_path(name: str) -> None:
+    from datetime import UTC, datetime
+
+    from batch_terminator_cli.emulator import alarms
+
+    at = datetime(2026, 11, 29, 8, 10, tzinfo=UTC)
+    for event in (
+        alarms.alarm_event(name, at),
+        alarms.alarm_action(name, at),
+        alarms.sns_alarm(name, at),
+    ):
+        [parsed] = parse_brake_events(event, ACCOUNT)
+        assert isinstance(parsed, Ignored), event
+        assert parsed.why.startswith("the alarm has no valid name")

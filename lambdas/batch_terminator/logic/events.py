@@ -46,6 +46,7 @@ _JOB_ID: Final = re.compile(
 # a long run of spaces (a 256 KiB SNS message took minutes); the name is stripped afterwards.
 _BUDGET_NAME_LINE: Final = re.compile(r"^Budget Name: (?P<name>[^\n]*)$", re.MULTILINE)
 _BUDGET_ACCOUNT_LINE: Final = re.compile(r"^AWS Account (?P<account>\d{12})\s*$", re.MULTILINE)
+_ASCII_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 # What is quoted of a foreign value in an ignore line.
 _QUOTE_MAX: Final = 80
 ALARM: Final = "ALARM"
@@ -87,6 +88,8 @@ def _quote(value: Any) -> str:
     """At most `_QUOTE_MAX` characters of a foreign value, for an ignore line; never raises."""
     if isinstance(value, str):
         return repr(value[:_QUOTE_MAX])
+    if value is None:  # missing or null: unquoted, unlike the text 'null'
+        return "null"
     try:
         text = json.dumps(value, default=str)
     except (ValueError, RecursionError):  # a 5,000-digit number, a nesting deeper than the stack
@@ -189,7 +192,9 @@ def _alarm_action(event: dict[str, Any], account: str | None) -> BrakeSignal | I
 
 
 def _signal(name: Any, state: Any, path: str) -> BrakeSignal | Ignored:
-    if not isinstance(name, str) or not name or len(name) > 255:
+    # 1 to 255 characters, no ASCII control characters (PutMetricAlarm, AlarmName): anything
+    # else names no alarm CloudWatch can have.
+    if not isinstance(name, str) or not 0 < len(name) <= 255 or _ASCII_CONTROL.search(name):
         return Ignored(f"the alarm has no valid name: {_quote(name)}")
     if not isinstance(state, dict):
         return Ignored(f"alarm {_quote(name)} has no state object")
