@@ -68,8 +68,25 @@ EndpointOption = Annotated[
 OutputOption = Annotated[
     Output, typer.Option("--output", help="table, json or text.", case_sensitive=False)
 ]
+# CloudFormation stack names: a letter, then letters, digits and hyphens, at most 128 (or its ARN).
+_STACK = re.compile(
+    r"[A-Za-z][-A-Za-z0-9]{0,127}|arn:aws[a-z-]*:cloudformation:[a-z0-9-]+:\d{12}:stack/[-A-Za-z0-9]+/[-a-f0-9]+"
+)
+
+
+def _stack_name(value: str) -> str:
+    if not _STACK.fullmatch(value):
+        raise typer.BadParameter(
+            f"{value[:80]!r} is not a stack name (a letter, then letters, digits and hyphens)"
+        )
+    return value
+
+
 StackOption = Annotated[
-    str, typer.Option(help="Stack whose outputs name the queues, table and log group.")
+    str,
+    typer.Option(
+        help="Stack whose outputs name the queues, table and log group.", callback=_stack_name
+    ),
 ]
 
 
@@ -131,6 +148,7 @@ def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
         NoRegionError,
         ProfileNotFound,
     )
+    from botocore.parsers import ResponseParserError
 
     from batch_terminator_cli.aws import StackOutputMissing
 
@@ -156,7 +174,7 @@ def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
             fail(f"cannot reach the AWS endpoint: {_one_line(error)}")
         except ClientError as error:
             fail(_client_error(error))
-        except BotoCoreError as error:
+        except (BotoCoreError, ResponseParserError) as error:
             fail(_one_line(error))
         except StackOutputMissing as error:
             fail(_one_line(error))

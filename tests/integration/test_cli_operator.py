@@ -112,6 +112,7 @@ def reject(pipeline: Sandbox, count: int) -> list[str]:
         ),
         (["redrive", "--show", "-1"], "--show"),
         (["status", "--wait"], "name the jobs to wait for"),
+        (["status", "--stack-name", "\b"], "is not a stack name"),
         (["pause", "--reason", "x" * 1025], "at most 1024 characters"),
         (["audit", "--endpoint-url", "http://[::1"], "is not a URL"),
         (["audit", "--endpoint-url", "http://127.0.0.1:99999"], "is not a URL"),
