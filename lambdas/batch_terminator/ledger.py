@@ -457,6 +457,8 @@ class Ledger:
                     ":expires": self._expires_at(),
                     **({":request": {"S": holder.request_id}} if holder.request_id else {}),
                 },
+                # The item as it was comes back in the ConditionalCheckFailedException ("Item";
+                # DynamoDB API reference, UpdateItem), so a lost claim costs no second read.
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except LedgerUnavailable as exc:

@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TypeVar
 
 from batch_terminator import facts as job_facts
 from batch_terminator.batch_api import BatchApi, BatchCallFailed, BatchError, OutOfTime
@@ -66,6 +67,8 @@ from batch_terminator.selecting import expand_selector
 logger = logging.getLogger(__name__)
 
 AuditSink = Callable[[Sequence[AuditRecord]], None]
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 # Claims are taken and given back this many at a time (one DynamoDB call each).
 CLAIM_THREADS = 8
@@ -539,8 +542,7 @@ class _Run:
             except LedgerUnavailable as exc:
                 return exc
 
-        with ThreadPoolExecutor(max_workers=min(CLAIM_THREADS, len(actions))) as pool:
-            answers = list(pool.map(claim, actions))
+        answers = _each(claim, actions)
         unavailable = [a for a in answers if isinstance(a, LedgerUnavailable)]
         if unavailable:
             # As for a by-id request without the ledger: go on, Batch's own state still judges.
@@ -599,8 +601,7 @@ class _Run:
                     extra={"job_id": action.target, "error": str(exc)},
                 )
 
-        with ThreadPoolExecutor(max_workers=min(CLAIM_THREADS, len(ended))) as pool:
-            list(pool.map(settle, ended))
+        _each(settle, ended)
 
     def _records(self, actions: Sequence[_Action], plan: _Plan) -> list[TerminationRecord]:
         """The termination records of a call's accepted jobs: the target's (its accepted
@@ -707,6 +708,15 @@ class _Run:
                 )
             except LedgerUnavailable as exc:
                 logger.warning("could not record settled jobs of %s: %s", message_id, exc)
+
+
+def _each(call: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+    """`call` on every item, CLAIM_THREADS at a time (one DynamoDB call each; boto3 clients
+    are thread-safe); a single item in this thread."""
+    if len(items) <= 1:
+        return [call(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(CLAIM_THREADS, len(items))) as pool:
+        return list(pool.map(call, items))
 
 
 def _stops(line: Line) -> frozenset[str]:
