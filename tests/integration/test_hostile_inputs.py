@@ -54,11 +54,12 @@ REGION = "us-east-1"
 JOB = "4c7599ae-0a82-49aa-ba5a-4727fcce14a8"
 ARN = f"arn:aws:batch:{REGION}:{ACCOUNT}"
 ALARM = "batch-spend-critical"
+MAX_RUNTIME = "batch-terminator:max-runtime"
 runner = CliRunner()
 
 POLICIES: dict[str, Any] = {
     "version": 1,
-    "settings": {"jobQueues": ["gpu-training", "spot-cpu"]},
+    "settings": {"jobQueues": ["gpu-training", "spot-cpu"], "maxRuntimeTag": True},
     "policies": [
         {
             "name": "quick-cap",
@@ -678,6 +679,31 @@ BRAKE_EVENTS = [
 ]
 
 
+# ---- the sweep: Batch data it reads (a job's max-runtime tag) ------------------------------------
+
+SWEEP_TAGS = [
+    Hostile(f"sweep-tag-{name}", "sweep", value, r"jobs ignored by the policy run", bug=bug)
+    for name, value, bug in [
+        ("negative", "-1h", None),
+        ("nan", "NaN", None),
+        ("exponent", "1e3h", None),
+        ("words", "12 hours", None),
+        ("zero", "0h", None),
+        ("fraction", "1.5h", None),
+        ("empty", "", None),
+        ("plus-sign", "+2h", None),
+        ("two-parts", "2h 30m", None),
+        (
+            "unicode-digit",
+            "\u0663h",
+            "logic/durations.py DURATION_PATTERN uses \\d, which takes any Unicode digit: a "
+            "max-runtime tag (or olderThan, minAge) of '\u0663h' (ARABIC-INDIC THREE) is read as "
+            "3h; the request model already keeps ids to ASCII digits for this reason",
+        ),
+    ]
+]
+
+
 # ---- policies files ---------------------------------------------------------------------------------
 
 POLICY = "  - name: cap\n    when: {status: RUNNING, olderThan: 2h}\n"
@@ -926,7 +952,9 @@ COMMANDS = [
     Hostile("cli-unknown-command", "cli", cli("terminate-all"), r"No such command"),
 ]
 
-CATALOGUE = REQUESTS + DEADLINE_EVENTS + BRAKE_EVENTS + POLICY_FILES + POLICIES_JSON + COMMANDS
+CATALOGUE = (
+    REQUESTS + DEADLINE_EVENTS + BRAKE_EVENTS + SWEEP_TAGS + POLICY_FILES + POLICIES_JSON + COMMANDS
+)
 
 # Kinds the catalogue does not repeat, and where they are tested.
 ELSEWHERE = {
@@ -958,7 +986,7 @@ def test_the_catalogue_is_big_enough_and_its_ids_are_unique() -> None:
     assert len(ids) == len(set(ids))
     assert len(ids) >= 40
     by_entry = {h.entry for h in CATALOGUE}
-    assert by_entry == {"request", "deadline", "brake", "policies", "policies.json", "cli"}
+    assert by_entry == {"request", "deadline", "brake", "sweep", "policies", "policies.json", "cli"}
 
 
 # ---- the runners ------------------------------------------------------------------------------
@@ -1057,6 +1085,30 @@ def run_brake(box: Sandbox, hostile: Hostile) -> None:
     assert re.search(hostile.expected, line["why"]), line["why"]
 
 
+def run_sweep(box: Sandbox, hostile: Hostile) -> None:
+    _fresh(box)
+    box.sweeper_logs.clear()
+    # Younger than quick-cap's 2 minutes: only its tag could select it.
+    odd = box.world.job(
+        "odd",
+        "gpu-training",
+        "RUNNING",
+        age=timedelta(seconds=30),
+        tags={MAX_RUNTIME: hostile.input},
+    )
+    runaway = box.world.job("runaway", "gpu-training", "RUNNING", age=timedelta(minutes=10))
+
+    summary = box.run_sweeper()
+    box.run_terminator()
+
+    assert runaway in stopped(box), "the sweep did not go on past the odd tag"
+    assert odd not in stopped(box)
+    assert summary["invalid_max_runtime_tags"][odd] == hostile.input
+    [warning] = [line for line in box.sweeper_logs if re.search(hostile.expected, line["message"])]
+    assert warning["level"] == "WARNING"
+    assert warning["invalid_max_runtime_tags"][odd] == hostile.input
+
+
 class Hung(Exception):
     """The guarded command did not return."""
 
@@ -1131,6 +1183,13 @@ def test_a_hostile_brake_event_is_one_ignore_line_and_brakes_nothing(
     box: Sandbox, hostile: Hostile
 ) -> None:
     run_brake(box, hostile)
+
+
+@pytest.mark.parametrize("hostile", [h.param() for h in SWEEP_TAGS])
+def test_a_hostile_max_runtime_tag_is_reported_and_the_sweep_goes_on(
+    box: Sandbox, hostile: Hostile
+) -> None:
+    run_sweep(box, hostile)
 
 
 @pytest.mark.parametrize("hostile", [h.param() for h in POLICY_FILES])
