@@ -846,3 +846,35 @@ def test_the_filter_pattern_names_the_jobs_it_looks_for() -> None:
     )
     assert query.matches({"message": "termination", "job_id": "b"})
     assert not query.matches({"message": "termination", "job_id": "c"})
+
+
+def test_audit_command_shows_insights_progress_and_the_row_limit(
+    stack: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batch_terminator_cli.aws import Aws
+
+    monkeypatch.setattr(auditing, "INSIGHTS_MAX_ROWS", 2)
+    insights = InsightsLogs([audit_line(i) for i in range(4)], polls=2)
+    real_client = Aws.client
+    monkeypatch.setattr(
+        Aws,
+        "client",
+        lambda self, service: insights if service == "logs" else real_client(self, service),
+    )
+    monkeypatch.setattr(auditing.time, "sleep", lambda _s: None)
+
+    result = run("audit", "--output", "json", *REGION)
+
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 2
+    assert "Logs Insights scanned 4 records" in result.stderr
+    assert "at most 2 rows a query" in result.stderr
+
+
+def test_status_wait_times_out_with_exit_1(stack: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(main, "_POLL_SECONDS", 0.2)
+    job = stack.world.job("waiting", "gpu-training", "RUNNING")
+    result = run("status", job, "--wait", "--timeout", "1", "--output", "text", *REGION)
+    assert result.exit_code == 1
+    assert result.stdout.split("\t")[:2] == [job, "pending"]
+    assert "1 of 1 jobs have no decision yet after 1 s" in result.stderr
