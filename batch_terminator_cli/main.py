@@ -34,7 +34,9 @@ from batch_terminator_cli.conventions import (
 from batch_terminator_cli.output import labelled, literal, say
 
 app = typer.Typer(
-    help="Terminate AWS Batch jobs by policy or on request.",
+    help="Terminate AWS Batch jobs by policy or on request.\n\n"
+    "Exit codes: 0 done, 1 an AWS or file error, 2 a usage error. Output on stdout; progress, "
+    "notes and errors on stderr.",
     no_args_is_help=True,
     add_completion=False,
     context_settings=CONTEXT_SETTINGS,
