@@ -1133,7 +1133,7 @@ def returns_within(seconds: int) -> Iterator[None]:
 def run_policies(tmp_path: Path, hostile: Hostile) -> None:
     path = tmp_path / "policies.yaml"
     path.write_bytes(hostile.input)
-    with returns_within(20):
+    with returns_within(10):
         result = runner.invoke(app, ["validate", str(path)])
     assert isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code == 1, result.output
@@ -1142,7 +1142,7 @@ def run_policies(tmp_path: Path, hostile: Hostile) -> None:
     assert printed
     assert all(line.startswith(f"{path}:") for line in printed), printed
     assert re.search(hostile.expected, result.output), result.output
-    with returns_within(20), pytest.raises(PoliciesFileError) as raised:
+    with returns_within(10), pytest.raises(PoliciesFileError) as raised:
         load_policies(path)
     assert re.search(hostile.expected, str(raised.value))
 
