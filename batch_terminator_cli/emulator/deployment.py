@@ -19,10 +19,12 @@ from typing import Any
 
 from batch_terminator.contract import (
     ACCOUNT_ID_ENV,
+    DLQ_MAX_MESSAGE_BYTES,
     DLQ_URL_ENV,
     LEDGER_TABLE_ENV,
     MAX_RECEIVE_COUNT_ENV,
     REGION_ENV,
+    REQUEST_MAX_MESSAGE_BYTES,
     REQUEST_QUEUE_ARN_ENV,
     REQUEST_QUEUE_URL_ENV,
     SCHEDULE_DLQ_ARN_ENV,
@@ -120,13 +122,17 @@ def deploy(
     policies = policies or PoliciesFile.model_validate({"version": 1, "policies": []})
     sqs = session.client("sqs")
     events = session.client("events")
-    dlq_url = sqs.create_queue(QueueName=f"{prefix}-dlq")["QueueUrl"]
+    dlq_url = sqs.create_queue(
+        QueueName=f"{prefix}-dlq",
+        Attributes={"MaximumMessageSize": str(DLQ_MAX_MESSAGE_BYTES)},
+    )["QueueUrl"]
     dlq_arn = _arn(sqs, dlq_url)
     queue_url = sqs.create_queue(
         QueueName=f"{prefix}-requests",
         Attributes={
             "VisibilityTimeout": "720",
             "MessageRetentionPeriod": str(REQUEST_RETENTION_SECONDS),
+            "MaximumMessageSize": str(REQUEST_MAX_MESSAGE_BYTES),
             "RedrivePolicy": json.dumps(
                 {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}
             ),

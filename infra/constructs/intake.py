@@ -12,7 +12,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from batch_terminator.contract import EVENT_SOURCE, REQUEST_DETAIL_TYPE, request_event_pattern
+from batch_terminator.contract import (
+    DLQ_MAX_MESSAGE_BYTES,
+    EVENT_SOURCE,
+    REQUEST_DETAIL_TYPE,
+    REQUEST_MAX_MESSAGE_BYTES,
+    request_event_pattern,
+)
 from infra.nag import acknowledge
 from infra.settings import StackSettings
 
@@ -36,6 +42,7 @@ def encrypted_queue(
     retention_period: Duration | None = None,
     visibility_timeout: Duration | None = None,
     dead_letter_queue: sqs.DeadLetterQueue | None = None,
+    max_message_size_bytes: int | None = None,
 ) -> sqs.Queue:
     """SSE-SQS (EventBridge and Lambda deliver to it without KMS grants) and TLS only."""
     return sqs.Queue(
@@ -46,6 +53,7 @@ def encrypted_queue(
         retention_period=retention_period,
         visibility_timeout=visibility_timeout,
         dead_letter_queue=dead_letter_queue,
+        max_message_size_bytes=max_message_size_bytes,
     )
 
 
@@ -68,7 +76,11 @@ class Intake(Construct):
         super().__init__(scope, construct_id)
 
         self.dead_letter_queue = encrypted_queue(
-            self, "DeadLetterQueue", retention_period=DLQ_RETENTION
+            self,
+            "DeadLetterQueue",
+            retention_period=DLQ_RETENTION,
+            # Larger than the request queue's limit: a parked request and its attributes always fit.
+            max_message_size_bytes=DLQ_MAX_MESSAGE_BYTES,
         )
         acknowledge(self.dead_letter_queue, "Serverless-SQSRedrivePolicy", DLQ_HAS_NO_REDRIVE)
 
@@ -77,6 +89,7 @@ class Intake(Construct):
             "RequestQueue",
             retention_period=REQUEST_RETENTION,
             visibility_timeout=Duration.seconds(settings.request_visibility_timeout_seconds),
+            max_message_size_bytes=REQUEST_MAX_MESSAGE_BYTES,
             dead_letter_queue=sqs.DeadLetterQueue(
                 max_receive_count=settings.max_receive_count, queue=self.dead_letter_queue
             ),

@@ -46,6 +46,13 @@ SCHEDULE_DLQ_ARN_ENV: Final = "SCHEDULE_DLQ_ARN"
 REGION_ENV: Final = "AWS_REGION"
 # The request queue's redrive maxReceiveCount when the environment does not say (cdk.json's).
 DEFAULT_MAX_RECEIVE_COUNT: Final = 3
+# The request queue refuses bodies over 256 KiB (a request is at most 100 ids and a 1,024-character
+# reason), while its DLQ keeps SQS's default and maximum, 1 MiB: a request parked in the DLQ with its
+# `error` and `ledgerKey` attributes always fits, since attributes count towards a message's size
+# ("All components of a message attribute are included in the message size restriction",
+# SQS developer guide; MaximumMessageSize: 1,024 bytes to 1,048,576 bytes, CreateQueue).
+REQUEST_MAX_MESSAGE_BYTES: Final = 262_144
+DLQ_MAX_MESSAGE_BYTES: Final = 1_048_576
 
 
 # Events the product consumes (../shared/events holds their shapes).

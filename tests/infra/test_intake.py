@@ -91,6 +91,14 @@ def test_dlq_keeps_messages_fourteen_days(template: Template) -> None:
     assert "RedrivePolicy" not in dlq["Properties"]
 
 
+def test_a_parked_request_always_fits_in_the_dlq(template: Template) -> None:
+    # Attributes count towards a message's size: the DLQ must be larger than the request queue.
+    queue = only_resource(template, "AWS::SQS::Queue", "IntakeRequestQueue")
+    dlq = only_resource(template, "AWS::SQS::Queue", "IntakeDeadLetterQueue")
+    assert queue["Properties"]["MaximumMessageSize"] == 262_144
+    assert dlq["Properties"]["MaximumMessageSize"] == 1_048_576
+
+
 def test_rule_matches_requests_and_targets_the_queue_with_dlq_and_retries(
     template: Template,
 ) -> None:
