@@ -740,11 +740,22 @@ def run(settings: ChaosSettings) -> Accounting:
 
 @contextlib.contextmanager
 def _deployed_retries() -> Iterator[None]:
-    """The functions' clients as deployed: no AWS_MAX_ATTEMPTS (the sandbox sets 1)."""
+    """The functions' clients as deployed: no AWS_MAX_ATTEMPTS (the sandbox sets 1), so
+    botocore's standard mode makes 3 attempts. botocore writes the attempts it resolved into
+    the `retries` dict of the Config a client was made with (botocore/args.py
+    `_compute_retry_max_attempts`), and the functions share one module-level Config: that
+    entry is cleared for the run, as a new Lambda container starts without it, and put back."""
+    from batch_terminator import clients
+
+    retries: dict[str, Any] = clients._CONFIG.retries or {}
+    saved = dict(retries)
     previous = os.environ.pop("AWS_MAX_ATTEMPTS", None)
+    retries.pop("total_max_attempts", None)
     try:
         yield
     finally:
+        retries.clear()
+        retries.update(saved)
         if previous is not None:
             os.environ["AWS_MAX_ATTEMPTS"] = previous
 
