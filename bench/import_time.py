@@ -177,7 +177,8 @@ def link_runtime(target: Path) -> Path:
     for distribution in deployed_distributions():
         for file in distribution.files or []:
             top = file.parts[0]
-            if top in ("..", "__pycache__") or top.endswith(".pth"):
+            # `__pycache__` holds the bytecode of single-module distributions (six, typing_extensions).
+            if top == ".." or top.endswith(".pth"):
                 continue
             link = target / top
             if not link.exists():
