@@ -6,7 +6,7 @@ fresh interpreter of its own.
 - deadline: one batch of 100 Batch Job State Change events (jobs under their limit: schedules);
 - brake: one alarm over 1,000 RUNNING jobs.
 
-Two figures per handler. `import MiB`: the resident set (ru_maxrss) of a fresh interpreter that
+Two figures per handler. `import MiB`: the peak resident set (VmHWM) of a fresh interpreter that
 imported only the handler module, the floor Lambda's "Max Memory Used" starts from. `invocation
 peak MiB`: tracemalloc's peak of Python allocations during the one invocation, measured after
 the scene was built; the emulator runs in the same process and serves the handler's AWS calls,
@@ -64,7 +64,13 @@ def _policies(handler: str) -> Any:
 
 
 def _maxrss_mib() -> float:
-    # Linux reports ru_maxrss in KiB (getrusage(2)).
+    """This process's peak resident set. Linux's VmHWM is this program's own (execve starts a
+    new address space); ru_maxrss (KiB on Linux, getrusage(2)) is kept across execve, so a
+    child started by a big parent would report the parent's."""
+    with contextlib.suppress(OSError), open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -37,6 +37,7 @@ from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator import alarms
 from batch_terminator_cli.emulator.botocore_models import batch_model_without
 from batch_terminator_cli.sandbox import Sandbox, sandbox
+from bench._containers import new_container
 from bench._modelled_time import ModelledBatch
 from bench.brake_scale import ALARM
 
@@ -116,7 +117,7 @@ def _measure_in(
     events: bool,
     environment: dict[str, str],
 ) -> PathCalls:
-    with sandbox(file, environment) as box:
+    with new_container(), sandbox(file, environment) as box:
         _seed(box, queues, ages, events=events)
         finding, terminating = ModelledBatch(), ModelledBatch()
         for function in (sweeper, deadline, brake_function):

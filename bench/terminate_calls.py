@@ -18,6 +18,7 @@ from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator.botocore_models import batch_model_without
 from batch_terminator_cli.emulator.lambda_runtime import capture_logs, drain
 from batch_terminator_cli.sandbox import Sandbox, sandbox
+from bench._containers import new_container
 
 POLICIES = PoliciesFile.model_validate({"version": 1, "settings": {"jobQueues": ["bench"]}})
 # The event source mapping's batch size in the stack (terminatorBatchSize).
@@ -69,7 +70,7 @@ def measure(jobs: int, per_job: bool) -> Measured:
             if per_job
             else {}
         )
-        with sandbox(POLICIES, environment) as box:
+        with new_container(), sandbox(POLICIES, environment) as box:
             terminated, calls = _terminate(box, jobs)
     return Measured(
         "per-job TerminateJob (old botocore)" if per_job else "bulk TerminateJobs",

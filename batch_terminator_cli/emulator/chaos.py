@@ -744,16 +744,19 @@ def _deployed_retries() -> Iterator[None]:
     botocore's standard mode makes 3 attempts. botocore writes the attempts it resolved into
     the `retries` dict of the Config a client was made with (botocore/args.py
     `_compute_retry_max_attempts`), and the functions share one module-level Config: that
-    entry is cleared for the run, as a new Lambda container starts without it, and put back."""
+    entry is cleared for the run, as a new Lambda container starts without it, and put back.
+    The functions' botocore session (one per container) is new for the run too."""
     from batch_terminator import clients
 
     retries: dict[str, Any] = clients._CONFIG.retries or {}
     saved = dict(retries)
     previous = os.environ.pop("AWS_MAX_ATTEMPTS", None)
     retries.pop("total_max_attempts", None)
+    clients._session.cache_clear()
     try:
         yield
     finally:
+        clients._session.cache_clear()
         retries.clear()
         retries.update(saved)
         if previous is not None:
