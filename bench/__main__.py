@@ -34,10 +34,10 @@ def main() -> None:
     console = Console(width=170)
     table = summary.Summary()
 
-    deadline_events.run(console, events=1_000 if quick else 10_000)
+    deadline_events.run(console, events=500 if quick else 10_000)
     mine, loop = brake_scale.run(console, jobs=1_000 if quick else 10_000)
     summary.brake(table, mine, loop)
-    rows = policy_scale.run(console, sizes=(2_000, 10_000) if quick else (10_000, 100_000))
+    rows = policy_scale.run(console, sizes=(2_000,) if quick else (10_000, 100_000))
     summary.sweep_scale(table, rows[-2:])
     timings = import_time.run(console, repeats=3 if quick else 7)
     summary.imports(table, timings)
@@ -45,11 +45,11 @@ def main() -> None:
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1_000_000)
     console.print(f"chaos run: seed {seed}")
-    result = chaos.run(chaos.ChaosSettings(seed=seed, requests=300 if quick else 10_000))
+    result = chaos.run(chaos.ChaosSettings(seed=seed, requests=120 if quick else 10_000))
     chaos.report(console, result)
 
     with contextlib.redirect_stdout(io.StringIO()):  # the functions' EMF lines
-        summary.calls_per_job(table, (200,) if quick else (1_000, 10_000))
+        summary.calls_per_job(table, (100,) if quick else (1_000, 10_000))
     summary.chaos(table, result)
     table.print(console)
 
