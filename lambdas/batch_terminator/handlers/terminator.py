@@ -38,9 +38,8 @@ from batch_terminator.contract import (
 )
 from batch_terminator.ledger import Ledger, LedgerUnavailable, TerminationRecord
 from batch_terminator.logging_setup import make_logger
-from batch_terminator.logic.evaluate import TAG_LIMIT_CAP
 from batch_terminator.logic.parse import ParsedRecord, parse_record
-from batch_terminator.models.policies import PoliciesFile
+from batch_terminator.models.policies import TAG_LIMIT_CAP, PoliciesFile
 from batch_terminator.models.request import Origin
 from batch_terminator.pausing import Pause, read_pause
 from batch_terminator.reporting import count_outcomes, write_audit

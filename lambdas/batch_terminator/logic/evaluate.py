@@ -35,12 +35,23 @@ from batch_terminator.logic.rules import (
     tag_limit_selects,
 )
 from batch_terminator.models.job import JobSnapshot
-from batch_terminator.models.policies import TAG_LIMIT_KEY, TAG_LIMIT_POLICY, PoliciesFile, Policy
+from batch_terminator.models.policies import (
+    TAG_LIMIT_CAP,
+    TAG_LIMIT_KEY,
+    TAG_LIMIT_POLICY,
+    PoliciesFile,
+    Policy,
+)
 
-__all__ = ["AlarmFired", "Evaluation", "PolicyCount", "Scheduled", "Selection", "evaluate"]
-
-# A job's own limit is its owner's request, but a mass mis-tag must not empty a fleet either.
-TAG_LIMIT_CAP = 500
+__all__ = [
+    "TAG_LIMIT_CAP",
+    "AlarmFired",
+    "Evaluation",
+    "PolicyCount",
+    "Scheduled",
+    "Selection",
+    "evaluate",
+]
 
 
 @dataclass(frozen=True)

@@ -206,3 +206,6 @@ class PoliciesFile(ContractModel):
 # The per-job limit carried by the `batch-terminator:max-runtime` tag acts as this policy.
 TAG_LIMIT_POLICY = "max-runtime-tag"
 TAG_LIMIT_KEY = MAX_RUNTIME_TAG
+# A job's own limit is its owner's request, but a mass mis-tag must not empty a fleet either:
+# at most this many jobs per run are terminated by their tags (jobs, per sweep or deadline window).
+TAG_LIMIT_CAP: Final = 500
