@@ -60,6 +60,7 @@ from batch_terminator.logic.parse import InvalidRequest, ParsedRecord
 from batch_terminator.logic.plan import Earlier, Line, Named, decide
 from batch_terminator.logic.safety import Decision, Verdict, skip
 from batch_terminator.models.audit import AuditRecord
+from batch_terminator.models.job import JobSnapshot
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator.pausing import Pause
 from batch_terminator.selecting import expand_selector
@@ -491,9 +492,10 @@ class _Run:
         plan = _Plan()
         decided: list[AuditRecord] = []
         parents: list[Line] = []
+        confirmed: list[Line] = []
         for line in lines:
             if line.confirmed:
-                decided.append(self.outcome(line, Outcome.TERMINATED))
+                confirmed.append(line)
             elif line.follows_children:
                 parents.append(line)
             elif line.target is not None:
@@ -502,6 +504,7 @@ class _Run:
                 decided.append(self.outcome(line, Outcome.FAILED, line.verdict.why))
             else:
                 decided.append(self.outcome(line, Outcome.SKIPPED))
+        decided.extend(self._confirm(confirmed))
         self.emit(decided)
         self._claim(plan)
         out_of_time = False
@@ -518,31 +521,41 @@ class _Run:
         self.emit([self._account_parent(line) for line in parents])
         self._settle_claims(plan)
 
-    def _claim(self, plan: _Plan) -> None:
-        """Claim every job a call would name (see the module docstring); those whose claim is
-        not ours leave the plan with their lines. Without the ledger, calls go on unclaimed."""
+    def _claim_jobs(
+        self, wanted: Sequence[tuple[str, Line]]
+    ) -> list[TerminationClaim | LedgerUnavailable]:
+        """Claim each (job id, the line that asks for it): concurrently, one UpdateItem each."""
         ledger = self.context.ledger
-        actions = plan.actions()
-        if ledger is None or not actions:
-            return
+        assert ledger is not None
         lease_until = self.context.lease_until_ms()
 
-        def claim(action: _Action) -> TerminationClaim | LedgerUnavailable:
-            lines = plan.lines(action)
-            line = lines[0]
+        def claim(item: tuple[str, Line]) -> TerminationClaim | LedgerUnavailable:
+            job_id, line = item
+            job = line.job
+            attempt = _attempt(job) if job is not None and job.job_id == job_id else 0
             request = line.named.request
-            attempt = next(
-                (n.job.attempt for n in lines if n.job is not None and n.job_id == action.target),
-                0,
-            )
-            wanted = ClaimWanted(action.target, attempt, self.started_ms)
             holder = ClaimHolder(self.owner, line.named.record.message_id, request.request_id)
             try:
-                return ledger.claim_termination(wanted, holder, lease_until)
+                return ledger.claim_termination(
+                    ClaimWanted(job_id, attempt, self.started_ms), holder, lease_until
+                )
             except LedgerUnavailable as exc:
                 return exc
 
-        answers = _each(claim, actions)
+        return _each(claim, wanted)
+
+    def _claim(self, plan: _Plan) -> None:
+        """Claim every job a call would name (see the module docstring); those whose claim is
+        not ours leave the plan with their lines. Without the ledger, calls go on unclaimed."""
+        actions = plan.actions()
+        if self.context.ledger is None or not actions:
+            return
+
+        def asking(action: _Action) -> Line:
+            lines = plan.lines(action)
+            return next((n for n in lines if n.job_id == action.target), lines[0])
+
+        answers = self._claim_jobs([(a.target, asking(a)) for a in actions])
         unavailable = [a for a in answers if isinstance(a, LedgerUnavailable)]
         if unavailable:
             # As for a by-id request without the ledger: go on, Batch's own state still judges.
@@ -558,6 +571,59 @@ class _Run:
             action.done = True
             action.error = BatchError("Claimed", f"claimed by {answer.holder}", False)
             self.emit([self._account_lost(line, answer) for line in plan.lines(action)])
+
+    def _confirm(self, confirmed: Sequence[Line]) -> list[AuditRecord]:
+        """Jobs an earlier delivery's call stopped without saying so: `terminated`, once. The
+        job is claimed like a call, so that a request whose own call was accepted meanwhile
+        keeps the only `terminated` line."""
+        if not confirmed:
+            return []
+        if self.context.ledger is None:
+            return [self.outcome(line, Outcome.TERMINATED) for line in confirmed]
+        first: dict[str, Line] = {}
+        for line in confirmed:
+            first.setdefault(line.job_id, line)
+        answers = dict(zip(first, self._claim_jobs(list(first.items())), strict=True))
+        accounted: list[AuditRecord] = []
+        records: list[TerminationRecord] = []
+        for line in confirmed:
+            answer = answers[line.job_id]
+            if isinstance(answer, TerminationClaim) and answer.state != "ours":
+                accounted.append(self._account_lost(line, answer))
+            elif first[line.job_id] is not line:
+                lead = first[line.job_id]
+                holder = ClaimHolder(
+                    "", lead.named.record.message_id, lead.named.request.request_id
+                )
+                done = replace(
+                    line,
+                    verdict=skip(
+                        f"already terminated by request {holder.name}",
+                        line.verdict.dry_run,
+                        line.verdict.age,
+                    ),
+                )
+                accounted.append(self.outcome(done, Outcome.SKIPPED))
+            else:
+                accounted.append(self.outcome(line, Outcome.TERMINATED))
+                if isinstance(answer, TerminationClaim):
+                    records.append(self._record(line))
+        if records:
+            self.context.on_terminated(records)
+        return accounted
+
+    def _record(self, line: Line) -> TerminationRecord:
+        request, record, job = line.named.request, line.named.record, line.job
+        return TerminationRecord(
+            line.job_id,
+            _now_ms(),
+            request.policy,
+            request.request_id,
+            record.source.value,
+            message_id=record.message_id,
+            owner=self.owner,
+            attempt=_attempt(job) if job is not None and job.job_id == line.job_id else None,
+        )
 
     def _account_lost(self, line: Line, claim: TerminationClaim) -> AuditRecord:
         holder = claim.holder or "another request"
@@ -612,7 +678,7 @@ class _Run:
             if action.error is not None:
                 continue
             lines = plan.lines(action)
-            attempts = {line.job_id: line.job.attempt for line in lines if line.job is not None}
+            attempts = {line.job_id: _attempt(line.job) for line in lines if line.job is not None}
             for line in lines:
                 request, record = line.named.request, line.named.record
                 for job_id in (action.target, line.job_id):
@@ -651,12 +717,35 @@ class _Run:
                     action = by_target[result.job_id]
                     action.error, action.done = result.error, True
                     returned.append(action)
-                    done.extend(self._account(line, action) for line in plan.lines(action))
+                    done.extend(self._account_call(plan.lines(action), action))
                 self.context.on_terminated(self._records(returned, plan))
                 self.emit(done)
         except OutOfTime:
             return True
         return False
+
+    def _account_call(self, lines: Sequence[Line], action: _Action) -> list[AuditRecord]:
+        """The lines of one returned call. Identical requests share the call; only the first
+        one's line for a job says `terminated`, the others are told which request it was."""
+        first: dict[str, Line] = {}
+        accounted = []
+        for line in lines:
+            earlier = first.setdefault(line.job_id, line)
+            if action.error is not None or earlier is line:
+                accounted.append(self._account(line, action))
+                continue
+            record = earlier.named.record
+            holder = ClaimHolder("", record.message_id, earlier.named.request.request_id)
+            shared = replace(
+                line,
+                verdict=skip(
+                    f"already terminated by request {holder.name} (the same call)",
+                    line.verdict.dry_run,
+                    line.verdict.age,
+                ),
+            )
+            accounted.append(self.outcome(shared, Outcome.SKIPPED))
+        return accounted
 
     def _account(self, line: Line, action: _Action) -> AuditRecord:
         if action.error is None:
@@ -708,6 +797,12 @@ class _Run:
                 )
             except LedgerUnavailable as exc:
                 logger.warning("could not record settled jobs of %s: %s", message_id, exc)
+
+
+def _attempt(job: JobSnapshot) -> int:
+    """The job's current attempt, from 0: Batch lists finished attempts only, so a finished
+    job's last attempt is its last listed one (a claim of it must hold after the job fails)."""
+    return max(job.attempt - 1, 0) if job.status.is_final else job.attempt
 
 
 def _each(call: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:

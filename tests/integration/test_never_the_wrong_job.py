@@ -441,7 +441,12 @@ def test_identical_requests_share_one_call_and_each_gets_its_line(
     pipeline.run_terminator()
 
     assert control.calls().get("TerminateJobs") == 1
-    assert outcomes(pipeline, job) == ["terminated", "terminated"]
+    # One terminated line per job: the other request is told which one terminated it.
+    first, second = (line for line in pipeline.audit if line["job_id"] == job)
+    assert (first["outcome"], second["outcome"]) == ("terminated", "skipped")
+    assert second["skip_reason"] == (
+        f"already terminated by request message {first['message_id']} (the same call)"
+    )
 
 
 def test_two_reasons_for_one_job_make_one_call_and_the_other_is_told_why(
