@@ -204,7 +204,12 @@ def assert_every_job_accounted(box: Sandbox, made: list[Delivery]) -> None:
     """Every job each message names has a final line (terminated or skipped) for that message,
     in one of its deliveries: a `failed` line is always followed by a delivery that settles it
     (or the message's item already holds it settled, from a duplicate delivery)."""
-    named = {(d.message_id, job) for d in made for job in d.body.get("jobIds", [])}
+    named = {
+        (d.message_id, job)
+        for d in made
+        for job in d.body.get("jobIds", [d.body.get("jobId")])
+        if job
+    }
     final = {
         (line["message_id"], line["job_id"])
         for line in box.audit
@@ -359,3 +364,25 @@ def test_the_three_alarm_paths_of_one_transition_end_in_one_call_per_job(
     braked = sorted(jobs[2:])
     assert sorted(counting.named) == braked
     assert_once_per_job(pipeline, control, counting, braked)
+
+
+def test_a_call_that_acted_unseen_is_confirmed_once_against_other_requests(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    """A TerminateJobs whose answer was lost (it acted): its request fails and is delivered
+    again while another request names the same job; the job has one call and one
+    `terminated` line."""
+    [job] = running(world, 1)
+    control.timeout("TerminateJobs", applied=True)
+    first = Delivery(str(uuid.uuid4()), {"jobId": job, "reason": "first"})
+    counting, _ = invoke_concurrently(pipeline, [first], together=False)
+    other = Delivery(str(uuid.uuid4()), {"jobId": job, "reason": "second", "requestId": "r2"})
+
+    again, made = invoke_concurrently(
+        pipeline, [replace(first, receive_count=2), other], together=True
+    )
+
+    assert counting.named[job] + again.named[job] == 1
+    assert terminated_lines(pipeline) == Counter({job: 1})
+    assert world.final(job)["statusReason"] == "first"
+    assert_every_job_accounted(pipeline, made)
