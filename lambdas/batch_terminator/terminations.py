@@ -14,7 +14,8 @@ One SQS batch at a time:
    another invocation holds now fails and is delivered again. Claims are taken concurrently
    (one conditional UpdateItem each; boto3 clients are thread-safe).
 5. Terminations are grouped by job queue and reason, 50 a call, as TerminateJobs documents
-   ("up to 50 jobs in a job queue"). Only identical terminations share a call.
+   ("up to 50 jobs in a job queue"). Only identical terminations share a call; the first
+   request's line for a job says `terminated`, the others' name that request (`skipped`).
 6. Audit lines are written as each call returns; when the function's time runs low no further
    call is started, and what is left is retried by SQS.
 
