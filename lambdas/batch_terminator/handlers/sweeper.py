@@ -10,9 +10,10 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_terminator.batch_api import BatchApi
@@ -33,6 +34,8 @@ from batch_terminator.sweeping import PolicyRun, run_policies
 
 logger = make_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+
+SWEEPS_PAUSED: Final = "SweepsPaused"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ def sweep(deps: Dependencies, run_id: str, now: datetime) -> dict[str, Any]:
     Raises botocore errors when the pause switch cannot be read (the sweep is retried)."""
     pause = read_pause(deps.dynamodb_client, deps.ledger_table)
     if pause is not None:
+        # Every sweep reports a metric: a paused one says so (an alarm on it sees data).
+        metrics.add_metric(name=SWEEPS_PAUSED, unit=MetricUnit.Count, value=1)
         return report_paused(pause, logger, path="sweep", run_id=run_id)
     api = BatchApi(deps.batch_client)
     run = run_policies(api, deps.config, now, Scheduled())
