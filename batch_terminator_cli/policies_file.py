@@ -12,6 +12,13 @@ from pydantic import ValidationError
 
 from batch_terminator.models.policies import PoliciesFile
 
+# A policies file is a few kilobytes; a thousand policies fit in well under 1 MiB. Anything larger is
+# refused before the pure-Python YAML parser spends minutes on it.
+MAX_FILE_BYTES = 1024 * 1024
+# Nodes a file may have once its aliases are expanded: YAML aliases share a node, so a small file
+# can stand for billions of nodes ("billion laughs"), which validation would walk one by one.
+MAX_EXPANDED_NODES = 100_000
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -36,6 +43,12 @@ def load_policies(path: str | Path) -> PoliciesFile:
     """Raises PoliciesFileError, whatever is wrong with the file (never anything else)."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise PoliciesFileError(
+                str(path),
+                [Problem(None, "", f"too large: {size:,} bytes (at most {MAX_FILE_BYTES:,})")],
+            )
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PoliciesFileError(
@@ -59,11 +72,33 @@ def parse_policies(text: str, source: str = "policies.yaml") -> PoliciesFile:
 
 
 def _parse(text: str, source: str) -> PoliciesFile:
+    if len(text) > MAX_FILE_BYTES:
+        raise PoliciesFileError(
+            source,
+            [
+                Problem(
+                    None, "", f"too large: {len(text):,} characters (at most {MAX_FILE_BYTES:,})"
+                )
+            ],
+        )
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         if root is None:
             raise PoliciesFileError(
                 source, [Problem(None, "", "file is empty: it needs at least `version: 1`")]
+            )
+        expanded = _expanded_size(root, {})
+        if expanded > MAX_EXPANDED_NODES:
+            raise PoliciesFileError(
+                source,
+                [
+                    Problem(
+                        None,
+                        "",
+                        f"aliases expand it to more than {MAX_EXPANDED_NODES:,} nodes "
+                        f"({expanded:,}): write the values out",
+                    )
+                ],
             )
         duplicates = list(_duplicate_keys(root, ""))
         if duplicates:
@@ -80,6 +115,23 @@ def _parse(text: str, source: str) -> PoliciesFile:
         raise PoliciesFileError(
             source, [_locate(root, item) for item in exc.errors(include_url=False)]
         ) from exc
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Nodes under `node` with every alias expanded, in time linear in the distinct nodes (an
+    alias is the very node object it names, so each is sized once). Raises RecursionError for
+    nesting deeper than the interpreter allows (the caller reports it)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    total = 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            total += _expanded_size(key, sizes) + _expanded_size(value, sizes)
+    elif isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_size(item, sizes) for item in node.value)
+    sizes[id(node)] = total
+    return total
 
 
 def _duplicate_keys(node: yaml.Node, path: str) -> Any:

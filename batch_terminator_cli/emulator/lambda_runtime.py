@@ -139,7 +139,9 @@ class CapturedLogs:
         import json
 
         out = []
-        for raw in self.buffer.getvalue().splitlines():
+        # Lambda cuts a function's output into log events at '\n' only; str.splitlines() would
+        # also cut at U+2028 and other separators that a JSON line may carry unescaped.
+        for raw in self.buffer.getvalue().split("\n"):
             try:
                 out.append(json.loads(raw))
             except json.JSONDecodeError:
