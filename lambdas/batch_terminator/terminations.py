@@ -549,7 +549,8 @@ class _Run:
         """Claim every job a call would name (see the module docstring); those whose claim is
         not ours leave the plan with their lines. Without the ledger, calls go on unclaimed."""
         actions = plan.actions()
-        if self.context.ledger is None or not actions:
+        # The ledger did not answer this invocation already: no claims, as without a ledger.
+        if self.context.ledger is None or self.states is None or not actions:
             return
 
         def asking(action: _Action) -> Line:
@@ -579,7 +580,7 @@ class _Run:
         keeps the only `terminated` line."""
         if not confirmed:
             return []
-        if self.context.ledger is None:
+        if self.context.ledger is None or self.states is None:
             return [self.outcome(line, Outcome.TERMINATED) for line in confirmed]
         first: dict[str, Line] = {}
         for line in confirmed:

@@ -22,11 +22,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto.dynamodb.models import DynamoDBBackend
 
 from batch_terminator.handlers import terminator
+from batch_terminator.ledger import Ledger
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator import BatchControl
 from batch_terminator_cli.emulator.lambda_runtime import LambdaContext, capture_logs
@@ -386,3 +388,32 @@ def test_a_call_that_acted_unseen_is_confirmed_once_against_other_requests(
     assert terminated_lines(pipeline) == Counter({job: 1})
     assert world.final(job)["statusReason"] == "first"
     assert_every_job_accounted(pipeline, made)
+
+
+class LedgerDown:
+    """A DynamoDB client that cannot reach the table."""
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(**_: Any) -> Any:
+            raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+        return fail
+
+
+def test_without_the_ledger_a_by_id_request_still_terminates(
+    pipeline: Sandbox, world: BatchWorld, control: BatchControl
+) -> None:
+    """As documented for the request ledger: a by-id request goes on (no claims then)."""
+    jobs = running(world, 2)
+    deps = terminator.dependencies()
+    down = replace(deps, ledger=Ledger(LedgerDown(), deps.ledger_table, 60))
+    event = Delivery(str(uuid.uuid4()), {"jobIds": jobs, "reason": "ledger down"}).event()
+
+    with capture_logs(terminator.logger) as logs, redirect_stdout(io.StringIO()):
+        response = terminator.process_event(event, down, LambdaContext())
+
+    assert response["batchItemFailures"] == []
+    assert Counter(line["outcome"] for line in logs.audit()) == Counter(terminated=2)
+    assert {event.job_id for event in control.terminations()} == set(jobs)
+    # The load and the best-effort termination record: no claim is tried once the load failed.
+    assert down.ledger.calls == 2
