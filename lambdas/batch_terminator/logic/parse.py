@@ -18,12 +18,20 @@ from batch_terminator.contract import (
     SOURCE_ATTRIBUTE,
     Source,
 )
+
+# InvalidRequest and load_json live in the pydantic-free `bodies`, re-exported here.
+from batch_terminator.logic.bodies import InvalidRequest, load_json
 from batch_terminator.models.base import describe_validation_error
 from batch_terminator.models.request import ORIGIN_CONTEXT, Origin, TerminationRequest
 
-
-class InvalidRequest(ValueError):
-    """The request can never succeed as written: it goes to the DLQ with this message."""
+__all__ = [
+    "InvalidRequest",
+    "ParsedRecord",
+    "load_json",
+    "parse_record",
+    "parse_request",
+    "parse_source",
+]
 
 
 @dataclass(frozen=True)
@@ -48,32 +56,6 @@ class ParsedRecord:
     def named_job_id(self) -> str | None:
         """The first job id the body names, if any."""
         return self.named_job_ids[0] if self.named_job_ids else None
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """`{"dryRun": true, "dryRun": false}` is ambiguous: JSON parsers disagree on which wins."""
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise InvalidRequest(f"key {key!r} is given twice")
-        seen[key] = value
-    return seen
-
-
-def load_json(body: str) -> Any:
-    """Strict JSON: no duplicate keys, no NaN or Infinity; raises InvalidRequest."""
-
-    def no_constants(name: str) -> Any:
-        raise InvalidRequest(f"{name} is not JSON")
-
-    try:
-        return json.loads(body, object_pairs_hook=_no_duplicate_keys, parse_constant=no_constants)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    except RecursionError as exc:
-        raise InvalidRequest("body is nested too deeply to be a request") from exc
 
 
 def parse_request(body: str, origin: Origin | None = None) -> TerminationRequest:
@@ -145,7 +127,7 @@ def _receive_count(attributes: dict[str, Any]) -> int:
 # alone or at the end of a job ARN.
 _UUID_TEXT = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
 _JOB_ID_TEXT = rf"{_UUID_TEXT}(?::(?:0|[1-9][0-9]{{0,4}})|#(?:0|[1-9][0-9]{{0,4}}))?"
-_NAMED_JOB = re.compile(rf"(?:arn:aws[a-z-]*:batch:[a-z0-9-]+:\d{{12}}:job/)?({_JOB_ID_TEXT})")
+_NAMED_JOB = re.compile(rf"(?:arn:aws[a-z-]*:batch:[a-z0-9-]+:[0-9]{{12}}:job/)?({_JOB_ID_TEXT})")
 # `"jobId": "…"` or `"jobIds": [ … ]` in a body that is not valid JSON.
 _JOB_KEYS = re.compile(r'"jobIds?"\s*:\s*(\[[^\]]{0,20000}\]?|"[^"]{0,300}")')
 
