@@ -38,6 +38,7 @@ from batch_terminator.contract import (
     ACCOUNT_ID_ENV,
     LEDGER_TABLE_ENV,
     METRICS_NAMESPACE,
+    REGION_ENV,
     REQUEST_QUEUE_URL_ENV,
     SERVICE_NAME,
 )
@@ -79,6 +80,8 @@ class Dependencies:
     # The ledger table's client and name, for the pause switch.
     dynamodb_client: Any
     ledger_table: str
+    # The function's region (Lambda sets AWS_REGION): alarms of any other are ignored.
+    region: str | None = None
 
 
 @cache
@@ -93,6 +96,7 @@ def dependencies() -> Dependencies:
         account=os.environ.get(ACCOUNT_ID_ENV) or None,
         dynamodb_client=dynamodb,
         ledger_table=os.environ[LEDGER_TABLE_ENV],
+        region=os.environ.get(REGION_ENV) or None,
     )
 
 
@@ -117,7 +121,7 @@ def process_event(event: Any, deps: Dependencies, now: datetime, owner: str) -> 
         pause = read_pause(deps.dynamodb_client, deps.ledger_table)
         if pause is not None:
             return {"outcomes": outcomes, **report_paused(pause, logger, path="brake")}
-        for signal in parse_brake_events(event, deps.account):
+        for signal in parse_brake_events(event, deps.account, deps.region):
             try:
                 outcomes.append(_one(signal, deps, now, owner))
             except Exception as exc:  # the other records of the event still brake

@@ -20,6 +20,7 @@ from batch_terminator.contract import (
     ACCOUNT_ID_ENV,
     LEDGER_TABLE_ENV,
     METRICS_NAMESPACE,
+    REGION_ENV,
     REQUEST_QUEUE_URL_ENV,
     SCHEDULE_DLQ_ARN_ENV,
     SCHEDULE_GROUP_ENV,
@@ -29,8 +30,8 @@ from batch_terminator.contract import (
 from batch_terminator.deadlines import DeadlineContext, DeadlineRun, run
 from batch_terminator.ledger import Ledger
 from batch_terminator.logging_setup import make_logger
+from batch_terminator.logic.bodies import InvalidRequest, load_json
 from batch_terminator.logic.events import Ignored, JobEvent, parse_job_event
-from batch_terminator.logic.parse import InvalidRequest, load_json
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator.scheduling import Schedules
 
@@ -55,6 +56,8 @@ class Dependencies:
     role_arn: str
     dead_letter_arn: str
     account: str | None
+    # The function's region (Lambda sets AWS_REGION): events of any other are ignored.
+    region: str | None = None
 
 
 @cache
@@ -70,6 +73,7 @@ def dependencies() -> Dependencies:
         role_arn=os.environ[SCHEDULER_ROLE_ARN_ENV],
         dead_letter_arn=os.environ[SCHEDULE_DLQ_ARN_ENV],
         account=os.environ.get(ACCOUNT_ID_ENV) or None,
+        region=os.environ.get(REGION_ENV) or None,
     )
 
 
@@ -79,12 +83,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_event(event, dependencies(), datetime.now(UTC))
 
 
-def parse_body(body: Any, account: str | None) -> JobEvent | Ignored:
-    """An SQS body holding one EventBridge event; never raises."""
+def parse_body(body: Any, account: str | None, region: str | None = None) -> JobEvent | Ignored:
+    """An SQS body holding one EventBridge event of this account and region (each checked when
+    given: a job id names a job in one region only); never raises."""
     if not isinstance(body, str):
         return Ignored("the message has no body")
     try:
-        return parse_job_event(load_json(body), account)
+        return parse_job_event(load_json(body), account, region)
     except InvalidRequest as exc:
         return Ignored(f"the body is not JSON: {exc}")
     except Exception as exc:  # any body (a 5,000-digit number, say): one line, never the batch
@@ -95,7 +100,8 @@ def process_event(event: dict[str, Any], deps: Dependencies, now: datetime) -> d
     raw = event.get("Records") if isinstance(event, dict) else None
     records = [r for r in (raw if isinstance(raw, list) else []) if isinstance(r, dict)]
     parsed = [
-        (str(r.get("messageId", "")), parse_body(r.get("body"), deps.account)) for r in records
+        (str(r.get("messageId", "")), parse_body(r.get("body"), deps.account, deps.region))
+        for r in records
     ]
     schedules = Schedules(
         deps.scheduler_client, deps.group, deps.role_arn, deps.dead_letter_arn, deps.queue_url

@@ -45,7 +45,7 @@ _JOB_ID: Final = re.compile(
 # Linear on any text: no lazy group before a trailing `\s*$`, which backtracks quadratically over
 # a long run of spaces (a 256 KiB SNS message took minutes); the name is stripped afterwards.
 _BUDGET_NAME_LINE: Final = re.compile(r"^Budget Name: (?P<name>[^\n]*)$", re.MULTILINE)
-_BUDGET_ACCOUNT_LINE: Final = re.compile(r"^AWS Account (?P<account>\d{12})\s*$", re.MULTILINE)
+_BUDGET_ACCOUNT_LINE: Final = re.compile(r"^AWS Account (?P<account>[0-9]{12})\s*$", re.MULTILINE)
 _ASCII_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 # What is quoted of a foreign value in an ignore line.
 _QUOTE_MAX: Final = 80
@@ -104,7 +104,7 @@ def _timestamp(value: Any) -> datetime | None:
     text = value.strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
-    elif re.search(r"[+-]\d{4}$", text):
+    elif re.search(r"[+-][0-9]{4}$", text):
         text = f"{text[:-2]}:{text[-2:]}"
     try:
         parsed = datetime.fromisoformat(text)
@@ -145,26 +145,56 @@ def parse_job_event(
     return JobEvent(job, source_path, str(event.get("id") or ""))
 
 
-def parse_brake_events(event: Any, account: str | None) -> list[BrakeSignal | Ignored]:
+def parse_brake_events(
+    event: Any, account: str | None, region: str | None = None
+) -> list[BrakeSignal | Ignored]:
     """Every alarm transition or budget alert an invocation carries (an SNS event may carry
-    several records), each a signal or the reason it is ignored."""
+    several records), each a signal or the reason it is ignored. An alarm of another account or
+    region (each checked when given) is ignored: policies name alarms by name, and an alarm of
+    the same name elsewhere (an event routed from another region's bus, an SNS topic of another
+    region) is another alarm. Budgets are global: a budget alert is checked for its account."""
     if not isinstance(event, dict):
         return [Ignored(f"not an event object: {_quote(event)}")]
+    where = _Where(account, region)
     records = event.get("Records")
     if isinstance(records, list):
         if not records:
             return [Ignored("an SNS event without records")]
-        return [_sns(r.get("Sns") if isinstance(r, dict) else None, account) for r in records]
+        return [_sns(r.get("Sns") if isinstance(r, dict) else None, where) for r in records]
     if event.get("Type") == "Notification" and "Message" in event:
-        return [_sns(event, account)]
+        return [_sns(event, where)]
     if "alarmData" in event or "alarmArn" in event:
-        return [_alarm_action(event, account)]
+        return [_alarm_action(event, where)]
     if "detail-type" in event:
-        return [_alarm_event(event, account)]
+        return [_alarm_event(event, where)]
     return [Ignored("not an alarm event, an alarm action or an SNS notification")]
 
 
-def _alarm_event(event: dict[str, Any], account: str | None) -> BrakeSignal | Ignored:
+@dataclass(frozen=True)
+class _Where:
+    """The account and region the brake serves; None where unknown (not checked)."""
+
+    account: str | None
+    region: str | None
+
+    def foreign(self, what: str, account: Any, region: Any) -> Ignored | None:
+        """The ignore line for an alarm of another account or region, else None."""
+        if self.account is not None and account != self.account:
+            return Ignored(f"{what} of another account: {_quote(account)}")
+        if self.region is not None and region != self.region:
+            return Ignored(f"{what} of another region: {_quote(region)}")
+        return None
+
+
+def _arn_region(arn: Any) -> Any:
+    """The region field of an ARN (`arn:partition:service:region:account:...`), else None."""
+    if not isinstance(arn, str):
+        return None
+    parts = arn.split(":", 5)
+    return parts[3] if len(parts) == 6 and parts[0] == "arn" else None
+
+
+def _alarm_event(event: dict[str, Any], where: _Where) -> BrakeSignal | Ignored:
     if event.get("source") != CLOUDWATCH_EVENT_SOURCE or event.get("detail-type") != (
         ALARM_STATE_CHANGE
     ):
@@ -172,19 +202,23 @@ def _alarm_event(event: dict[str, Any], account: str | None) -> BrakeSignal | Ig
             f"not an alarm state change: source {_quote(event.get('source'))}, "
             f"{_quote(event.get('detail-type'))}"
         )
-    if account is not None and event.get("account") != account:
-        return Ignored(f"alarm of another account: {_quote(event.get('account'))}")
+    foreign = where.foreign("alarm", event.get("account"), event.get("region"))
+    if foreign is not None:
+        return foreign
     detail = event.get("detail")
     if not isinstance(detail, dict):
         return Ignored("the alarm event has no detail object")
     return _signal(detail.get("alarmName"), detail.get("state"), "eventbridge")
 
 
-def _alarm_action(event: dict[str, Any], account: str | None) -> BrakeSignal | Ignored:
+def _alarm_action(event: dict[str, Any], where: _Where) -> BrakeSignal | Ignored:
     if event.get("source") != CLOUDWATCH_EVENT_SOURCE:
         return Ignored(f"alarm action from source {_quote(event.get('source'))}")
-    if account is not None and event.get("accountId") != account:
-        return Ignored(f"alarm action of another account: {_quote(event.get('accountId'))}")
+    # `region` is in the payload (CloudWatch user guide, "Lambda alarm actions"); else the ARN's.
+    region = event.get("region", _arn_region(event.get("alarmArn")))
+    foreign = where.foreign("alarm action", event.get("accountId"), region)
+    if foreign is not None:
+        return foreign
     data = event.get("alarmData")
     if not isinstance(data, dict):
         return Ignored("the alarm action has no alarmData object")
@@ -206,7 +240,7 @@ def _signal(name: Any, state: Any, path: str) -> BrakeSignal | Ignored:
     return BrakeSignal("alarm", name, value, at, path)
 
 
-def _sns(envelope: Any, account: str | None) -> BrakeSignal | Ignored:
+def _sns(envelope: Any, where: _Where) -> BrakeSignal | Ignored:
     if not isinstance(envelope, dict) or not isinstance(envelope.get("Message"), str):
         return Ignored("an SNS record without a Message text")
     message: str = envelope["Message"]
@@ -218,8 +252,12 @@ def _sns(envelope: Any, account: str | None) -> BrakeSignal | Ignored:
             return Ignored("an SNS message that starts like JSON but is not JSON")
         if not isinstance(alarm, dict) or "AlarmName" not in alarm:
             return Ignored("an SNS JSON message that is not an alarm notification")
-        if account is not None and alarm.get("AWSAccountId") != account:
-            return Ignored(f"alarm of another account: {_quote(alarm.get('AWSAccountId'))}")
+        # `Region` is a display name ("US East (N. Virginia)"); the AlarmArn names the region.
+        foreign = where.foreign(
+            "alarm", alarm.get("AWSAccountId"), _arn_region(alarm.get("AlarmArn"))
+        )
+        if foreign is not None:
+            return foreign
         return _signal(
             alarm.get("AlarmName"),
             {"value": alarm.get("NewStateValue"), "timestamp": alarm.get("StateChangeTime")},
@@ -231,7 +269,7 @@ def _sns(envelope: Any, account: str | None) -> BrakeSignal | Ignored:
     if len(names) != 1 or not names[0]:
         return Ignored("an AWS Budgets alert that does not name exactly one budget")
     sent_for = _BUDGET_ACCOUNT_LINE.search(message)
-    if account is not None and (sent_for is None or sent_for["account"] != account):
+    if where.account is not None and (sent_for is None or sent_for["account"] != where.account):
         return Ignored(f"budget alert of another account: {_quote(sent_for and sent_for[0])}")
     at = _timestamp(envelope.get("Timestamp"))
     if at is None:
