@@ -6,7 +6,9 @@ import re
 from datetime import timedelta
 from typing import Final
 
-DURATION_PATTERN: Final = r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
+# ASCII digits only: Python's `\d` takes any Unicode digit ("\u0663h", ARABIC-INDIC THREE, would
+# read as 3h), and the same pattern is the JSON schema's, where `\d` is ASCII.
+DURATION_PATTERN: Final = r"^([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
 _DURATION = re.compile(DURATION_PATTERN)
 _UNIT_SECONDS: Final = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
 # The longest duration accepted anywhere (policies, requests, tags): a year and a day. No Batch job

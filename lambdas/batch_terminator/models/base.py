@@ -109,11 +109,22 @@ _INVISIBLE_CATEGORIES: Final = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cn", "C
 _BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+# Control characters (Cc: newlines, escapes, NUL, NEL) and the line and paragraph separators
+# (Zl U+2028, Zp U+2029), which end a line wherever Unicode line boundaries count (Python's
+# str.splitlines, editors, log viewers).
+_LINE_BREAKING_CATEGORIES: Final = frozenset({"Cc", "Zl", "Zp"})
+
+
 def no_control_characters(value: str) -> str:
-    """Control characters (newlines, escapes, NUL) and bidirectional overrides have no place in a
-    name, pattern or reason: they forge log lines and terminal output."""
+    """Control characters (newlines, escapes, NUL), line and paragraph separators and
+    bidirectional overrides have no place in a name, pattern or reason: they forge log lines and
+    terminal output. Returns `value`; raises ValueError naming each such character (U+XXXX)."""
     bad = sorted(
-        {f"U+{ord(c):04X}" for c in value if unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS}
+        {
+            f"U+{ord(c):04X}"
+            for c in value
+            if unicodedata.category(c) in _LINE_BREAKING_CATEGORIES or c in _BIDI_CONTROLS
+        }
     )
     if bad:
         raise ValueError(f"must not contain control characters ({', '.join(bad)})")
