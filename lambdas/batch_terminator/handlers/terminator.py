@@ -282,22 +282,33 @@ def park_exhausted(
     return parked
 
 
-# SQS counts attributes (names, types and values) in a message's size; the body was accepted
-# under the queue's MaximumMessageSize, 256 KiB unless raised (SQS quotas).
-MESSAGE_SIZE_LIMIT = 262_144
 PARK_ATTEMPTS = 3
+# The `error` attribute's longest text, in UTF-8 bytes. A parked message always fits: the request
+# queue refuses bodies over REQUEST_MAX_MESSAGE_BYTES (256 KiB) and the DLQ takes
+# DLQ_MAX_MESSAGE_BYTES (1 MiB), attributes included (contract.py).
+ERROR_ATTRIBUTE_MAX_BYTES = 4096
+_ELLIPSIS = "\u2026"
+
+
+def bounded_error(error: str) -> str:
+    """The `error` attribute's text: never empty, SQS-safe (`sqs_text`), at most
+    ERROR_ATTRIBUTE_MAX_BYTES in UTF-8, cut on a character boundary and ended with an ellipsis
+    when it is longer."""
+    text = sqs_text(error) or "invalid"
+    encoded = text.encode()
+    if len(encoded) <= ERROR_ATTRIBUTE_MAX_BYTES:
+        return text
+    room = ERROR_ATTRIBUTE_MAX_BYTES - len(_ELLIPSIS.encode())
+    return encoded[:room].decode(errors="ignore") + _ELLIPSIS
 
 
 def _park(deps: Dependencies, record: ParsedRecord, error: str, extra: dict[str, str]) -> bool:
-    """Send the request's body to the DLQ with why it is there (tried a few times; the error
-    text is shortened so that body and attributes fit in one message)."""
+    """Send the request's body to the DLQ with why it is there, always with its `error`
+    attribute (bounded by `bounded_error`), tried a few times. Returns False when every attempt
+    failed (SQS then redelivers the message, or moves it to the DLQ itself)."""
     body = record.body or "<empty>"
     attributes = {"originalMessageId": record.message_id, **extra}
-    room = MESSAGE_SIZE_LIMIT - len(body.encode()) - 512
-    room -= sum(len(k) + len(v.encode()) for k, v in attributes.items())
-    text = sqs_text(error)[: max(min(room, 4096), 0)]
-    if text:
-        attributes[ERROR_ATTRIBUTE] = text
+    attributes[ERROR_ATTRIBUTE] = bounded_error(error)
     for attempt in range(1, PARK_ATTEMPTS + 1):
         try:
             deps.sqs_client.send_message(
