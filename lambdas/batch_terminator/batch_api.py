@@ -1,5 +1,18 @@
 """The one module that talks to AWS Batch: DescribeJobs, DescribeJobQueues, ListJobs,
-TerminateJobs / TerminateJob."""
+TerminateJobs / TerminateJob.
+
+A termination call is never repeated blindly. botocore's retry modes repeat a call whose answer
+was lost (ReadTimeoutError, a connection closed or reset after the request was sent) and a 5xx
+answer (botocore/retries/standard.py `TransientRetryableChecker`: `ConnectionError`,
+`HTTPClientError`, statuses 500/502/503/504; legacy mode's `GENERAL_CONNECTION_ERROR` in
+botocore/retryhandler.py likewise; "Retries", Boto3 developer guide). Such a call may have
+stopped the jobs already, so for TerminateJob(s) it is left to the terminator's "uncertain"
+path (the claim is kept, a redelivery reads the jobs again) instead. botocore still repeats a
+TerminateJob(s) call when the failure proves Batch did not act: throttling (HTTP 429,
+TooManyRequestsException and the other throttling codes) and a request that was never sent
+(EndpointConnectionError, ConnectTimeoutError), with its own jittered exponential backoff and
+retry quota. DescribeJobs, ListJobs and DescribeJobQueues keep botocore's retries unchanged.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +21,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+)
 
 from batch_terminator.contract import (
     DESCRIBE_JOB_QUEUES_MAX,
@@ -31,6 +49,22 @@ RETRYABLE_CODES: Final = frozenset(
         "RequestTimeout",
     }
 )
+# Errors that prove a call was refused before it could act: Batch throttled it (botocore's
+# `ThrottledRetryableChecker` codes, plus HTTP 429 whatever the code), or it was never sent.
+THROTTLING_CODES: Final = frozenset(
+    {
+        "TooManyRequestsException",
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestThrottledException",
+        "RequestThrottled",
+        "RequestLimitExceeded",
+        "SlowDown",
+    }
+)
+NOT_SENT_ERRORS: Final = (EndpointConnectionError, ConnectTimeoutError)
+TERMINATE_OPERATIONS: Final = ("TerminateJobs", "TerminateJob")
 # What an endpoint says when it does not know TerminateJobs (older endpoints, emulators).
 _UNKNOWN_OPERATION_CODES: Final = frozenset(
     {"UnknownOperationException", "UnknownOperation", "InvalidAction", "NotFoundException", "404"}
@@ -63,8 +97,10 @@ class BatchError:
 
     @classmethod
     def from_network_error(cls, error: BotoCoreError) -> BatchError:
-        """Connection errors and timeouts: retryable, and the call may have acted."""
-        return cls(type(error).__name__, str(error), retryable=True, uncertain=True)
+        """Connection errors and timeouts: retryable. The call may have acted, unless it was
+        never sent (EndpointConnectionError, ConnectTimeoutError)."""
+        sent = not isinstance(error, NOT_SENT_ERRORS)
+        return cls(type(error).__name__, str(error), retryable=True, uncertain=sent)
 
     @classmethod
     def from_bulk_entry(cls, entry: dict[str, Any]) -> BatchError:
@@ -106,11 +142,65 @@ def _never_low() -> bool:
     return False
 
 
+def proves_not_acted(response: Any, caught_exception: Exception | None) -> bool:
+    """Whether a failed attempt proves Batch did not act on it: it was throttled (HTTP 429 or a
+    throttling code) or never sent (EndpointConnectionError, ConnectTimeoutError).
+
+    `response` is botocore's `(http_response, parsed)` pair or None; `caught_exception` the
+    transport's exception or None (the arguments of botocore's `needs-retry` event)."""
+    if caught_exception is not None:
+        return isinstance(caught_exception, NOT_SENT_ERRORS)
+    if response is None:
+        return False
+    http, parsed = response
+    code = (parsed or {}).get("Error", {}).get("Code")
+    return int(http.status_code) == 429 or code in THROTTLING_CODES
+
+
+def guard_terminate_retries(client: Any) -> None:
+    """Let botocore repeat a TerminateJob(s) attempt only when `proves_not_acted` says so.
+
+    Registered on `needs-retry.batch.<operation>`, which botocore emits before the generic
+    `needs-retry.batch` its retry handler listens on (more specific events first,
+    botocore/hooks.py). When an attempt failed in a way that may have acted, this handler ends
+    the call with that attempt's own error (the transport's exception, or the ClientError
+    class the client would raise for the answer), so no retry mode repeats it: raising works on
+    every botocore version, where a `False` answer vetoes retries only from botocore 1.43.3.
+    Idempotent (one registration per client)."""
+    events = client.meta.events
+    service = client.meta.service_model.service_id.hyphenize()
+
+    def no_blind_repeat(
+        response: Any = None,
+        caught_exception: Exception | None = None,
+        operation: Any = None,
+        **_: Any,
+    ) -> None:
+        if caught_exception is None and (response is None or response[0].status_code < 300):
+            return  # an answer: nothing to repeat
+        if proves_not_acted(response, caught_exception):
+            return  # botocore's retry mode decides, with its backoff and quota
+        if caught_exception is not None:
+            raise caught_exception
+        parsed = response[1]
+        error_class = client.exceptions.from_code(parsed.get("Error", {}).get("Code"))
+        raise error_class(parsed, operation.name)
+
+    for operation in TERMINATE_OPERATIONS:
+        events.register(
+            f"needs-retry.{service}.{operation}",
+            no_blind_repeat,
+            unique_id=f"batch-terminator-no-blind-repeat-{operation}",
+        )
+
+
 class BatchApi:
     """Batch calls in the shapes this product needs; counts every call it makes.
 
     `time_is_low` is asked before every call; when it says yes, OutOfTime is raised instead of
-    starting the call (a Lambda function must not be stopped in the middle of its work)."""
+    starting the call (a Lambda function must not be stopped in the middle of its work).
+    `client` (a botocore Batch client) gets `guard_terminate_retries`: its TerminateJob(s)
+    calls are repeated only when Batch provably did not act."""
 
     def __init__(
         self,
@@ -119,6 +209,7 @@ class BatchApi:
         time_is_low: Callable[[], bool] = _never_low,
     ) -> None:
         self._client = client
+        guard_terminate_retries(client)
         self._page_size = page_size
         self._time_is_low = time_is_low
         self.calls: Counter[str] = Counter()
