@@ -42,6 +42,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from batch_terminator.config import load_config
+from batch_terminator.contract import REQUEST_MAX_MESSAGE_BYTES
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator import alarms
 from batch_terminator_cli.main import app
@@ -117,9 +118,10 @@ def body(**fields: Any) -> str:
     return json.dumps(fields)
 
 
-def padded_to(size: int) -> str:
-    """A request whose reason is too long, padded with spaces to exactly `size` bytes."""
-    text = body(jobId=JOB, reason="x" * (size - 200))
+def padded_to(size: int, letter: str = "x") -> str:
+    """A request whose reason is too long, padded with spaces to exactly `size` UTF-8 bytes."""
+    reason = letter * ((size - 200) // len(letter.encode()))
+    text = json.dumps({"jobId": JOB, "reason": reason}, ensure_ascii=False)
     return text + " " * (size - len(text.encode()))
 
 
@@ -179,21 +181,24 @@ REQUESTS = [
     ),
     Hostile("sqs-minus-infinity", "request", '{"jobId": -Infinity}', r"-Infinity is not JSON"),
     Hostile("sqs-huge-250k", "request", padded_to(250_000), r"at most 1024 characters"),
+    # The largest body the request queue takes (a larger one cannot be sent): parked in the DLQ
+    # (1 MiB) with its error attribute.
     Hostile(
         "sqs-huge-256KiB",
         "request",
-        padded_to(262_144),
+        padded_to(REQUEST_MAX_MESSAGE_BYTES),
         r"at most 1024 characters",
-        bug=(
-            "handlers/terminator.py _park: a body within ~600 bytes of 256 KiB is parked without "
-            "its error attribute (no room left), and real SQS counts attributes in the size, so "
-            "its SendMessage of body + originalMessageId fails there (moto does not check)"
-        ),
+    ),
+    Hostile(
+        "sqs-huge-256KiB-of-two-byte-characters",
+        "request",
+        padded_to(REQUEST_MAX_MESSAGE_BYTES, "\u00e9"),
+        r"at most 1024 characters",
     ),
     Hostile(
         "sqs-deep-object", "request", nested_object(30_000), r"nested too deeply to be a request"
     ),
-    Hostile("sqs-empty-body", "request", "", r"body is not JSON"),
+    # An empty body cannot arrive: SendMessage refuses it (MessageBody, minimum length 1).
     Hostile("sqs-whitespace-body", "request", " \n\t ", r"body is not JSON"),
     Hostile(
         "sqs-utf8-bom",
@@ -201,7 +206,7 @@ REQUESTS = [
         "\ufeff" + body(jobId=JOB, reason="r"),
         r"body is not JSON: Unexpected UTF-8 BOM",
     ),
-    Hostile("sqs-raw-nul", "request", "\x00", r"body is not JSON"),
+    # A raw NUL (or any character outside XML's) cannot arrive either: SendMessage refuses it.
     Hostile(
         "sqs-escaped-nul-in-reason",
         "request",
@@ -225,12 +230,6 @@ REQUESTS = [
         "request",
         body(jobId=JOB, reason="r", requestedBy="alice\u2028admin"),
         r"requestedBy: must not contain control characters \(U\+2028\)",
-        bug=(
-            "models/base.py no_control_characters rejects Cc and bidi controls but not U+2028/"
-            "U+2029 (categories Zl, Zp), which split a line wherever Unicode line boundaries "
-            "count (Python's str.splitlines, editors): the request is accepted; on the emulator "
-            "its audit line is then lost, as lambda_runtime.CapturedLogs.lines splits on them"
-        ),
     ),
     Hostile("sqs-tab-in-job-id", "request", body(jobId=JOB + "\t", reason="r"), NOT_A_JOB_ID),
     Hostile(
@@ -288,11 +287,6 @@ REQUESTS = [
         "request",
         body(jobId=f"arn:aws-us-gov:batch:{REGION}:{ACCOUNT}:job/{JOB}", reason="r"),
         r"partition",
-        bug=(
-            "models/request.py _BATCH_ARN takes any `arn:aws[a-z-]*` partition and checks only "
-            "account and region: arn:aws-us-gov:batch:us-east-1:<this account>:job/<id> is "
-            "accepted as <id> of this partition"
-        ),
     ),
     Hostile(
         "sqs-job-definition-arn",
@@ -408,11 +402,12 @@ DEADLINE_EVENTS = [
         "deadline",
         event_body(STATE, lambda e: e.update(region="eu-west-1")),
         r"event of another region: 'eu-west-1'",
-        bug=(
-            "handlers/deadline.py parse_body calls parse_job_event(event, account) without the "
-            "function's region (AWS_REGION), so an event routed from another region's bus is "
-            "taken for a job of this region"
-        ),
+    ),
+    Hostile(
+        "ev-blocked-other-region",
+        "deadline",
+        event_body(BLOCKED, lambda e: e.update(region="us-west-2")),
+        r"event of another region: 'us-west-2'",
     ),
     Hostile(
         "ev-missing-detail",
@@ -513,6 +508,25 @@ BRAKE_EVENTS = [
         "brake",
         changed(ALARM_EVENT, lambda e: e.update(account="999999999999")),
         r"alarm of another account: '999999999999'",
+    ),
+    # Policies name alarms by name: one of the same name in another region is another alarm.
+    Hostile(
+        "br-alarm-other-region",
+        "brake",
+        changed(ALARM_EVENT, lambda e: e.update(region="eu-west-1")),
+        r"alarm of another region: 'eu-west-1'",
+    ),
+    Hostile(
+        "br-action-other-region",
+        "brake",
+        alarms.alarm_action(ALARM, AT, region="eu-west-1"),
+        r"alarm action of another region: 'eu-west-1'",
+    ),
+    Hostile(
+        "br-sns-alarm-other-region",
+        "brake",
+        alarms.sns_alarm(ALARM, AT, region="eu-west-1")["Records"][0],
+        r"alarm of another region: 'eu-west-1'",
     ),
     Hostile(
         "br-alarm-ok",
@@ -682,24 +696,20 @@ BRAKE_EVENTS = [
 # ---- the sweep: Batch data it reads (a job's max-runtime tag) ------------------------------------
 
 SWEEP_TAGS = [
-    Hostile(f"sweep-tag-{name}", "sweep", value, r"jobs ignored by the policy run", bug=bug)
-    for name, value, bug in [
-        ("negative", "-1h", None),
-        ("nan", "NaN", None),
-        ("exponent", "1e3h", None),
-        ("words", "12 hours", None),
-        ("zero", "0h", None),
-        ("fraction", "1.5h", None),
-        ("empty", "", None),
-        ("plus-sign", "+2h", None),
-        ("two-parts", "2h 30m", None),
-        (
-            "unicode-digit",
-            "\u0663h",
-            "logic/durations.py DURATION_PATTERN uses \\d, which takes any Unicode digit: a "
-            "max-runtime tag (or olderThan, minAge) of '\u0663h' (ARABIC-INDIC THREE) is read as "
-            "3h; the request model already keeps ids to ASCII digits for this reason",
-        ),
+    Hostile(f"sweep-tag-{name}", "sweep", value, r"jobs ignored by the policy run")
+    for name, value in [
+        ("negative", "-1h"),
+        ("nan", "NaN"),
+        ("exponent", "1e3h"),
+        ("words", "12 hours"),
+        ("zero", "0h"),
+        ("fraction", "1.5h"),
+        ("empty", ""),
+        ("plus-sign", "+2h"),
+        ("two-parts", "2h 30m"),
+        # Digits of other scripts are no digits of a duration (ARABIC-INDIC THREE, FULLWIDTH TWO).
+        ("unicode-digit", "\u0663h"),
+        ("fullwidth-digit", "\uff12h"),
     ]
 ]
 
@@ -835,11 +845,6 @@ POLICIES_JSON = [
         "policies.json",
         '{"version": 1, "settings": {"dryRun": true}, "settings": {}}',
         r"given twice",
-        bug=(
-            "lambdas/batch_terminator/config.py load_config reads policies.json with "
-            "model_validate_json, where the last of two equal keys wins: a shipped file with "
-            "settings twice silently drops the first (here, dryRun: true)"
-        ),
     ),
 ]
 
@@ -1217,8 +1222,15 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
-# Bodies SQS carries: text without the characters SendMessage refuses.
-sqs_text = st.text(st.characters(codec="utf-8", blacklist_characters="\x00"), min_size=1)
+# Bodies SQS carries: text without the characters SendMessage refuses (#x9, #xA, #xD,
+# #x20-#xD7FF, #xE000-#xFFFD, #x10000-#x10FFFF are allowed; SendMessage, MessageBody).
+sqs_text = st.text(
+    st.sampled_from("\t\n\r")
+    | st.characters(min_codepoint=0x20, max_codepoint=0xD7FF)
+    | st.characters(min_codepoint=0xE000, max_codepoint=0xFFFD)
+    | st.characters(min_codepoint=0x10000),
+    min_size=1,
+)
 FUZZ = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
