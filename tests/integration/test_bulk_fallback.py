@@ -118,3 +118,21 @@ def test_model_shipped_in_the_asset_gives_an_old_runtime_the_bulk_call(
 
         assert box.control.calls() == {"DescribeJobs": 1, "TerminateJobs": 1}
         assert {box.outcome(j) for j in jobs} == {"terminated"}
+
+
+def test_each_sandbox_reads_its_own_data_path(policies: PoliciesFile, tmp_path: Path) -> None:
+    """Each sandbox is a new container: its AWS_DATA_PATH is read by the functions' clients even
+    after an earlier sandbox in the same process ran with another one (old, current, old)."""
+    old = old_botocore_data(tmp_path / "old")
+    seen = []
+    for environment in ({"AWS_DATA_PATH": str(old)}, {}, {"AWS_DATA_PATH": str(old)}):
+        with sandbox(policies, environment) as box:
+            jobs = [box.world.job(f"j{i}", "spot-cpu", "RUNNING") for i in range(2)]
+            box.control.reset_calls()
+
+            box.send({"jobIds": jobs, "reason": "container"})
+            box.run_terminator()
+
+            assert {box.outcome(j) for j in jobs} == {"terminated"}
+            seen.append(sorted(set(box.control.calls()) - {"DescribeJobs"}))
+    assert seen == [["TerminateJob"], ["TerminateJobs"], ["TerminateJob"]]
