@@ -68,3 +68,26 @@ def test_tags_matching() -> None:
     assert tags_match({"team": "ml"}, {"team": "*"})
     assert not tags_match({"team": "bio"}, {"team": "ml"})
     assert not tags_match({}, {"team": "*"})
+
+
+# Every decimal digit Unicode knows (category Nd) that is not an ASCII digit: Python's `\d` and
+# int() take them all.
+non_ascii_digits = st.characters(whitelist_categories=("Nd",)).filter(lambda c: not c.isascii())
+
+
+@given(
+    st.lists(st.sampled_from("0123456789") | non_ascii_digits, min_size=1, max_size=4).filter(
+        lambda digits: any(not c.isascii() for c in digits)
+    ),
+    st.sampled_from("smhd"),
+)
+def test_a_duration_with_a_digit_of_another_script_is_invalid(digits: list[str], unit: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration("".join(digits) + unit)
+
+
+@given(st.integers(min_value=1, max_value=366), st.sampled_from("hd"))
+def test_ascii_digits_still_read(amount: int, unit: str) -> None:
+    assert parse_duration(f"{amount}{unit}") == timedelta(
+        seconds=amount * {"h": 3_600, "d": 86_400}[unit]
+    )

@@ -4,6 +4,7 @@ made a regular expression backtrack for minutes."""
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -151,3 +152,65 @@ def test_an_alarm_name_cloudwatch_cannot_have_is_ignored_on_every_path(name: str
         [parsed] = parse_brake_events(event, ACCOUNT)
         assert isinstance(parsed, Ignored), event
         assert parsed.why.startswith("the alarm has no valid name")
+
+
+ALARM_NAME = "batch-spend-critical"
+ALARM_ARN = f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:{ALARM_NAME}"
+
+
+def alarm_shapes(region: str) -> list[Any]:
+    """One transition of the alarm in `region`, as each of the three paths delivers it."""
+    arn = ALARM_ARN.replace("us-east-1", region)
+    state = {"value": "ALARM", "timestamp": "2026-11-29T08:10:00.000+0000"}
+    return [
+        {
+            "source": "aws.cloudwatch",
+            "detail-type": "CloudWatch Alarm State Change",
+            "account": ACCOUNT,
+            "region": region,
+            "detail": {"alarmName": ALARM_NAME, "state": state},
+        },
+        {
+            "source": "aws.cloudwatch",
+            "alarmArn": arn,
+            "accountId": ACCOUNT,
+            "region": region,
+            "alarmData": {"alarmName": ALARM_NAME, "state": state},
+        },
+        {
+            "Records": [
+                {
+                    "Sns": {
+                        "Message": json.dumps(
+                            {
+                                "AlarmName": ALARM_NAME,
+                                "AlarmArn": arn,
+                                "AWSAccountId": ACCOUNT,
+                                "NewStateValue": "ALARM",
+                                "StateChangeTime": "2026-11-29T08:10:00.000+0000",
+                            }
+                        ),
+                        "Timestamp": SNS_TIMESTAMP,
+                    }
+                }
+            ]
+        },
+    ]
+
+
+regions = st.sampled_from(
+    ["us-east-1", "eu-west-1", "us-gov-west-1", "cn-north-1"]
+) | st.from_regex(r"[a-z]{2}-[a-z]{4,9}-[0-9]", fullmatch=True)
+
+
+@given(regions, regions)
+def test_an_alarm_of_another_region_is_ignored_on_every_path(mine: str, theirs: str) -> None:
+    for shape in alarm_shapes(theirs):
+        [parsed] = parse_brake_events(shape, ACCOUNT, mine)
+        if theirs == mine:
+            assert isinstance(parsed, BrakeSignal), parsed
+        else:
+            assert isinstance(parsed, Ignored)
+            assert f"of another region: {theirs!r}" in parsed.why
+        [unchecked] = parse_brake_events(shape, ACCOUNT)  # region unknown: not checked
+        assert isinstance(unchecked, BrakeSignal)

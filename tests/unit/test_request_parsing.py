@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from batch_terminator.config import load_config
 from batch_terminator.contract import JobStatus, Source
+from batch_terminator.handlers.terminator import ERROR_ATTRIBUTE_MAX_BYTES, bounded_error, sqs_text
 from batch_terminator.logic.parse import InvalidRequest, parse_record, parse_request, parse_source
-from batch_terminator.models.request import Origin
+from batch_terminator.models.request import Origin, partition_of
 
 JOB = "4c7599ae-0a82-49aa-ba5a-4727fcce14a8"
 
@@ -276,3 +282,115 @@ def test_dlq_error_text_keeps_only_what_sqs_accepts() -> None:
     assert sqs_text("ok\ttab\nline") == "ok\ttab\nline"
     assert sqs_text("bad\x00\x01\ud800end") == "bad\ufffd\ufffd\ufffdend"
     assert sqs_text("emoji \U0001f600") == "emoji \U0001f600"
+
+
+# ---- line separators, partitions, strict JSON in one module, the parked error -----------------
+
+LINE_BREAKERS = "\u2028\u2029\x85\n\r\x0b\x0c\x1c\x1d\x1e"
+
+
+@given(
+    st.text(st.characters(codec="utf-8", categories=("L", "N")), min_size=1, max_size=20),
+    st.sampled_from(LINE_BREAKERS),
+    st.sampled_from(["reason", "requestedBy", "requestId"]),
+)
+def test_a_character_that_breaks_a_line_is_refused_in_free_text(
+    text: str, breaker: str, key: str
+) -> None:
+    """Every character Python's str.splitlines splits on (Cc, Zl, Zp) forges a log line."""
+    assert len(f"a{breaker}b".splitlines()) == 2
+    fields = {"jobId": JOB, "reason": "r", key: text + breaker + text}
+    error = error_of(body(**fields))
+    assert f"{key}: must not contain control characters (U+{ord(breaker):04X})" in error
+
+
+@pytest.mark.parametrize("key", ["jobNamePrefix", "jobDefinition"])
+def test_a_line_separator_is_refused_in_selector_text(key: str) -> None:
+    error = error_of(body(selector={"jobQueues": ["q"], key: "a\u2028b"}, reason="r"))
+    assert f"selector.{key}: must not contain control characters (U+2028)" in error
+
+
+def botocore_partitions() -> list[tuple[str, str]]:
+    """(region, partition) for every region botocore's endpoints data lists by name."""
+    import botocore.session
+
+    resolver = botocore.session.get_session()._get_internal_component("endpoint_resolver")
+    return [
+        (region, partition["partition"])
+        for partition in resolver._endpoint_data["partitions"]
+        for region in partition["regions"]
+    ]
+
+
+@pytest.mark.parametrize(("region", "partition"), botocore_partitions())
+def test_a_region_is_in_the_partition_botocore_says(region: str, partition: str) -> None:
+    assert partition_of(region) == partition
+
+
+PARTITIONS = sorted({partition for _, partition in botocore_partitions()})
+
+
+@given(
+    st.sampled_from(sorted({region for region, _ in botocore_partitions()})),
+    st.sampled_from(PARTITIONS),
+    st.sampled_from(["job/" + JOB, "job-queue/spot-cpu"]),
+)
+def test_an_arn_is_accepted_only_in_the_functions_partition(
+    region: str, partition: str, resource: str
+) -> None:
+    origin = Origin(account="123456789012", region=region)
+    arn = f"arn:{partition}:batch:{region}:123456789012:{resource}"
+    fields = {"jobId": arn} if resource.startswith("job/") else {"selector": {"jobQueues": [arn]}}
+    text = body(**fields, reason="r")
+    if partition == partition_of(region):
+        parse_request(text, origin)
+    else:
+        with pytest.raises(InvalidRequest, match=f"is in partition '{partition}', not "):
+            parse_request(text, origin)
+
+
+def test_one_invalid_request_class_and_a_pydantic_free_body_reader() -> None:
+    import subprocess
+    import sys
+
+    from batch_terminator.logic import bodies, parse
+
+    assert parse.InvalidRequest is bodies.InvalidRequest
+    assert parse.load_json is bodies.load_json
+    code = (
+        "import sys, batch_terminator.logic.bodies, batch_terminator.logic.events; "
+        "print(sorted(m for m in sys.modules if m.startswith(('pydantic', "
+        "'batch_terminator.models.request', 'batch_terminator.logic.parse'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "batch_terminator.models.request" not in loaded
+    assert "batch_terminator.logic.parse" not in loaded
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"version": 1, "settings": {"dryRun": true}, "settings": {}}',
+        '{"version": 1, "settings": {"dryRun": true, "dryRun": false}}',
+        '{"version": 1, "policies": [{"name": "a", "name": "b", "when": {"status": "RUNNING"}}]}',
+    ],
+)
+def test_policies_json_with_a_key_given_twice_fails_closed(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "policies.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValidationError, match="is given twice"):
+        load_config(path)
+
+
+@example("\u00e9" * 3_000)
+@example("x" * 5_000)
+@given(st.text(max_size=200) | st.text(min_size=1_400, max_size=6_000))
+def test_the_parked_error_is_never_empty_and_at_most_4_kib(error: str) -> None:
+    text = bounded_error(error)
+    assert text
+    assert len(text.encode()) <= ERROR_ATTRIBUTE_MAX_BYTES
+    assert text == sqs_text(error) or not error or text.endswith("\u2026")
+    if len(sqs_text(error).encode()) > ERROR_ATTRIBUTE_MAX_BYTES:
+        assert sqs_text(error).startswith(text.removesuffix("\u2026"))
