@@ -46,7 +46,7 @@ import random
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -197,21 +197,15 @@ class Accounting:
 _installed = False
 _recording: list[AcceptedCall] | None = None
 _where = threading.local()
-_dynamodb_lock = threading.RLock()
 
 
 def install() -> None:
-    """Record every TerminateJob(s) call Batch accepts, and make moto's DynamoDB item writes
-    atomic: a conditional write is judged and applied as one step in DynamoDB ("Condition
-    expressions", DynamoDB developer guide), which moto does not promise across threads.
-    Idempotent."""
+    """Record every TerminateJob(s) call Batch accepts (idempotent). moto's DynamoDB writes are
+    atomic across threads already, as DynamoDB's are (`dynamodb.py`, installed with the
+    emulator)."""
     global _installed  # noqa: PLW0603 - one process-wide switch, like moto's own registry
     if _installed:
         return
-    from moto.dynamodb.models import DynamoDBBackend
-
-    for name in ("put_item", "update_item", "delete_item", "get_item", "transact_write_items"):
-        setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
     terminate_jobs, terminate_job = (
         EmulatedBatchBackend.terminate_jobs,
         EmulatedBatchBackend.terminate_job,
@@ -231,14 +225,6 @@ def install() -> None:
     EmulatedBatchBackend.terminate_jobs = recorded_terminate_jobs  # type: ignore[method-assign]
     EmulatedBatchBackend.terminate_job = recorded_terminate_job  # type: ignore[method-assign]
     _installed = True
-
-
-def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
-    def locked(*args: Any, **kwargs: Any) -> Any:
-        with _dynamodb_lock:
-            return method(*args, **kwargs)
-
-    return locked
 
 
 def _record(backend: EmulatedBatchBackend, operation: str, jobs: list[str]) -> None:

@@ -13,7 +13,7 @@ from moto.batch import urls as batch_urls
 from moto.batch.responses import BatchResponse
 from moto.core.common_types import TYPE_RESPONSE
 
-from batch_terminator_cli.emulator import eventbridge, scheduler, sqs, sqs_move
+from batch_terminator_cli.emulator import dynamodb, eventbridge, scheduler, sqs, sqs_move
 from batch_terminator_cli.emulator.batch import EmulatedBatchBackend, emulated_batch_backends
 from batch_terminator_cli.emulator.faults import time_out
 
@@ -91,10 +91,12 @@ _installed = False
 
 def install() -> None:
     """Route moto's Batch URLs to the emulated backend, complete moto's EventBridge events and
-    Scheduler, and let its SQS send in constant time (idempotent; before any mock starts)."""
+    Scheduler, let its SQS send in constant time, and make its DynamoDB item writes atomic
+    under concurrent callers (`dynamodb.py`) (idempotent; before any mock starts)."""
     global _installed  # noqa: PLW0603 - one process-wide switch, like moto's own registry
     if _installed:
         return
+    dynamodb.install()
     eventbridge.install()
     scheduler.install()
     sqs.install()

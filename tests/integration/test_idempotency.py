@@ -15,7 +15,6 @@ import json
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import redirect_stdout, suppress
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -25,7 +24,6 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto.dynamodb.models import DynamoDBBackend
 
 from batch_terminator.handlers import terminator
 from batch_terminator.ledger import Ledger
@@ -54,34 +52,6 @@ POLICIES: dict[str, Any] = {
 @pytest.fixture
 def policies() -> PoliciesFile:
     return PoliciesFile.model_validate(POLICIES)
-
-
-@pytest.fixture(autouse=True)
-def atomic_conditional_writes() -> Iterator[None]:
-    """DynamoDB applies a conditional write atomically: the condition is checked and the item
-    written as one step ("Condition expressions", DynamoDB developer guide). moto checks and
-    writes in Python without a lock, so two threads could both pass one condition; here its
-    writes are serialised, as DynamoDB's are per item."""
-    lock = threading.RLock()
-    names = ("update_item", "put_item", "delete_item", "get_item")
-    originals = {name: getattr(DynamoDBBackend, name) for name in names}
-
-    def locked(name: str) -> Any:
-        original = originals[name]
-
-        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return original(self, *args, **kwargs)
-
-        return call
-
-    for name in names:
-        setattr(DynamoDBBackend, name, locked(name))
-    try:
-        yield
-    finally:
-        for name, original in originals.items():
-            setattr(DynamoDBBackend, name, original)
 
 
 class CountingBatch:
