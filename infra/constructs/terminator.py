@@ -16,6 +16,7 @@ from batch_terminator.contract import (
     LEDGER_TABLE_ENV,
     LEDGER_TTL_SECONDS_ENV,
     MAX_RECEIVE_COUNT_ENV,
+    TERMINATE_ONLY_TAGGED_ENV,
 )
 from infra.constructs.lambda_package import (
     LambdaPackage,
@@ -140,13 +141,16 @@ class Terminator(Construct):
             reserved_concurrency=settings.terminator_reserved_concurrency,
             log_group=self.log_group,
             role=self.role,
-            environment={
-                DLQ_URL_ENV: dead_letter_queue.queue_url,
-                LEDGER_TABLE_ENV: ledger.table.table_name,
-                LEDGER_TTL_SECONDS_ENV: str(ledger_ttl_seconds()),
-                MAX_RECEIVE_COUNT_ENV: str(settings.max_receive_count),
-                ACCOUNT_ID_ENV: Stack.of(self).account,
-            },
+            environment=terminator_environment(
+                {
+                    DLQ_URL_ENV: dead_letter_queue.queue_url,
+                    LEDGER_TABLE_ENV: ledger.table.table_name,
+                    LEDGER_TTL_SECONDS_ENV: str(ledger_ttl_seconds()),
+                    MAX_RECEIVE_COUNT_ENV: str(settings.max_receive_count),
+                    ACCOUNT_ID_ENV: Stack.of(self).account,
+                },
+                settings.terminate_only_tagged,
+            ),
         )
         acknowledge(
             self.function,
@@ -175,3 +179,15 @@ class Terminator(Construct):
             "stream and Kafka sources only); a message that keeps failing moves to the "
             "dead-letter queue through the request queue's redrive policy (maxReceiveCount).",
         )
+
+
+def terminator_environment(
+    base: dict[str, str], terminate_only_tagged: TagCondition | None
+) -> dict[str, str]:
+    """The terminator's environment: `base`, plus TERMINATE_ONLY_TAGGED (`key=value`) when
+    terminateOnlyTagged is set, so that the function skips untagged jobs itself and the IAM
+    condition on batch:TerminateJob is only the backstop."""
+    if terminate_only_tagged is None:
+        return base
+    tag = f"{terminate_only_tagged.key}={terminate_only_tagged.value}"
+    return {**base, TERMINATE_ONLY_TAGGED_ENV: tag}

@@ -36,6 +36,9 @@ LEDGER_TABLE_ENV: Final = "LEDGER_TABLE"
 LEDGER_TTL_SECONDS_ENV: Final = "LEDGER_TTL_SECONDS"
 MAX_RECEIVE_COUNT_ENV: Final = "MAX_RECEIVE_COUNT"
 ACCOUNT_ID_ENV: Final = "ACCOUNT_ID"
+# `key=value` (the stack's terminateOnlyTagged): only jobs carrying this tag are terminated;
+# others are skipped. Absent or empty: no such rule. The IAM condition is only its backstop.
+TERMINATE_ONLY_TAGGED_ENV: Final = "TERMINATE_ONLY_TAGGED"
 # The deadline and brake functions' environment (infra/constructs/deadlines.py, brake.py).
 REQUEST_QUEUE_URL_ENV: Final = "REQUEST_QUEUE_URL"
 REQUEST_QUEUE_ARN_ENV: Final = "REQUEST_QUEUE_ARN"

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Capture, Template
 
+from batch_terminator.contract import TERMINATE_ONLY_TAGGED_ENV
 from infra.settings import StackSettings
 from tests.infra.support import OVERRIDE_CONTEXT, Synthesized, logical_id, only_resource
 
@@ -192,6 +193,20 @@ def test_terminate_job_is_allowed_on_job_arns_only(template: Template) -> None:
     assert statements[0]["Resource"] == JOB_ARN
     # No terminateOnlyTagged: no tag condition.
     assert "Condition" not in statements[0]
+
+
+def test_no_tag_rule_in_the_environment_by_default(template: Template) -> None:
+    assert (
+        "TERMINATE_ONLY_TAGGED"
+        not in terminator(template)["Properties"]["Environment"]["Variables"]
+    )
+
+
+def test_the_tag_rule_reaches_the_function_as_well_as_iam(overridden: Synthesized) -> None:
+    """terminateOnlyTagged: the function skips untagged jobs itself; IAM is the backstop."""
+    key, value = (part.strip() for part in OVERRIDE_CONTEXT["terminateOnlyTagged"].split("=", 1))
+    variables = terminator(overridden.template)["Properties"]["Environment"]["Variables"]
+    assert variables[TERMINATE_ONLY_TAGGED_ENV] == f"{key}={value}"
 
 
 def test_terminate_job_can_require_a_tag_on_the_job(overridden: Synthesized) -> None:
