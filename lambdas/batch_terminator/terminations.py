@@ -33,6 +33,7 @@ jobs fails (or rejects) that record alone.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections import defaultdict
@@ -44,7 +45,7 @@ from typing import TypeVar
 
 from batch_terminator import facts as job_facts
 from batch_terminator.batch_api import BatchApi, BatchCallFailed, BatchError, OutOfTime
-from batch_terminator.contract import Outcome, Source
+from batch_terminator.contract import TERMINATE_ONLY_TAGGED_ENV, Outcome, Source
 from batch_terminator.ledger import (
     LEDGER_KEY,
     ClaimHolder,
@@ -59,7 +60,13 @@ from batch_terminator.ledger import (
 )
 from batch_terminator.logic.parse import InvalidRequest, ParsedRecord
 from batch_terminator.logic.plan import Earlier, Line, Named, decide
-from batch_terminator.logic.safety import Decision, Verdict, skip
+from batch_terminator.logic.safety import (
+    Decision,
+    RequiredTag,
+    Verdict,
+    required_tag_skip,
+    skip,
+)
 from batch_terminator.models.audit import AuditRecord
 from batch_terminator.models.job import JobSnapshot
 from batch_terminator.models.policies import PoliciesFile
@@ -104,6 +111,13 @@ class BatchResult:
     capped: dict[str, int] = field(default_factory=dict)
 
 
+def required_tag_from_environment() -> RequiredTag | None:
+    """TERMINATE_ONLY_TAGGED (`key=value`), or None when unset or blank. Raises ValueError
+    when it is malformed: the invocation fails, and nothing is terminated, rather than
+    terminate without the rule."""
+    return RequiredTag.parse(os.environ.get(TERMINATE_ONLY_TAGGED_ENV))
+
+
 @dataclass(frozen=True)
 class Terminating:
     """What the terminating path works with. `ledger` None: no memory across deliveries."""
@@ -130,6 +144,9 @@ class Terminating:
     # often it is delivered; raises LedgerUnavailable). None: no cap is kept (the sweep's and
     # the brake's caps are applied when they select).
     event_cap: Callable[[str, Sequence[str]], set[str]] | None = None
+    # The stack's terminateOnlyTagged (TERMINATE_ONLY_TAGGED): jobs without this tag are skipped
+    # on every path, so the IAM condition on batch:TerminateJob is only the backstop.
+    only_tagged: RequiredTag | None = field(default_factory=required_tag_from_environment)
 
 
 def rejected_audit(record: ParsedRecord) -> list[AuditRecord]:
@@ -448,6 +465,36 @@ class _Run:
             )
             return []
 
+    def _only_tagged(self, lines: Sequence[Line]) -> list[Line]:
+        """terminateOnlyTagged: a line that would terminate a job without the required tag is
+        skipped (`logic/safety.py` `required_tag_skip`). A call names one target: when any line
+        of a target is refused (an array or multi-node job whose tag is missing), every line
+        of that target is, so no call stops a job the rule refuses. A confirmation (our earlier
+        call did act) stays as it is: it reports what happened."""
+        required = self.context.only_tagged
+        if required is None:
+            return list(lines)
+        judged = {
+            id(line): required_tag_skip(line.verdict, line.job, required)
+            for line in lines
+            if not line.confirmed and not line.follows_children
+        }
+        refused = {
+            line.target
+            for line in lines
+            if line.target is not None and judged.get(id(line), line.verdict) is not line.verdict
+        }
+        out: list[Line] = []
+        for line in lines:
+            verdict = judged.get(id(line), line.verdict)
+            if line.target is not None and line.target in refused and verdict is line.verdict:
+                verdict = required_tag_skip(line.verdict, None, required)
+            if verdict is line.verdict:
+                out.append(line)
+            else:
+                out.append(replace(line, verdict=verdict, target=None, covers=frozenset()))
+        return out
+
     def _cap_event_paths(self, lines: Sequence[Line]) -> list[Line]:
         """Deadlines and blocked-queue requests arrive one job at a time, not as a run a cap can
         cut: their terminations are counted per policy in a window (the sweep interval), and
@@ -489,7 +536,7 @@ class _Run:
 
     def _execute(self, lines: Sequence[Line]) -> None:
         """Account for what needs no call at once; then make the calls, by queue and reason."""
-        lines = self._cap_event_paths(lines)
+        lines = self._cap_event_paths(self._only_tagged(lines))
         plan = _Plan()
         decided: list[AuditRecord] = []
         parents: list[Line] = []

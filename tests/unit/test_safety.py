@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from batch_terminator.contract import JobStatus
-from batch_terminator.logic.safety import Decision, Verdict
+from batch_terminator.logic.safety import Decision, RequiredTag, Verdict, required_tag_skip
 from batch_terminator.logic.safety import judge as judge_now
 from batch_terminator.models.job import JobSnapshot
 from batch_terminator.models.policies import PoliciesFile
@@ -220,3 +222,67 @@ def test_a_selector_is_rechecked_on_the_fresh_state() -> None:
         judge(young, request(jobId=None, selector=selector), config()).skip_reason
         == "precondition failed: selector: RUNNABLE 5m is under minAge 1h"
     )
+
+
+# -- terminateOnlyTagged ---------------------------------------------------------------------
+TEAM = RequiredTag("team", "ml-platform")
+tag_text = st.sampled_from(["team", "ml-platform", "ml", "Team", "", "other", "ml-platform "])
+tag_maps = st.dictionaries(tag_text, tag_text, max_size=4)
+verdicts = st.sampled_from(
+    [
+        Verdict(Decision.TERMINATE),
+        Verdict(Decision.TERMINATE, age=timedelta(hours=2)),
+        Verdict(Decision.SKIP, "dry run (request)", True, held_by_dry_run=True),
+        Verdict(Decision.SKIP, "protected: job carries tag p"),
+        Verdict(Decision.RETRY, "not found yet"),
+    ]
+)
+
+
+@given(tags=st.one_of(st.none(), tag_maps), verdict=verdicts)
+def test_only_a_job_carrying_the_required_tag_may_be_terminated(
+    tags: dict[str, str] | None, verdict: Verdict
+) -> None:
+    snapshot = replace(job(), tags=tags)
+    judged = required_tag_skip(verdict, snapshot, TEAM)
+
+    tagged = tags is not None and tags.get("team") == "ml-platform"
+    if verdict.would_terminate and not tagged:
+        assert judged.decision is Decision.SKIP
+        assert judged.skip_reason == "not tagged team=ml-platform (terminateOnlyTagged)"
+        assert not judged.would_terminate
+        assert judged.dry_run == verdict.dry_run
+        assert judged.age == verdict.age
+    else:
+        assert judged is verdict
+
+
+@given(tags=st.one_of(st.none(), tag_maps), verdict=verdicts)
+def test_no_required_tag_changes_nothing(tags: dict[str, str] | None, verdict: Verdict) -> None:
+    assert required_tag_skip(verdict, replace(job(), tags=tags), None) is verdict
+
+
+def test_an_unknown_job_carries_no_tag() -> None:
+    judged = required_tag_skip(Verdict(Decision.TERMINATE), None, TEAM)
+    assert judged.skip_reason == "not tagged team=ml-platform (terminateOnlyTagged)"
+
+
+@given(
+    key=st.text(min_size=1).filter(lambda k: "=" not in k and k.strip() == k and k != ""),
+    value=st.text().filter(lambda v: v.strip() == v),
+)
+def test_required_tag_round_trips(key: str, value: str) -> None:
+    parsed = RequiredTag.parse(f"{key}={value}")
+    assert parsed == RequiredTag(key, value)
+    assert RequiredTag.parse(str(parsed)) == parsed
+
+
+@pytest.mark.parametrize("text", [None, "", "   "])
+def test_no_required_tag_when_unset(text: str | None) -> None:
+    assert RequiredTag.parse(text) is None
+
+
+@pytest.mark.parametrize("text", ["team", "=ml-platform", " = x"])
+def test_malformed_required_tag_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="terminateOnlyTagged: expected key=value"):
+        RequiredTag.parse(text)

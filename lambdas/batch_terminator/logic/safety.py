@@ -58,6 +58,47 @@ def is_protected(job: JobSnapshot, protect_tag: str) -> bool:
     return job.tags is None or protect_tag in job.tags
 
 
+@dataclass(frozen=True)
+class RequiredTag:
+    """The stack's terminateOnlyTagged: only jobs carrying tag `key` with value `value` may be
+    terminated (TERMINATE_ONLY_TAGGED, `key=value`)."""
+
+    key: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str | None) -> RequiredTag | None:
+        """`team=ml-platform` -> RequiredTag("team", "ml-platform"); None or blank -> None.
+        Raises ValueError when there is no `=` or the key is empty (the value may be empty, as
+        a Batch tag's may)."""
+        if text is None or not text.strip():
+            return None
+        key, separator, value = text.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"terminateOnlyTagged: expected key=value, got {text!r}")
+        return cls(key.strip(), value.strip())
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"
+
+
+def carries(job: JobSnapshot | None, required: RequiredTag) -> bool:
+    """Whether the job's tags (an array child's and an MNP node's are its parent's, as for the
+    protect tag) hold `required`. Unknown tags carry nothing."""
+    return job is not None and job.tags is not None and job.tags.get(required.key) == required.value
+
+
+def required_tag_skip(
+    verdict: Verdict, job: JobSnapshot | None, required: RequiredTag | None
+) -> Verdict:
+    """`verdict`, unless it would terminate the job (or would but for a dry run) and the job
+    lacks the required tag: then a skip that says so, keeping the verdict's dry run and age."""
+    if required is None or not verdict.would_terminate or carries(job, required):
+        return verdict
+    why = f"not tagged {required} (terminateOnlyTagged)"
+    return skip(why, verdict.dry_run, verdict.age)
+
+
 def dry_run_level(request: TerminationRequest, config: PoliciesFile) -> str | None:
     """Which level asks for a dry run, if any: global, then policy, then request."""
     if config.settings.dry_run:
