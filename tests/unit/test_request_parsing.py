@@ -394,3 +394,13 @@ def test_the_parked_error_is_never_empty_and_at_most_4_kib(error: str) -> None:
     assert text == sqs_text(error) or not error or text.endswith("\u2026")
     if len(sqs_text(error).encode()) > ERROR_ATTRIBUTE_MAX_BYTES:
         assert sqs_text(error).startswith(text.removesuffix("\u2026"))
+
+
+def test_an_error_about_unknown_keys_stays_short_however_many_and_long_they_are() -> None:
+    body = {"jobId": "4c7599ae-0a82-49aa-ba5a-4727fcce14a8", "reason": "r"}
+    body.update({f"k{i}" + "x" * 100_000: 1 for i in range(1_000)})
+    with pytest.raises(InvalidRequest) as raised:
+        parse_request(json.dumps(body))
+    message = str(raised.value)
+    assert "and 995 more unknown keys" in message
+    assert len(message) < 2_000

@@ -61,16 +61,28 @@ class ContractModel(BaseModel):
         return data
 
 
+# An error names at most this many unknown keys, each cut to this many characters: the error goes
+# into a DLQ attribute and an audit line, and a hostile body may carry thousands of huge keys.
+_NAMED_KEYS = 5
+_KEY_CHARACTERS = 80
+
+
 def _unknown_keys_message(unknown: list[Any], allowed: list[str]) -> str:
     parts = []
-    for key in unknown:
-        text = f"unknown key {key!r}"
-        close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6) or [
-            a for a in allowed if a.lower() == str(key).lower()
-        ]
+    for key in unknown[:_NAMED_KEYS]:
+        name = str(key)
+        shown = name if len(name) <= _KEY_CHARACTERS else name[:_KEY_CHARACTERS] + "…"
+        text = f"unknown key {shown!r}"
+        close = (
+            difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+            if len(name) <= _KEY_CHARACTERS
+            else []
+        ) or [a for a in allowed if a.lower() == name.lower()]
         if close:
             text += f" (did you mean {close[0]!r}?)"
         parts.append(text)
+    if len(unknown) > _NAMED_KEYS:
+        parts.append(f"and {len(unknown) - _NAMED_KEYS} more unknown keys")
     return f"{'; '.join(parts)}; allowed keys: {', '.join(allowed)}"
 
 
