@@ -79,7 +79,7 @@ class Intake(Construct):
             self,
             "DeadLetterQueue",
             retention_period=DLQ_RETENTION,
-            # Larger than the request queue's limit: a parked request and its attributes always fit.
+            # The same as the request queue's (1 MiB): whatever is parked here fits back (redrive).
             max_message_size_bytes=DLQ_MAX_MESSAGE_BYTES,
         )
         acknowledge(self.dead_letter_queue, "Serverless-SQSRedrivePolicy", DLQ_HAS_NO_REDRIVE)

@@ -49,13 +49,19 @@ SCHEDULE_DLQ_ARN_ENV: Final = "SCHEDULE_DLQ_ARN"
 REGION_ENV: Final = "AWS_REGION"
 # The request queue's redrive maxReceiveCount when the environment does not say (cdk.json's).
 DEFAULT_MAX_RECEIVE_COUNT: Final = 3
-# The request queue refuses bodies over 256 KiB (a request is at most 100 ids and a 1,024-character
-# reason), while its DLQ keeps SQS's default and maximum, 1 MiB: a request parked in the DLQ with its
-# `error` and `ledgerKey` attributes always fits, since attributes count towards a message's size
-# ("All components of a message attribute are included in the message size restriction",
-# SQS developer guide; MaximumMessageSize: 1,024 bytes to 1,048,576 bytes, CreateQueue).
-REQUEST_MAX_MESSAGE_BYTES: Final = 262_144
+# The request queue and its DLQ both keep SQS's maximum message size, 1 MiB (MaximumMessageSize:
+# 1,024 bytes to 1,048,576 bytes, CreateQueue), so a message parked in the DLQ always fits back
+# into the request queue when it is redriven. Message attributes count towards a message's size
+# ("All components of a message attribute are included in the message size restriction", SQS
+# developer guide): the terminator parks a message only when its body and attributes fit the DLQ,
+# and leaves the others to SQS's own redrive (which keeps the message as it was sent).
+REQUEST_MAX_MESSAGE_BYTES: Final = 1_048_576
 DLQ_MAX_MESSAGE_BYTES: Final = 1_048_576
+# A request body longer than this (UTF-8 bytes) is rejected before it is parsed: a valid request
+# (at most 100 job ids and a 1,024-character reason) is a few KB.
+MAX_REQUEST_BODY_BYTES: Final = 262_144
+# SQS: "Each message can have up to 10 metadata attributes" (SendMessage, MessageAttributes).
+MAX_MESSAGE_ATTRIBUTES: Final = 10
 
 
 # Events the product consumes (../shared/events holds their shapes).

@@ -91,11 +91,11 @@ def test_dlq_keeps_messages_fourteen_days(template: Template) -> None:
     assert "RedrivePolicy" not in dlq["Properties"]
 
 
-def test_a_parked_request_always_fits_in_the_dlq(template: Template) -> None:
-    # Attributes count towards a message's size: the DLQ must be larger than the request queue.
+def test_a_parked_request_always_fits_back_in_the_request_queue(template: Template) -> None:
+    # Both keep SQS's maximum, 1 MiB: a redrive can move back whatever was parked in the DLQ.
     queue = only_resource(template, "AWS::SQS::Queue", "IntakeRequestQueue")
     dlq = only_resource(template, "AWS::SQS::Queue", "IntakeDeadLetterQueue")
-    assert queue["Properties"]["MaximumMessageSize"] == 262_144
+    assert queue["Properties"]["MaximumMessageSize"] == 1_048_576
     assert dlq["Properties"]["MaximumMessageSize"] == 1_048_576
 
 

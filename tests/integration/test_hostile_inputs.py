@@ -42,7 +42,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from batch_terminator.config import load_config
-from batch_terminator.contract import REQUEST_MAX_MESSAGE_BYTES
+from batch_terminator.contract import MAX_REQUEST_BODY_BYTES, REQUEST_MAX_MESSAGE_BYTES
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator import alarms
 from batch_terminator_cli.main import app
@@ -181,19 +181,39 @@ REQUESTS = [
     ),
     Hostile("sqs-minus-infinity", "request", '{"jobId": -Infinity}', r"-Infinity is not JSON"),
     Hostile("sqs-huge-250k", "request", padded_to(250_000), r"at most 1024 characters"),
-    # The largest body the request queue takes (a larger one cannot be sent): parked in the DLQ
-    # (1 MiB) with its error attribute.
+    # The largest body the terminator reads (MAX_REQUEST_BODY_BYTES): parsed, then rejected.
     Hostile(
         "sqs-huge-256KiB",
         "request",
-        padded_to(REQUEST_MAX_MESSAGE_BYTES),
+        padded_to(MAX_REQUEST_BODY_BYTES),
         r"at most 1024 characters",
     ),
     Hostile(
         "sqs-huge-256KiB-of-two-byte-characters",
         "request",
-        padded_to(REQUEST_MAX_MESSAGE_BYTES, "\u00e9"),
+        padded_to(MAX_REQUEST_BODY_BYTES, "\u00e9"),
         r"at most 1024 characters",
+    ),
+    # One byte more is rejected unread, with its size; two-byte characters count twice.
+    Hostile(
+        "sqs-huge-256KiB-plus-one",
+        "request",
+        padded_to(MAX_REQUEST_BODY_BYTES + 1),
+        r"^request body is 262,145 bytes; a request is at most 262,144 bytes \(UTF-8\)$",
+    ),
+    Hostile(
+        "sqs-huge-256KiB-plus-one-of-two-byte-characters",
+        "request",
+        padded_to(MAX_REQUEST_BODY_BYTES + 1, "\u00e9"),
+        r"^request body is 262,145 bytes",
+    ),
+    # Nearly the request queue's 1 MiB: rejected unread, and parked, since it fits the DLQ (1 MiB)
+    # with its attributes. A body with no room for them is left to SQS's redrive (test_parking.py).
+    Hostile(
+        "sqs-huge-1MiB-less-8KiB",
+        "request",
+        padded_to(REQUEST_MAX_MESSAGE_BYTES - 8192),
+        r"^request body is 1,040,384 bytes",
     ),
     Hostile(
         "sqs-deep-object", "request", nested_object(30_000), r"nested too deeply to be a request"

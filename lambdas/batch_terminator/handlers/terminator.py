@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -25,12 +27,15 @@ from batch_terminator.config import load_config
 from batch_terminator.contract import (
     ACCOUNT_ID_ENV,
     DEFAULT_MAX_RECEIVE_COUNT,
+    DLQ_MAX_MESSAGE_BYTES,
     DLQ_URL_ENV,
     ERROR_ATTRIBUTE,
     LEDGER_KEY_ATTRIBUTE,
     LEDGER_TABLE_ENV,
     LEDGER_TTL_SECONDS_ENV,
+    MAX_MESSAGE_ATTRIBUTES,
     MAX_RECEIVE_COUNT_ENV,
+    MAX_REQUEST_BODY_BYTES,
     METRICS_NAMESPACE,
     REGION_ENV,
     SERVICE_NAME,
@@ -102,10 +107,13 @@ def process_event(
     event: dict[str, Any], deps: Dependencies, context: LambdaContext | None = None
 ) -> dict[str, Any]:
     raw = event.get("Records")
-    records = [
-        parse_record(record if isinstance(record, dict) else {}, deps.origin)
-        for record in (raw if isinstance(raw, list) else [])
-    ]
+    raw_records = [r if isinstance(r, dict) else {} for r in (raw if isinstance(raw, list) else [])]
+    records = [read_record(record, deps.origin) for record in raw_records]
+    # What each message carried, for parking it in the DLQ as it came (with our attributes added).
+    carried = {
+        record.message_id: carried_attributes(raw_record.get("messageAttributes"))
+        for record, raw_record in zip(records, raw_records, strict=True)
+    }
 
     def time_is_low() -> bool:
         return context is not None and context.get_remaining_time_in_millis() < RESERVE_MILLIS
@@ -151,9 +159,9 @@ def process_event(
             event_cap=lambda policy, jobs: event_path_allowance(deps, policy, jobs),
         ),
     )
-    unparked = park_rejected(deps, result.rejected)
+    unparked = park_rejected(deps, result.rejected, carried)
     retry = result.retry_message_ids | unparked
-    retry -= park_exhausted(deps, records, result, retry)
+    retry -= park_exhausted(deps, records, result, retry, carried)
     for message_id, policy, limited in result.limited:
         logger.warning(
             "selector limit reached",
@@ -180,6 +188,29 @@ def process_event(
             {"itemIdentifier": r.message_id} for r in records if r.message_id in retry
         ]
     }
+
+
+def read_record(record: dict[str, Any], origin: Origin) -> ParsedRecord:
+    """One Lambda SQS event record, as `parse_record` reads it, except that a body over
+    MAX_REQUEST_BODY_BYTES (UTF-8) is rejected before it is parsed, with its size in the error.
+    Never raises."""
+    body = record.get("body")
+    size = len(body.encode("utf-8", "surrogatepass")) if isinstance(body, str) else 0
+    if size <= MAX_REQUEST_BODY_BYTES:
+        return parse_record(record, origin)
+    # Read everything but the body (receive count, sender, source); the body is not looked at.
+    parsed = parse_record({**record, "body": "{}"}, origin)
+    return replace(
+        parsed,
+        body=body if isinstance(body, str) else "",
+        request=None,
+        error=(
+            f"request body is {size:,} bytes; a request is at most "
+            f"{MAX_REQUEST_BODY_BYTES:,} bytes (UTF-8)"
+        ),
+        named_job_ids=(),
+        carried_key=None,
+    )
 
 
 def event_path_allowance(deps: Dependencies, policy: str, job_ids: Sequence[str]) -> set[str]:
@@ -241,25 +272,91 @@ def sqs_text(value: str) -> str:
     )
 
 
-def park_rejected(deps: Dependencies, rejected: list[ParsedRecord]) -> set[str]:
-    """Invalid requests go straight to the DLQ with their error: retrying cannot fix them.
+# A message attribute as SendMessage takes it: {"DataType": ..., "StringValue": str} or
+# {"DataType": ..., "BinaryValue": bytes}.
+SendAttribute = dict[str, Any]
 
-    Returns the ids of messages that could not be parked; SQS redelivers those.
+
+def carried_attributes(message_attributes: Any) -> dict[str, SendAttribute]:
+    """The message attributes of a Lambda SQS record (`{"stringValue", "binaryValue" (base64),
+    "dataType"}` each), as SendMessage takes them, so that a parked message keeps every one.
+    An attribute without a usable value (SQS always gives one) is left out. Never raises."""
+    if not isinstance(message_attributes, dict):
+        return {}
+    carried: dict[str, SendAttribute] = {}
+    for name, attribute in message_attributes.items():
+        if not isinstance(name, str) or not isinstance(attribute, dict):
+            continue
+        data_type = attribute.get("dataType") or attribute.get("DataType")
+        if not isinstance(data_type, str) or not data_type:
+            continue
+        string = attribute.get("stringValue", attribute.get("StringValue"))
+        binary = attribute.get("binaryValue", attribute.get("BinaryValue"))
+        if data_type.startswith("Binary") and isinstance(binary, str | bytes):
+            try:
+                # Lambda gives binary values base64-encoded (SQS event, messageAttributes).
+                value = base64.b64decode(binary, validate=True)
+            except (binascii.Error, ValueError):
+                continue
+            carried[name] = {"DataType": data_type, "BinaryValue": value}
+        elif isinstance(string, str):
+            carried[name] = {"DataType": data_type, "StringValue": string}
+    return carried
+
+
+def sqs_message_size(body: str, attributes: Mapping[str, SendAttribute]) -> int:
+    """A message's size as SQS counts it against MaximumMessageSize, in bytes: the UTF-8 bytes
+    of its body and of each attribute's name, data type and value ("All components of a message
+    attribute are included in the message size restriction", SQS developer guide)."""
+
+    def size(value: Any) -> int:
+        if isinstance(value, bytes):
+            return len(value)
+        return len(str(value).encode("utf-8", "surrogatepass"))
+
+    total = size(body)
+    for name, attribute in attributes.items():
+        total += size(name) + size(attribute.get("DataType", ""))
+        for part in ("StringValue", "BinaryValue"):
+            if attribute.get(part) is not None:
+                total += size(attribute[part])
+    return total
+
+
+def park_rejected(
+    deps: Dependencies,
+    rejected: list[ParsedRecord],
+    carried: Mapping[str, dict[str, SendAttribute]] | None = None,
+) -> set[str]:
+    """Invalid requests go straight to the DLQ with their error: retrying cannot fix them.
+    Each keeps the message attributes it carried (`carried`: message id -> attributes).
+
+    Returns the ids of messages that could not be parked; SQS redelivers those, and moves them
+    to the DLQ itself after maxReceiveCount deliveries.
     """
+    carried = carried or {}
     return {
         record.message_id
         for record in rejected
-        if not _park(deps, record, record.error or "invalid", {})
+        if not _park(
+            deps, record, record.error or "invalid", {}, carried.get(record.message_id, {})
+        )
     }
 
 
 def park_exhausted(
-    deps: Dependencies, records: list[ParsedRecord], result: BatchResult, retry: set[str]
+    deps: Dependencies,
+    records: list[ParsedRecord],
+    result: BatchResult,
+    retry: set[str],
+    carried: Mapping[str, dict[str, SendAttribute]] | None = None,
 ) -> set[str]:
     """A request that still fails on its last delivery goes to the DLQ with what failed and its
     request ledger key (`ledgerKey`): a redrive, which gives it a new message id, resumes it
     (a selector keeps its picks and its limit). Returns the ids parked; if parking fails, SQS
-    moves the message to the DLQ itself, without them."""
+    moves the message to the DLQ itself, without them. Each keeps the message attributes it
+    carried (`carried`: message id -> attributes), its `source` included."""
+    carried = carried or {}
     errors: dict[str, list[str]] = {}
     for line in result.audit:
         if line.outcome is Outcome.FAILED and line.message_id and line.error:
@@ -277,16 +374,17 @@ def park_exhausted(
             )
             key = result.ledger_keys.get(record.message_id)
             extra = {LEDGER_KEY_ATTRIBUTE: key} if key else {}
-            if _park(deps, record, error, extra):
+            if _park(deps, record, error, extra, carried.get(record.message_id, {})):
                 parked.add(record.message_id)
     return parked
 
 
 PARK_ATTEMPTS = 3
-# The `error` attribute's longest text, in UTF-8 bytes. A parked message always fits: the request
-# queue refuses bodies over REQUEST_MAX_MESSAGE_BYTES (256 KiB) and the DLQ takes
-# DLQ_MAX_MESSAGE_BYTES (1 MiB), attributes included (contract.py).
+# The `error` attribute's longest text, in UTF-8 bytes. A message is parked only when its body and
+# attributes, this one included, fit DLQ_MAX_MESSAGE_BYTES (contract.py).
 ERROR_ATTRIBUTE_MAX_BYTES = 4096
+# The attributes parking adds to what the message carried.
+ORIGINAL_MESSAGE_ID_ATTRIBUTE = "originalMessageId"
 _ELLIPSIS = "\u2026"
 
 
@@ -302,22 +400,53 @@ def bounded_error(error: str) -> str:
     return encoded[:room].decode(errors="ignore") + _ELLIPSIS
 
 
-def _park(deps: Dependencies, record: ParsedRecord, error: str, extra: dict[str, str]) -> bool:
-    """Send the request's body to the DLQ with why it is there, always with its `error`
-    attribute (bounded by `bounded_error`), tried a few times. Returns False when every attempt
-    failed (SQS then redelivers the message, or moves it to the DLQ itself)."""
+def park_attributes(
+    record: ParsedRecord,
+    error: str,
+    extra: Mapping[str, str],
+    carried: Mapping[str, SendAttribute],
+) -> dict[str, SendAttribute]:
+    """The attributes of a parked message: every one the message carried, and ours
+    (`originalMessageId`, `error` bounded by `bounded_error`, and `extra`), which replace
+    carried ones of the same name (a request parked again after a redrive)."""
+    ours = {ORIGINAL_MESSAGE_ID_ATTRIBUTE: record.message_id, **extra}
+    ours[ERROR_ATTRIBUTE] = bounded_error(error)
+    attributes = {name: dict(value) for name, value in carried.items() if name not in ours}
+    for name, value in ours.items():
+        attributes[name] = {"DataType": "String", "StringValue": value}
+    return attributes
+
+
+def _park(
+    deps: Dependencies,
+    record: ParsedRecord,
+    error: str,
+    extra: dict[str, str],
+    carried: Mapping[str, SendAttribute] | None = None,
+) -> bool:
+    """Send the request's body to the DLQ with every attribute it carried and why it is there
+    (`park_attributes`), tried a few times. Returns False when it was not parked: every attempt
+    failed, or the message with these attributes would not fit the DLQ (DLQ_MAX_MESSAGE_BYTES)
+    or has more than MAX_MESSAGE_ATTRIBUTES; SQS then redelivers the message, and moves it to
+    the DLQ itself, as it was sent, after maxReceiveCount deliveries."""
     body = record.body or "<empty>"
-    attributes = {"originalMessageId": record.message_id, **extra}
-    attributes[ERROR_ATTRIBUTE] = bounded_error(error)
+    attributes = park_attributes(record, error, extra, carried or {})
+    size = sqs_message_size(body, attributes)
+    if size > DLQ_MAX_MESSAGE_BYTES or len(attributes) > MAX_MESSAGE_ATTRIBUTES:
+        logger.warning(
+            "request too large to park; SQS moves it to the DLQ after its last delivery",
+            extra={
+                "message_id": record.message_id,
+                "bytes": size,
+                "attributes": len(attributes),
+                "error": bounded_error(error),
+            },
+        )
+        return False
     for attempt in range(1, PARK_ATTEMPTS + 1):
         try:
             deps.sqs_client.send_message(
-                QueueUrl=deps.dlq_url,
-                MessageBody=body,
-                MessageAttributes={
-                    name: {"DataType": "String", "StringValue": value}
-                    for name, value in attributes.items()
-                },
+                QueueUrl=deps.dlq_url, MessageBody=body, MessageAttributes=attributes
             )
         except Exception:  # keep the message: SQS redelivers it, or moves it to the DLQ
             logger.exception(
