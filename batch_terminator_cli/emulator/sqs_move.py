@@ -22,6 +22,12 @@ the developer guide its DLQ redrive ("Configure a dead-letter queue redrive"):
   messages in the source when the task started), `Status` (RUNNING, COMPLETED, CANCELLING,
   CANCELLED, FAILED), `StartedTimestamp` (ms since the epoch) and the `TaskHandle` while it runs.
 
+- A message the destination refuses (larger than its MaximumMessageSize, for one) ends the task:
+  `Status` FAILED with a `FailureReason` ("The task failure reason (only included if the task
+  status is FAILED)", ListMessageMoveTasksResultEntry); that message and every one behind it stay
+  in the source. ListMessageMoveTasks itself answers as usual. The reference gives no wording for
+  the reason: here it is the refusal's error code and message.
+
 Here the task progresses whenever a move-task call is made: by the time elapsed since the last
 step, at its rate (the emulator has no background worker for SQS).
 """
@@ -212,10 +218,20 @@ def _step(backend: SQSBackend, task: MoveTask, now: float) -> None:
         except InvalidParameterValue:
             task.status, task.failure = "FAILED", "AWS.SimpleQueueService.NonExistentQueue"
             return
-        _move(backend, source, destination, message)
+        try:
+            _move(backend, source, destination, message)
+        except SQSException as refused:
+            task.status, task.failure = "FAILED", _failure_reason(message, refused)
+            return
         task.moved += 1
     if not any(m.visible and not m.delayed for m in source._messages) or task.moved >= task.to_move:
         task.status = "COMPLETED"
+
+
+def _failure_reason(message: Message, refused: SQSException) -> str:
+    code = getattr(refused, "code", None) or type(refused).__name__
+    text = getattr(refused, "message", None) or str(refused)
+    return f"message {message.id} could not be moved: {code}: {text}"
 
 
 def _original_source(backend: SQSBackend, dlq: Queue, message: Message) -> str:

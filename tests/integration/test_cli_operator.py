@@ -606,6 +606,29 @@ def test_redrive_never_sends_or_deletes_messages_itself(
     )
 
 
+def test_redrive_reports_a_message_that_cannot_move_back_in_one_line(
+    stack: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stack's queues take the same size, so this cannot happen there: shrink the request
+    # queue to make the oldest DLQ message too large for it.
+    monkeypatch.setattr(main, "_POLL_SECONDS", 0.05)
+    sqs, dlq = stack.sqs, stack.deployment.dlq_url
+    sqs.send_message(QueueUrl=dlq, MessageBody="x" * 2000)
+    reject(stack, 2)
+    sqs.set_queue_attributes(
+        QueueUrl=stack.deployment.request_queue_url, Attributes={"MaximumMessageSize": "1024"}
+    )
+
+    result = run("redrive", *REGION)
+
+    assert result.exit_code == 1
+    clean(result)
+    [line] = [x for x in result.stderr.splitlines() if "move task ended FAILED" in x]
+    assert "after 0 messages" in line
+    assert "shorter than 1024 bytes" in line
+    assert len(stack.dead_letters()) == 3  # the message and every one behind it stay
+
+
 # ---- the emulator's message move tasks behave as SQS documents ------------------------------------
 
 
@@ -705,6 +728,52 @@ def test_move_task_one_per_queue_and_only_from_a_dlq(pipeline: Sandbox) -> None:
         ]["ApproximateNumberOfMessages"]
     )
     assert left + task["ApproximateNumberOfMessagesMoved"] == 5  # nothing lost, nothing doubled
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(before=st.integers(0, 4), after=st.integers(0, 4), extra=st.integers(1, 3000))
+def test_move_task_fails_at_a_message_the_destination_refuses_and_keeps_it_and_the_rest(
+    pipeline: Sandbox, before: int, after: int, extra: int
+) -> None:
+    import time
+
+    sqs = pipeline.sqs
+    dlq, dlq_arn, source, source_arn = _queues(sqs)
+    try:
+        sqs.set_queue_attributes(QueueUrl=source, Attributes={"MaximumMessageSize": "1024"})
+        for i in range(before):
+            sqs.send_message(QueueUrl=dlq, MessageBody=f"small {i}")
+        big = sqs.send_message(QueueUrl=dlq, MessageBody="x" * (1024 + extra))["MessageId"]
+        for i in range(after):
+            sqs.send_message(QueueUrl=dlq, MessageBody=f"behind {i}")
+        sqs.start_message_move_task(SourceArn=dlq_arn, DestinationArn=source_arn)
+        for _ in range(100):
+            [task] = sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"]  # never raises
+            if task["Status"] != "RUNNING":
+                break
+            time.sleep(0.02)
+        assert task["Status"] == "FAILED"
+        assert task["ApproximateNumberOfMessagesMoved"] == before
+        assert big in task["FailureReason"]
+        assert "shorter than 1024 bytes" in task["FailureReason"]
+        assert "TaskHandle" not in task
+        left = int(
+            sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])[
+                "Attributes"
+            ]["ApproximateNumberOfMessages"]
+        )
+        assert left == 1 + after
+        moved = int(
+            sqs.get_queue_attributes(
+                QueueUrl=source, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]["ApproximateNumberOfMessages"]
+        )
+        assert moved == before
+    finally:
+        sqs.delete_queue(QueueUrl=dlq)
+        sqs.delete_queue(QueueUrl=source)
 
 
 # ---- whatever text an option gets: exit 0, 1 or 2, one line, never a traceback -------------------
