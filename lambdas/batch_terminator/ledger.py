@@ -51,6 +51,24 @@ Otherwise the claimer does not call: an accepted claim gives `skipped: already t
 request …`; a claim that another invocation holds, or one that ended after the claimer read the
 job, fails that job (SQS delivers it again, and the next delivery reads the job anew).
 
+A confirmation (a redelivery finds a job its earlier call may have stopped, stopped with the
+request's reason) claims the job too, so that one request keeps the only `terminated` line; but
+a reason says nothing of who stopped the job, so a confirmation takes only what no other
+request's call can have done (`claim_termination(confirming=True)`):
+
+| the claim it finds | the confirmation |
+|---|---|
+| none (never taken, or given back), or of an earlier attempt | takes it: `terminated` |
+| this message's, uncertain, or in flight by a delivery whose lease ended | takes it: `terminated` |
+| in flight by an invocation still running (this message's or another's) | fails: delivered again |
+| accepted (any request's, this message's included) | `skipped: already terminated by request …` |
+| another request's, in flight with its lease ended, or uncertain: it may have made the call | `skipped: already terminated by request …` (never taken over) |
+| of a later attempt than the one read | fails: delivered again |
+
+So two requests with the same reason never both write `terminated`: the one whose claim is on
+the item is the one named; when that claim's call in fact did not act (it was never sent, or
+failed for sure and could not give its claim back), the line still names it.
+
 The window: a claim or record lives as long as every other ledger item (`expiresAt`, the
 terminator's ledger TTL, 19 days by default). After it, Batch reports the job finished (or still
 `isTerminated` while it stops), and the terminator skips it on that ground before any claim.
@@ -411,13 +429,22 @@ class Ledger:
         )
 
     def claim_termination(
-        self, wanted: ClaimWanted, holder: ClaimHolder, lease_until_ms: int
+        self,
+        wanted: ClaimWanted,
+        holder: ClaimHolder,
+        lease_until_ms: int,
+        *,
+        confirming: bool = False,
     ) -> TerminationClaim:
         """Claim the termination of one job before calling (see the module docstring): one
         conditional UpdateItem; a lost claim's holder comes back with the failed condition
         (ReturnValuesOnConditionCheckFailure, so no second read). `lease_until_ms`: when the
-        claimer's invocation ends (ms since the epoch, UTC). Raises LedgerUnavailable."""
+        claimer's invocation ends (ms since the epoch, UTC). `confirming`: the claim of a
+        confirmation (an earlier call of this message may have stopped the job), which takes
+        only a claim of this message or none (see the module docstring). Raises
+        LedgerUnavailable."""
         now_ms = int(time.time() * 1000)
+        condition = _CONFIRM_CONDITION if confirming else _CALL_CONDITION
         try:
             self._request(
                 self._client.update_item,
@@ -431,14 +458,7 @@ class Ledger:
                     + " REMOVE acceptedAt, confirmedAt, policy, #source"
                     + ("" if holder.request_id else ", requestId")
                 ),
-                ConditionExpression=(
-                    "attribute_not_exists(pk)"
-                    " OR attribute_not_exists(#claim)"  # a record of before claims existed
-                    " OR attempt < :attempt"
-                    " OR (#claim = :claimed AND #owner = :owner)"  # our own write, replayed
-                    " OR (#claim = :claimed AND leaseUntil < :described)"
-                    " OR (#claim = :uncertain AND claimedAt < :described)"
-                ),
+                ConditionExpression=condition,
                 ExpressionAttributeNames={
                     "#claim": "claim",
                     "#owner": "owner",
@@ -452,7 +472,11 @@ class Ledger:
                     ":attempt": {"N": str(wanted.attempt)},
                     ":now": {"N": str(now_ms)},
                     ":lease": {"N": str(lease_until_ms)},
-                    ":described": {"N": str(wanted.described_at_ms)},
+                    **(
+                        {":current": {"N": str(now_ms)}}
+                        if confirming
+                        else {":described": {"N": str(wanted.described_at_ms)}}
+                    ),
                     ":job": {"S": wanted.job_id},
                     ":expires": self._expires_at(),
                     **({":request": {"S": holder.request_id}} if holder.request_id else {}),
@@ -469,6 +493,8 @@ class Ledger:
             ):
                 raise
             item = cause.response.get("Item") or {}
+            if confirming:
+                return _lost_confirmation(wanted, item, now_ms)
             return _lost_claim(wanted, item, now_ms)
         return TerminationClaim(wanted.job_id, "ours")
 
@@ -680,14 +706,55 @@ class Ledger:
         return response
 
 
+# A call's claim: none, a record of before claims existed, an earlier attempt's, our own write
+# replayed, or one whose holder can no longer have acted unseen since the claimer read the job.
+_CALL_CONDITION: Final = (
+    "attribute_not_exists(pk)"
+    " OR attribute_not_exists(#claim)"  # a record of before claims existed
+    " OR attempt < :attempt"
+    " OR (#claim = :claimed AND #owner = :owner)"  # our own write, replayed
+    " OR (#claim = :claimed AND leaseUntil < :described)"
+    " OR (#claim = :uncertain AND claimedAt < :described)"
+)
+# A confirmation's claim: none (never taken, or given back), an earlier attempt's, our own write
+# replayed, or this message's own: uncertain, or in flight by a delivery that has ended. Never
+# another request's claim that may have made a call, nor a record (accepted, or of before
+# claims existed).
+_CONFIRM_CONDITION: Final = (
+    "attribute_not_exists(pk)"
+    " OR attempt < :attempt"
+    " OR (#claim = :claimed AND #owner = :owner)"  # our own write, replayed
+    " OR (messageId = :message AND #claim = :uncertain)"
+    " OR (messageId = :message AND #claim = :claimed AND leaseUntil < :current)"
+)
+
+
+def _holder_name(item: dict[str, Any]) -> str | None:
+    message = item.get("messageId", {}).get("S")
+    request = item.get("requestId", {}).get("S")
+    return (
+        ClaimHolder("", message, request).name if message else (f"{request}" if request else None)
+    )
+
+
+def _lost_confirmation(wanted: ClaimWanted, item: dict[str, Any], now_ms: int) -> TerminationClaim:
+    """Why a confirmation's claim failed, from the item as it was (ALL_OLD): an invocation
+    still in flight holds it (`held`: deliver again); the job's claim is of a later attempt
+    than the one read (`stale_view`); else another request's call was accepted, or may have
+    acted (`accepted`: that request stopped the job; skip)."""
+    state = item.get("claim", {}).get("S")
+    lease = int(item.get("leaseUntil", {}).get("N", "0"))
+    if state == CLAIMED and lease >= now_ms:
+        return TerminationClaim(wanted.job_id, "held", _holder_name(item))
+    if int(item.get("attempt", {}).get("N", "0")) > wanted.attempt:
+        return TerminationClaim(wanted.job_id, "stale_view", _holder_name(item))
+    return TerminationClaim(wanted.job_id, "accepted", _holder_name(item))
+
+
 def _lost_claim(wanted: ClaimWanted, item: dict[str, Any], now_ms: int) -> TerminationClaim:
     """Why a claim's condition failed, from the item as it was (ALL_OLD)."""
     state = item.get("claim", {}).get("S")
-    message = item.get("messageId", {}).get("S")
-    request = item.get("requestId", {}).get("S")
-    holder = (
-        ClaimHolder("", message, request).name if message else (f"{request}" if request else None)
-    )
+    holder = _holder_name(item)
     if state == ACCEPTED:
         return TerminationClaim(wanted.job_id, "accepted", holder)
     lease = int(item.get("leaseUntil", {}).get("N", "0"))
