@@ -16,7 +16,7 @@ One SQS batch at a time:
 5. Terminations are grouped by job queue and reason, 50 a call, as TerminateJobs documents
    ("up to 50 jobs in a job queue"). Only identical terminations share a call; the first
    request's line for a job says `terminated`, the others' name that request (`skipped`).
-6. Audit lines are written as each call returns; when the function's time runs low no further
+6. Audit lines are written as each call returns, before any ledger write; when the function's time runs low no further
    call is started, and what is left is retried by SQS.
 
 Why claims and not Powertools Idempotency: it keys a record on the event or message payload, so
@@ -230,6 +230,8 @@ class _Run:
         # may have acted after this moment is not taken over on this invocation's view.
         self.owner = uuid.uuid4().hex
         self.started_ms = _now_ms()
+        # Messages of policy-sourced requests while the pause is on: no call for them.
+        self.paused: set[str] = set()
 
     # -- accounting ------------------------------------------------------------------------
     def emit(self, records: Sequence[AuditRecord]) -> None:
@@ -264,7 +266,15 @@ class _Run:
                 valid.append(record)
         valid = self._unless_paused(valid)
         self.states = self._load_states(valid)
-        named = [n for record in valid for n in self._name(record)]
+        named = [
+            n
+            for record in valid
+            for n in (
+                self._name_paused(record)
+                if record.message_id in self.paused
+                else self._name(record)
+            )
+        ]
         if named and self._describe(named):
             lines = [line for n in named for line in self._decide(n)]
             self._execute(lines)
@@ -272,9 +282,10 @@ class _Run:
         return self.result
 
     def _unless_paused(self, records: list[ParsedRecord]) -> list[ParsedRecord]:
-        """While paused, policy-sourced requests are skipped (`paused`); if the pause cannot be
-        read they fail and are delivered again. A line per job a by-id request names (one
-        without a job for a selector). People's requests go on either way."""
+        """While paused, policy-sourced requests make no call: they are kept in `self.paused`
+        (`_name_paused`, `_pause_lines`). If the pause cannot be read they fail and are
+        delivered again (a line per job a by-id request names, one without a job for a
+        selector). People's requests go on either way."""
         policy_sourced = [r for r in records if is_policy_sourced(r)]
         read = self.context.read_pause
         if read is None or not policy_sourced:
@@ -286,15 +297,59 @@ class _Run:
             error = f"the pause switch could not be read: {exc}"
             for record in policy_sourced:
                 self.emit(self._request_lines(record, Outcome.FAILED, skip(""), error))
-        else:
-            if pause is None:
-                return records
-            for record in policy_sourced:
-                request = record.request
-                assert request is not None
-                verdict = skip(PAUSED, bool(request.dry_run))
-                self.emit(self._request_lines(record, Outcome.SKIPPED, verdict))
-        return [r for r in records if not is_policy_sourced(r)]
+            return [r for r in records if not is_policy_sourced(r)]
+        if pause is not None:
+            self.paused.update(r.message_id for r in policy_sourced)
+        return records
+
+    def _name_paused(self, record: ParsedRecord) -> list[Named]:
+        """A paused request: the pause stops new calls only. What an earlier delivery settled
+        gets no second line; jobs its call may have stopped (`attempted`, or with attempted
+        children) are read and judged, so a stop that call made is confirmed; every other job
+        is skipped (`paused`) unread. A selector never expanded, or a request whose ledger
+        state is unknown, gets the paused line(s) of the request."""
+        request = record.request
+        assert request is not None
+        verdict = skip(PAUSED, bool(request.dry_run))
+        state = self._state(record)
+        if self.states is None or (request.selector is not None and state.picks is None):
+            self.emit(self._request_lines(record, Outcome.SKIPPED, verdict))
+            return []
+        attempted = state.attempted
+        settled = state.settled | self.settled[record.message_id]
+        named: list[Named] = []
+        paused: list[AuditRecord] = []
+        for n in self._name(record):
+            prefix = f"{n.job_id}:"
+            if n.job_id in attempted or any(j.startswith(prefix) for j in attempted):
+                named.append(n)
+            else:
+                line = Line(n, n.job_id, None, verdict)
+                paused.append(self.outcome(line, Outcome.SKIPPED))
+                paused.extend(
+                    self.outcome(Line(Named(record, child), child, None, verdict), Outcome.SKIPPED)
+                    for child in sorted(n.also_named - settled)
+                )
+        self.emit(paused)
+        return named
+
+    def _pause_lines(self, lines: Sequence[Line]) -> list[Line]:
+        """Lines of paused requests that would call are skipped (`paused`); confirmations, and
+        what needs no call, stay as judged."""
+        if not self.paused:
+            return list(lines)
+        out: list[Line] = []
+        for line in lines:
+            if (
+                line.named.record.message_id in self.paused
+                and not line.confirmed
+                and (line.target is not None or line.follows_children)
+            ):
+                verdict = skip(PAUSED, line.verdict.dry_run, line.verdict.age)
+                out.append(replace(line, verdict=verdict, target=None, covers=frozenset()))
+            else:
+                out.append(line)
+        return out
 
     def _request_lines(
         self, record: ParsedRecord, outcome: Outcome, verdict: Verdict, error: str | None = None
@@ -536,7 +591,7 @@ class _Run:
 
     def _execute(self, lines: Sequence[Line]) -> None:
         """Account for what needs no call at once; then make the calls, by queue and reason."""
-        lines = self._cap_event_paths(self._only_tagged(lines))
+        lines = self._cap_event_paths(self._only_tagged(self._pause_lines(lines)))
         plan = _Plan()
         decided: list[AuditRecord] = []
         parents: list[Line] = []
@@ -552,8 +607,8 @@ class _Run:
                 decided.append(self.outcome(line, Outcome.FAILED, line.verdict.why))
             else:
                 decided.append(self.outcome(line, Outcome.SKIPPED))
-        decided.extend(self._confirm(confirmed))
         self.emit(decided)
+        self._confirm(confirmed)
         self._claim(plan)
         out_of_time = False
         for reason, group in plan.groups():
@@ -570,9 +625,10 @@ class _Run:
         self._settle_claims(plan)
 
     def _claim_jobs(
-        self, wanted: Sequence[tuple[str, Line]]
+        self, wanted: Sequence[tuple[str, Line]], *, confirming: bool = False
     ) -> list[TerminationClaim | LedgerUnavailable]:
-        """Claim each (job id, the line that asks for it): concurrently, one UpdateItem each."""
+        """Claim each (job id, the line that asks for it): concurrently, one UpdateItem each.
+        `confirming`: claims of confirmations (`ledger.claim_termination`)."""
         ledger = self.context.ledger
         assert ledger is not None
         lease_until = self.context.lease_until_ms()
@@ -585,7 +641,10 @@ class _Run:
             holder = ClaimHolder(self.owner, line.named.record.message_id, request.request_id)
             try:
                 return ledger.claim_termination(
-                    ClaimWanted(job_id, attempt, self.started_ms), holder, lease_until
+                    ClaimWanted(job_id, attempt, self.started_ms),
+                    holder,
+                    lease_until,
+                    confirming=confirming,
                 )
             except LedgerUnavailable as exc:
                 return exc
@@ -621,18 +680,21 @@ class _Run:
             action.error = BatchError("Claimed", f"claimed by {answer.holder}", False)
             self.emit([self._account_lost(line, answer) for line in plan.lines(action)])
 
-    def _confirm(self, confirmed: Sequence[Line]) -> list[AuditRecord]:
+    def _confirm(self, confirmed: Sequence[Line]) -> None:
         """Jobs an earlier delivery's call stopped without saying so: `terminated`, once. The
-        job is claimed like a call, so that a request whose own call was accepted meanwhile
-        keeps the only `terminated` line."""
+        job is claimed as a confirmation, so that another request whose call may have stopped
+        it keeps the only `terminated` line (`ledger.claim_termination`, confirming). The lines
+        are written before the termination records, which may be slow."""
         if not confirmed:
-            return []
+            return
         if self.context.ledger is None or self.states is None:
-            return [self.outcome(line, Outcome.TERMINATED) for line in confirmed]
+            self.emit([self.outcome(line, Outcome.TERMINATED) for line in confirmed])
+            return
         first: dict[str, Line] = {}
         for line in confirmed:
             first.setdefault(line.job_id, line)
-        answers = dict(zip(first, self._claim_jobs(list(first.items())), strict=True))
+        claims = self._claim_jobs(list(first.items()), confirming=True)
+        answers = dict(zip(first, claims, strict=True))
         accounted: list[AuditRecord] = []
         records: list[TerminationRecord] = []
         for line in confirmed:
@@ -657,9 +719,9 @@ class _Run:
                 accounted.append(self.outcome(line, Outcome.TERMINATED))
                 if isinstance(answer, TerminationClaim):
                     records.append(self._record(line))
+        self.emit(accounted)
         if records:
             self.context.on_terminated(records)
-        return accounted
 
     def _record(self, line: Line) -> TerminationRecord:
         request, record, job = line.named.request, line.named.record, line.job
@@ -767,8 +829,10 @@ class _Run:
                     action.error, action.done = result.error, True
                     returned.append(action)
                     done.extend(self._account_call(plan.lines(action), action))
-                self.context.on_terminated(self._records(returned, plan))
+                # The lines first: the records' writes may be slow, and the function may be
+                # stopped during them; a termination without its line is lost for good.
                 self.emit(done)
+                self.context.on_terminated(self._records(returned, plan))
         except OutOfTime:
             return True
         return False
