@@ -28,6 +28,31 @@ _CONFIG: Final = Config(
 )
 CALL_WORST_CASE_SECONDS: Final = 3 * (3 + 10) + 6
 
+# The ledger (DynamoDB) is written after the last Batch call, in the time the terminator keeps
+# for that (handlers/terminator.py RESERVE_MILLIS: one Batch call's worst case plus 10 s). So one
+# DynamoDB request must fit in it: at most 2 attempts (`total_max_attempts`, which includes the
+# first; AWS_MAX_ATTEMPTS may lower it), 1 s to connect and 2 s to read each (DynamoDB answers
+# in milliseconds), and one backoff between them: botocore's standard mode waits rand(0, 1) *
+# 1 s after a throttle, 25 ms after any other error (botocore/retries/standard.py
+# ExponentialBackoff; "Retries", boto3 guide; "Config", botocore reference: connect_timeout,
+# read_timeout, retries).
+_LEDGER_ATTEMPTS: Final = 2
+_LEDGER_CONNECT_SECONDS: Final = 1
+_LEDGER_READ_SECONDS: Final = 2
+LEDGER_CALL_WORST_CASE_SECONDS: Final = (
+    _LEDGER_ATTEMPTS * (_LEDGER_CONNECT_SECONDS + _LEDGER_READ_SECONDS) + 1
+)
+
+
+def _ledger_attempts() -> int:
+    """`_LEDGER_ATTEMPTS`, or AWS_MAX_ATTEMPTS when that is lower (a Config's attempts
+    override the environment's, so the lower one is taken here)."""
+    try:
+        configured = int(os.environ.get("AWS_MAX_ATTEMPTS") or _LEDGER_ATTEMPTS)
+    except ValueError:
+        configured = _LEDGER_ATTEMPTS
+    return max(1, min(configured, _LEDGER_ATTEMPTS))
+
 
 @cache
 def _session(environment: tuple[tuple[str, str], ...] = ()) -> Session:
@@ -58,7 +83,14 @@ def sqs_client() -> Any:
 
 
 def dynamodb_client() -> Any:
-    return _session(_aws_environment()).create_client("dynamodb", config=_CONFIG)
+    """The ledger's client: its requests bounded by LEDGER_CALL_WORST_CASE_SECONDS."""
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": _ledger_attempts()},
+        connect_timeout=_LEDGER_CONNECT_SECONDS,
+        read_timeout=_LEDGER_READ_SECONDS,
+        user_agent_extra="batch-terminator",
+    )
+    return _session(_aws_environment()).create_client("dynamodb", config=config)
 
 
 def scheduler_client() -> Any:
