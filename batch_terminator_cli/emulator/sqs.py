@@ -27,7 +27,21 @@ Sending, as SQS does it (moto is kinder, so a test of a big or odd message would
 - characters outside XML's set (#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
   #x10000-#x10FFFF) are not refused: SQS "replaces those invalid characters with U+FFFD before
   storing the message in the queue, as long as the message body contains at least one valid
-  character" (SendMessage, MessageBody). moto stores them unchanged.
+  character" (SendMessage, MessageBody). moto stores them unchanged. A string message attribute's
+  value gets the same rule (replaced, or refused when no character is valid).
+
+SendMessageBatch, as SQS does it: "The result of sending each message is reported individually in
+the response" (SendMessageBatch, API reference). An entry that is too large for the queue, empty,
+has no valid character or has invalid message attributes fails alone, as a `Failed` entry
+(BatchResultErrorEntry: Id, Code, Message, SenderFault true), while the other entries are sent.
+moto validates every entry's attributes for the whole call, and raises for the whole call when one
+entry is too large after sending the entries before it. What concerns the request stays a
+request error, as the reference lists them: no entries (EmptyBatchRequest), more than 10
+(TooManyEntriesInBatchRequest), a bad or repeated Id (InvalidBatchEntryId,
+BatchEntryIdsNotDistinct), and a total payload over 1 MiB (BatchRequestTooLong: "The maximum
+allowed individual message size and the maximum total payload size (the sum of the individual
+lengths of all of the batched messages) are both 1 MiB", counted here in UTF-8 bytes with
+attributes, as one message is).
 """
 
 from __future__ import annotations
@@ -39,12 +53,29 @@ from contextlib import contextmanager
 from typing import Any
 
 from moto.core.utils import unix_time, unix_time_millis
-from moto.sqs.exceptions import InvalidParameterValue, MissingParameter, ReceiptHandleIsInvalid
-from moto.sqs.models import Queue, SQSBackend
+from moto.sqs.exceptions import (
+    BatchEntryIdsNotDistinct,
+    BatchRequestTooLong,
+    EmptyBatchRequest,
+    InvalidBatchEntryId,
+    InvalidParameterValue,
+    MissingParameter,
+    ReceiptHandleIsInvalid,
+    SQSException,
+    TooManyEntriesInBatchRequest,
+)
+from moto.sqs.models import Message, Queue, SQSBackend
+from moto.sqs.responses import SQSResponse
+from moto.sqs.utils import validate_message_attributes
 
 _sending = threading.local()
 # What SQS accepts in a body (the XML 1.0 Char production); anything else becomes U+FFFD.
 _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# SendMessageBatch: at most 10 entries, Ids of 1 to 80 alphanumerics, hyphens or underscores, and
+# 1 MiB in all (SendMessageBatch and SendMessageBatchRequestEntry, API reference).
+MAX_BATCH_ENTRIES = 10
+MAX_BATCH_BYTES = 1_048_576
+_BATCH_ENTRY_ID = re.compile(r"[\w-]{1,80}", re.ASCII)
 _installed = False
 
 
@@ -77,40 +108,141 @@ def install() -> None:
     def send_message(
         self: SQSBackend, queue_name: str, message_body: str, *args: Any, **kwargs: Any
     ) -> Any:
-        message_body = _as_sqs_stores(
-            self.get_queue(queue_name),
-            message_body,
-            kwargs.get("message_attributes") or (args[0] if args else None) or {},
+        if args:  # message_attributes given by position, as moto's own callers may
+            kwargs["message_attributes"], args = args[0], args[1:]
+        message_body, kwargs["message_attributes"] = _as_sqs_stores(
+            self.get_queue(queue_name), message_body, kwargs.get("message_attributes") or {}
         )
         with _while_sending():
             return send(self, queue_name, message_body, *args, **kwargs)
 
     Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]
     SQSBackend.send_message = send_message  # type: ignore[method-assign]
+    SQSBackend.send_message_batch = _send_message_batch  # type: ignore[method-assign]
+    SQSResponse.send_message_batch = _send_message_batch_response  # type: ignore[method-assign]
     _install_receive()
     _installed = True
 
 
-def _as_sqs_stores(queue: Any, body: str, attributes: dict[str, Any]) -> str:
-    """The body SQS would store, or the error SendMessage answers (see the module docstring)."""
+def _as_sqs_stores(queue: Any, body: str, attributes: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The body and message attributes SQS would store, or the error SendMessage answers (see
+    the module docstring)."""
     if not body:
         raise MissingParameter("MessageBody")
-    stored = _NOT_XML_CHAR.sub("\ufffd", body)
-    if not _NOT_XML_CHAR.sub("", body):
-        raise InvalidParameterValue("Invalid characters found in the message body.")
-    size = _utf8_size(stored)
-    for name, value in attributes.items():
-        size += _utf8_size(str(name))
-        for part in ("DataType", "StringValue", "BinaryValue"):
-            raw = value.get(part)
-            if raw is not None:
-                size += len(raw) if isinstance(raw, bytes) else _utf8_size(str(raw))
+    stored = _stored_text(body, "the message body")
+    stored_attributes = {
+        name: (
+            {
+                **value,
+                "StringValue": _stored_text(value["StringValue"], f"message attribute {name}"),
+            }
+            if isinstance(value, dict) and isinstance(value.get("StringValue"), str)
+            else value
+        )
+        for name, value in attributes.items()
+    }
+    size = _message_size(stored, stored_attributes)
     limit = int(queue.maximum_message_size)
     if size > limit:
         raise InvalidParameterValue(
             f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes."
         )
-    return stored
+    return stored, stored_attributes
+
+
+def _stored_text(text: str, what: str) -> str:
+    if text and not _NOT_XML_CHAR.sub("", text):
+        raise InvalidParameterValue(f"Invalid characters found in {what}.")
+    return _NOT_XML_CHAR.sub("\ufffd", text)
+
+
+def _message_size(body: str, attributes: dict[str, Any]) -> int:
+    size = _utf8_size(body)
+    for name, value in attributes.items():
+        size += _utf8_size(str(name))
+        for part in ("DataType", "StringValue", "BinaryValue"):
+            raw = value.get(part) if isinstance(value, dict) else None
+            if raw is not None:
+                size += len(raw) if isinstance(raw, bytes) else _utf8_size(str(raw))
+    return size
+
+
+def _send_message_batch(
+    self: SQSBackend, queue_name: str, entries: dict[str, dict[str, Any]]
+) -> tuple[list[Message], list[dict[str, Any]]]:
+    """SendMessageBatch: each entry sent or failed alone (see the module docstring). Raises
+    the request's errors only."""
+    self.get_queue(queue_name)
+    if not entries:
+        raise EmptyBatchRequest()
+    if len(entries) > MAX_BATCH_ENTRIES:
+        raise TooManyEntriesInBatchRequest(len(entries))
+    ids = [str(entry.get("Id", "")) for entry in entries.values()]
+    if not all(_BATCH_ENTRY_ID.fullmatch(i) for i in ids):
+        raise InvalidBatchEntryId()
+    duplicate = next((i for i in ids if ids.count(i) > 1), None)
+    if duplicate is not None:
+        raise BatchEntryIdsNotDistinct(duplicate)
+    total = sum(
+        _message_size(str(entry.get("MessageBody") or ""), entry.get("MessageAttributes") or {})
+        for entry in entries.values()
+    )
+    if total > MAX_BATCH_BYTES:
+        raise BatchRequestTooLong(total)
+    sent: list[Message] = []
+    failed: list[dict[str, Any]] = []
+    for entry in entries.values():
+        try:
+            validate_message_attributes(entry.get("MessageAttributes") or {})
+            message = self.send_message(
+                queue_name,
+                entry.get("MessageBody") or "",
+                message_attributes=entry.get("MessageAttributes") or {},
+                delay_seconds=entry.get("DelaySeconds"),
+                group_id=entry.get("MessageGroupId"),
+                deduplication_id=entry.get("MessageDeduplicationId"),
+            )
+        except SQSException as refused:
+            failed.append(
+                {
+                    "Id": entry["Id"],
+                    "SenderFault": True,
+                    "Code": refused.code,
+                    "Message": refused.message,
+                }
+            )
+            continue
+        message.user_id = entry["Id"]  # type: ignore[attr-defined]
+        sent.append(message)
+    return sent, failed
+
+
+def _send_message_batch_response(self: SQSResponse) -> Any:
+    """moto's SendMessageBatch response, without its whole-call check of every entry's message
+    attributes (each entry's are checked as it is sent)."""
+    from moto.core.responses import ActionResult
+
+    queue_name = self._get_queue_name()
+    queue = self.sqs_backend.get_queue(queue_name)
+    listed = self._get_param("Entries", [])
+    entries = {str(index): entry for index, entry in enumerate(listed)}
+    for entry in entries.values():
+        entry.setdefault("MessageAttributes", {})
+        entry.setdefault("DelaySeconds", None)
+    messages, failed = self.sqs_backend.send_message_batch(queue_name, entries)
+    result: dict[str, Any] = {"Successful": [], "Failed": failed}
+    for message in messages:
+        answer = {
+            "Id": message.user_id,  # type: ignore[attr-defined]
+            "MessageId": message.id,
+            "MD5OfMessageBody": message.body_md5,
+        }
+        if message.message_attributes:
+            answer["MD5OfMessageAttributes"] = message.attribute_md5
+        if queue.fifo_queue:
+            answer["SequenceNumber"] = message.sequence_number
+        result["Successful"].append(answer)
+    return ActionResult(result)
 
 
 def _utf8_size(text: str) -> int:
