@@ -18,6 +18,9 @@ MAX_FILE_BYTES = 1024 * 1024
 # Nodes a file may have once its aliases are expanded: YAML aliases share a node, so a small file
 # can stand for billions of nodes ("billion laughs"), which validation would walk one by one.
 MAX_EXPANDED_NODES = 100_000
+# libyaml's parser (PyYAML's CSafeLoader: the same safe constructor, the same nodes and marks) where
+# PyYAML was built with it, as its wheels are; else the pure-Python one. bench/ measures both.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -43,13 +46,17 @@ def load_policies(path: str | Path) -> PoliciesFile:
     """Raises PoliciesFileError, whatever is wrong with the file (never anything else)."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
+        # At most one byte over the cap, whatever the file is: stat's size is 0 for a device
+        # (/dev/zero), a FIFO or a /proc file, which would otherwise be read to the end.
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
             raise PoliciesFileError(
                 str(path),
-                [Problem(None, "", f"too large: {size:,} bytes (at most {MAX_FILE_BYTES:,})")],
+                [Problem(None, "", f"too large: more than {MAX_FILE_BYTES:,} bytes")],
             )
-        text = path.read_text(encoding="utf-8")
+        # As read_text reads: UTF-8, universal newlines.
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except OSError as exc:
         raise PoliciesFileError(
             str(path), [Problem(None, "", f"cannot read: {exc.strerror or exc}")]
@@ -81,8 +88,9 @@ def _parse(text: str, source: str) -> PoliciesFile:
                 )
             ],
         )
+    loader = _LOADER(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = loader.get_single_node()
         if root is None:
             raise PoliciesFileError(
                 source, [Problem(None, "", "file is empty: it needs at least `version: 1`")]
@@ -103,12 +111,15 @@ def _parse(text: str, source: str) -> PoliciesFile:
         duplicates = list(_duplicate_keys(root, ""))
         if duplicates:
             raise PoliciesFileError(source, duplicates)
-        data = yaml.safe_load(text)
+        # The data from the node just checked: the text is parsed once.
+        data = loader.construct_document(root)
     except yaml.YAMLError as exc:  # syntax, tags (`!Ref`), unhashable keys
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise PoliciesFileError(source, [Problem(line, "", f"not valid YAML: {problem}")]) from exc
+    finally:
+        loader.dispose()
     try:
         return PoliciesFile.model_validate(data)
     except ValidationError as exc:
