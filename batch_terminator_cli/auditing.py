@@ -128,6 +128,20 @@ class AuditResult:
     records_scanned: int | None = None
 
 
+class InsightsQueryEnded(Exception):
+    """A Logs Insights query ended without its results: `status` is Failed, Cancelled, Timeout
+    (a query runs at most 60 minutes) or Unknown; `since` is the window it read."""
+
+    def __init__(self, status: str, since: timedelta) -> None:
+        self.status = status
+        self.since = since
+        hours = since.total_seconds() / 3600
+        super().__init__(
+            f"the Logs Insights query ended {status} after reading the last {hours:g} h: "
+            "give a narrower --since (or filter by --job-id, --policy, --outcome) and try again"
+        )
+
+
 def read_audit(
     logs: Any,
     log_group: str,
@@ -144,7 +158,8 @@ def read_audit(
 
     With `insights`, a Logs Insights query (`on_progress(status, statistics)` after each poll);
     where that is not available, FilterLogEvents (`note` says why, once). Raises botocore's
-    ClientError (the log group does not exist, no right to read it) and BotoCoreError."""
+    ClientError (the log group does not exist, no right to read it) and BotoCoreError;
+    InsightsQueryEnded when the query ends Failed, Cancelled, Timeout or Unknown."""
     start = now - query.since
     if insights:
         try:
@@ -205,7 +220,7 @@ def _read_insights(
         logs.stop_query(queryId=query_id)
         raise
     if status != "Complete":
-        raise RuntimeError(f"the Logs Insights query ended {status}")
+        raise InsightsQueryEnded(status, since=end - start)
     lines: list[dict[str, Any]] = []
     for row in response.get("results", []):
         cells = {cell.get("field"): cell.get("value") for cell in row}

@@ -8,6 +8,7 @@ error, 2 a usage error; the output alone on stdout, notes and errors on stderr.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -242,6 +243,12 @@ def request(
         str | None,
         typer.Option(help="With --wait: the terminator's log group (instead of the stack)."),
     ] = None,
+    dlq_url: Annotated[
+        str | None,
+        typer.Option(
+            help="With --wait: the DLQ's URL, where a failed request ends (instead of the stack)."
+        ),
+    ] = None,
     output: OutputOption = Output.TABLE,
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
@@ -297,7 +304,8 @@ def request(
         return
     assert group is not None
     ids = requesting.requested_job_ids(bodies)
-    states, done = _wait(aws, group, ids, bodies[0]["requestId"], started, timeout)
+    dlq = dlq_url or (lambda: aws.stack_output(stack_name, "DeadLetterQueueUrl"))
+    states, done = _wait(aws, group, ids, bodies[0]["requestId"], started, timeout, dlq)
     _print_states(states, output)
     if not done:
         fail(f"timed out after {timeout:g} s: some jobs have no decision yet", label="pending")
@@ -315,18 +323,36 @@ def _print_sent(sent: list[Any], output: Output) -> None:
 
 
 def _wait(
-    aws: Aws, group: str, ids: list[str], request_id: str | None, started: datetime, timeout: float
+    aws: Aws,
+    group: str,
+    ids: list[str],
+    request_id: str | None,
+    started: datetime,
+    timeout: float,
+    dlq: str | Callable[[], str],
 ) -> tuple[list[JobState], bool]:
+    """Poll the jobs' outcomes; `dlq` is the DLQ's URL, or how to find it (read only when a
+    request failed: whether it has a delivery left)."""
     from datetime import timedelta
 
     from batch_terminator_cli import operating
 
-    logs, batch = aws.client("logs"), aws.client("batch")
+    logs, batch, sqs = aws.client("logs"), aws.client("batch"), aws.client("sqs")
+
+    def parked() -> frozenset[str]:
+        return operating.parked_requests(sqs, dlq if isinstance(dlq, str) else dlq())
 
     def read() -> list[JobState]:
         since = datetime.now(UTC) - started + timedelta(minutes=5)
         return operating.job_states(
-            logs, batch, group, ids, since, datetime.now(UTC), request_id=request_id
+            logs,
+            batch,
+            group,
+            ids,
+            since,
+            datetime.now(UTC),
+            request_id=request_id,
+            parked=parked,
         )
 
     with err.status("waiting for the outcomes…") as status:
@@ -537,14 +563,17 @@ def audit(
                 f"Logs Insights: {state.lower()}, {scanned:,} records scanned, {matched:,} matched"
             )
 
-        result = auditing.read_audit(
-            aws.client("logs"),
-            group,
-            query,
-            datetime.now(UTC),
-            on_progress=progress,
-            note=lambda text: say(err, labelled("note", text, "yellow")),
-        )
+        try:
+            result = auditing.read_audit(
+                aws.client("logs"),
+                group,
+                query,
+                datetime.now(UTC),
+                on_progress=progress,
+                note=lambda text: say(err, labelled("note", text, "yellow")),
+            )
+        except auditing.InsightsQueryEnded as ended:
+            fail(ended)
     if result.records_scanned is not None:
         say(err, f"Logs Insights scanned {result.records_scanned:,} records")
     if result.truncated:
@@ -764,8 +793,16 @@ def status(
         logs, batch = aws.client("logs"), aws.client("batch")
         window = parse_duration(since)
 
+        sqs = aws.client("sqs")
+
+        def parked() -> frozenset[str]:
+            dlq = dlq_url or aws.stack_output(stack_name, "DeadLetterQueueUrl")
+            return operating.parked_requests(sqs, dlq)
+
         def read() -> list[JobState]:
-            return operating.job_states(logs, batch, group, ids, window, datetime.now(UTC))
+            return operating.job_states(
+                logs, batch, group, ids, window, datetime.now(UTC), parked=parked
+            )
 
         if wait:
             with err.status("waiting for the outcomes…"):
@@ -806,6 +843,7 @@ def status(
                 state.get("pausedBy"),
                 state.get("pausedAt"),
                 state.get("reason"),
+                state.get("malformed"),
             ]
         ]
         rows += [
@@ -823,11 +861,25 @@ def _render_state(console: Console, state: dict[str, Any]) -> None:
     from batch_terminator_cli.output import add_row
 
     if state["paused"]:
-        say(
-            console,
-            literal("PAUSED", "bold yellow"),
-            f" since {state['pausedAt']} by {state['pausedBy']}: {state['reason'] or '(no reason)'}",
+        from rich.text import Text
+
+        # A hand-written item may hold anything: each of these is one line, whatever its
+        # strings carry and however narrow the terminal (soft wrap: the terminal folds it).
+        since = state["pausedAt"] or "an unreadable time"
+        said = f"since {since} by {state['pausedBy']}: {state['reason'] or '(no reason)'}"
+        console.print(
+            Text.assemble(literal("PAUSED", "bold yellow"), " ", " ".join(said.split())),
+            soft_wrap=True,
         )
+        if state.get("malformed"):
+            console.print(
+                Text.assemble(
+                    literal("  malformed pause item", "yellow"),
+                    " (in force; `pause` rewrites it, `resume` deletes it): ",
+                    " ".join(str(state["malformed"]).split()),
+                ),
+                soft_wrap=True,
+            )
         say(console, "  sweeps, deadlines and the brake do not act; requests people send still do")
     else:
         say(console, literal("running", "bold green"), ": every policy path acts (not paused)")

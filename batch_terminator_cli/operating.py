@@ -6,6 +6,7 @@ The functions here take boto3 clients and return plain data; `main.py` prints it
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ DESCRIBE_BATCH = 100
 PEEK_VISIBILITY_SECONDS = 60
 PATTERN_JOBS = 15
 FINISHED_TASK = frozenset({"COMPLETED", "CANCELLED", "FAILED"})
+# How many DLQ messages `status` and `request --wait` read to tell whether a failed request has
+# a delivery left; a request parked beyond them is shown pending.
+DLQ_SCAN = 1000
 
 
 def job_id(value: str) -> str:
@@ -94,6 +98,41 @@ def queue_depth(sqs: Any, url: str) -> dict[str, int]:
 def peek(sqs: Any, url: str, limit: int) -> list[DeadLetter]:
     """Up to `limit` messages of a queue, read without consuming them: each is received (hidden
     for a minute), then made visible again at once. Nothing is deleted."""
+    return [_dead_letter(m) for m in _receive_and_release(sqs, url, limit)]
+
+
+def parked_requests(sqs: Any, url: str, limit: int = DLQ_SCAN) -> frozenset[str]:
+    """What identifies the requests in the DLQ (up to `limit` messages, read as `peek` reads):
+    each message's id, its `originalMessageId` attribute (the terminator parks a request under
+    a new id and names the one it came in) and its body's `requestId` (a body of the request
+    queue, or an EventBridge event's `detail`). A request found here has no delivery left."""
+    keys: set[str] = set()
+    for message in _receive_and_release(sqs, url, limit):
+        keys.add(str(message["MessageId"]))
+        original = message.get("MessageAttributes", {}).get("originalMessageId", {})
+        if isinstance(original.get("StringValue"), str):
+            keys.add(original["StringValue"])
+        request_id = _body_request_id(message.get("Body", ""))
+        if request_id is not None:
+            keys.add(request_id)
+    return frozenset(keys)
+
+
+def _body_request_id(body: str) -> str | None:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    detail = data.get("detail")
+    found = data.get("requestId")
+    if found is None and isinstance(detail, dict):
+        found = detail.get("requestId")
+    return found if isinstance(found, str) else None
+
+
+def _receive_and_release(sqs: Any, url: str, limit: int) -> list[dict[str, Any]]:
     received: list[dict[str, Any]] = []
     seen: set[str] = set()
     try:
@@ -120,7 +159,7 @@ def peek(sqs: Any, url: str, limit: int) -> list[DeadLetter]:
                     for i, m in enumerate(chunk)
                 ],
             )
-    return [_dead_letter(m) for m in received]
+    return received
 
 
 def _dead_letter(message: dict[str, Any]) -> DeadLetter:
@@ -190,17 +229,25 @@ def resume(dynamodb: Any, table: str) -> bool:
 
 
 def pause_state(dynamodb: Any, table: str) -> Pause | None:
+    """The pause in force, or None (`read_pause`: a malformed item is a pause, never an error)."""
     return read_pause(dynamodb, table)
 
 
 def pause_as_json(item: Pause | None) -> dict[str, Any]:
+    """`{"paused": False}`, or who paused, since when (ISO 8601, UTC; null when the item's time
+    is unreadable), why, and `malformed` (one line; null for a well-formed item)."""
     if item is None:
         return {"paused": False}
     return {
         "paused": True,
         "pausedBy": item.paused_by,
-        "pausedAt": datetime.fromtimestamp(item.paused_at, UTC).isoformat(),
+        "pausedAt": (
+            datetime.fromtimestamp(item.paused_at, UTC).isoformat()
+            if item.paused_at is not None
+            else None
+        ),
         "reason": item.reason,
+        "malformed": item.malformed,
     }
 
 
@@ -219,6 +266,8 @@ class JobState:
 
     @property
     def known(self) -> bool:
+        """A final outcome. A `failed` line whose request has a delivery left is no outcome:
+        `job_states` shows it `pending` ("failed, will be retried: <error>")."""
         return self.outcome in ("terminated", "skipped", "failed", "rejected")
 
     def as_json(self) -> dict[str, Any]:
@@ -257,9 +306,15 @@ def job_states(
     since: timedelta,
     now: datetime,
     request_id: str | None = None,
+    parked: Callable[[], frozenset[str]] | None = None,
 ) -> list[JobState]:
     """Each job's latest decision in the audit log (within `since`), else its Batch status
     (DescribeJobs) as `pending`, or `unknown` where Batch does not know the job either.
+
+    A `failed` line is final only when its request has no delivery left: `parked()` (called at
+    most once, only when a job's latest line is `failed`; `parked_requests` of the DLQ) names
+    its message id or request id. Otherwise SQS delivers the request again and the job is
+    `pending`, "failed, will be retried: <error>"; without `parked`, always so.
 
     Lines of `request_id` count for a job whatever their job_id; reads with FilterLogEvents
     (a short window: the lines of jobs just asked about)."""
@@ -278,9 +333,25 @@ def job_states(
                 latest.setdefault(job, line)
     undecided = [job for job in ids if job not in latest]
     statuses = _batch_statuses(batch, undecided) if batch is not None and undecided else {}
+    in_dlq: frozenset[str] | None = None
     states: list[JobState] = []
     for job in ids:
         line = latest.get(job)
+        if line is not None and line.get("outcome") == "failed":
+            if in_dlq is None:
+                in_dlq = parked() if parked is not None else frozenset()
+            keys = {line.get("message_id"), line.get("request_id")} - {None}
+            if not keys & in_dlq:
+                states.append(
+                    JobState(
+                        job,
+                        "pending",
+                        f"failed, will be retried: {line.get('error') or 'no error given'}",
+                        line.get("status_before"),
+                        str(line.get("timestamp") or "") or None,
+                    )
+                )
+                continue
         if line is not None:
             states.append(
                 JobState(
