@@ -115,16 +115,33 @@ def test_status_wait_keeps_waiting_on_a_failed_line_with_a_delivery_left(
 def test_request_wait_keeps_waiting_on_a_failed_line_with_a_delivery_left(
     stack: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(main, "_POLL_SECONDS", 0.2)
-    job = _failed_once(stack)
+    from batch_terminator_cli import requesting
 
-    # The job's own lines count whichever request wrote them: its latest is the failed one.
+    monkeypatch.setattr(main, "_POLL_SECONDS", 0.2)
+    job = stack.world.job("runaway", "gpu-training", "RUNNING", age=timedelta(hours=3))
+    real_send = requesting.send
+
+    def send_then_fail_once(*args: Any, **kwargs: Any) -> Any:
+        sent = real_send(*args, **kwargs)
+        stack.control.throttle("TerminateJobs")  # the first delivery fails, SQS keeps it
+        stack.run_terminator(max_invocations=1)
+        return sent
+
+    monkeypatch.setattr(requesting, "send", send_then_fail_once)
+
     result = run(
-        "request", job, "--reason", "again", "--wait", "--timeout", "1", "--output", "text", *REGION
+        "request", job, "--reason", "stop", "--wait", "--timeout", "1", "--output", "text", *REGION
     )
 
+    assert stack.outcome(job) == "failed"
+    assert stack.queued() == 1
     assert result.exit_code == 1, result.output
-    assert result.stdout.split("\t")[:2] == [job, "pending"]
+    assert result.stdout.split("\t")[:3] == [
+        job,
+        "pending",
+        "failed, will be retried: TooManyRequestsException: Injected TooManyRequestsException "
+        "for TerminateJobs\n",
+    ]
     assert "timed out" in result.stderr
     clean(result)
 
