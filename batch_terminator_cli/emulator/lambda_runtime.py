@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,12 +43,7 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> di
                 "body": m["Body"],
                 "attributes": m.get("Attributes", {}),
                 "messageAttributes": {
-                    name: {
-                        "stringValue": value.get("StringValue"),
-                        "stringListValues": [],
-                        "binaryListValues": [],
-                        "dataType": value.get("DataType", "String"),
-                    }
+                    name: _event_attribute(value)
                     for name, value in m.get("MessageAttributes", {}).items()
                 },
                 "md5OfBody": m.get("MD5OfBody", ""),
@@ -166,3 +162,18 @@ class capture_logs:  # noqa: N801 - used as a context manager, named like one
 
     def __exit__(self, *exc: object) -> None:
         self._handler.setStream(self._previous)
+
+
+def _event_attribute(value: dict[str, Any]) -> dict[str, Any]:
+    """A message attribute as Lambda's SQS event carries it: a Binary value base64-encoded in
+    `binaryValue` (AWS Lambda developer guide, "Using Lambda with Amazon SQS", example event)."""
+    shaped: dict[str, Any] = {
+        "stringListValues": [],
+        "binaryListValues": [],
+        "dataType": value.get("DataType", "String"),
+    }
+    if value.get("StringValue") is not None:
+        shaped["stringValue"] = value["StringValue"]
+    if value.get("BinaryValue") is not None:
+        shaped["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode("ascii")
+    return shaped

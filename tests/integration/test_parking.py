@@ -153,7 +153,7 @@ def test_a_parked_rejected_request_keeps_its_attributes_and_a_second_parking_rep
     assert got[SOURCE_ATTRIBUTE]["StringValue"] == "deadline"
     assert got[ERROR_ATTRIBUTE]["StringValue"] != "an old error"  # ours replaces the carried one
     assert "originalMessageId" in got
-    # The emulator's Lambda event gives no binary values; what it gives is kept.
+    assert got["blob"]["BinaryValue"] == b"\x00\x01"  # binary attributes come through too
     assert set(got) <= {*carried, *OURS}
 
 
