@@ -59,7 +59,8 @@ request's call can have done (`claim_termination(confirming=True)`):
 | the claim it finds | the confirmation |
 |---|---|
 | none (never taken, or given back), or of an earlier attempt | takes it: `terminated` |
-| this message's, uncertain, or in flight by a delivery whose lease ended | takes it: `terminated` |
+| this message's, uncertain, or a call's in flight by a delivery whose lease ended | takes it: `terminated` |
+| this message's confirmation, by a delivery whose lease ended | `skipped: already terminated by request …` (that delivery wrote its line before its record) |
 | in flight by an invocation still running (this message's or another's) | fails: delivered again |
 | accepted (any request's, this message's included) | `skipped: already terminated by request …` |
 | another request's, in flight with its lease ended, or uncertain: it may have made the call | `skipped: already terminated by request …` (never taken over) |
@@ -455,14 +456,18 @@ class Ledger:
                     "attempt = :attempt, claimedAt = :now, leaseUntil = :lease, "
                     "jobId = :job, expiresAt = :expires"
                     + (", requestId = :request" if holder.request_id else "")
+                    + (", #confirming = :now" if confirming else "")
                     + " REMOVE acceptedAt, confirmedAt, policy, #source"
                     + ("" if holder.request_id else ", requestId")
+                    + ("" if confirming else ", #confirming")
                 ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames={
                     "#claim": "claim",
                     "#owner": "owner",
                     "#source": "source",
+                    # When a confirmation claimed it: its line may be out before its record.
+                    "#confirming": "confirmingAt",
                 },
                 ExpressionAttributeValues={
                     ":claimed": {"S": CLAIMED},
@@ -717,15 +722,16 @@ _CALL_CONDITION: Final = (
     " OR (#claim = :uncertain AND claimedAt < :described)"
 )
 # A confirmation's claim: none (never taken, or given back), an earlier attempt's, our own write
-# replayed, or this message's own: uncertain, or in flight by a delivery that has ended. Never
-# another request's claim that may have made a call, nor a record (accepted, or of before
-# claims existed).
+# replayed, or this message's own: uncertain, or a call's in flight by a delivery that has
+# ended. Never another request's claim that may have made a call, nor a record (accepted, or of
+# before claims existed), nor an ended confirmation's (`confirmingAt`: its line may be written).
 _CONFIRM_CONDITION: Final = (
     "attribute_not_exists(pk)"
     " OR attempt < :attempt"
     " OR (#claim = :claimed AND #owner = :owner)"  # our own write, replayed
     " OR (messageId = :message AND #claim = :uncertain)"
-    " OR (messageId = :message AND #claim = :claimed AND leaseUntil < :current)"
+    " OR (messageId = :message AND #claim = :claimed AND leaseUntil < :current"
+    " AND attribute_not_exists(#confirming))"
 )
 
 
