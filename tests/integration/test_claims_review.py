@@ -236,16 +236,22 @@ def _put_claim(ledger: Ledger, table: str, job: str, found: _Found, caller: Clai
         lease_ended=st.booleans(),
         earlier_attempt=st.booleans(),
     ),
-    confirmers=st.lists(st.sampled_from(["same", "other", "third"]), min_size=1, max_size=4),
+    confirmers=st.lists(
+        st.tuples(st.sampled_from(["same", "other", "third"]), st.booleans()),
+        min_size=1,
+        max_size=4,
+    ),
 )
 def test_confirmations_never_take_over_another_requests_call(
-    pipeline: Sandbox, found: _Found, confirmers: list[str]
+    pipeline: Sandbox, found: _Found, confirmers: list[tuple[str, bool]]
 ) -> None:
     """Whatever claim a request's call left on a job (none, given back, in flight with its
     lease running or ended, uncertain, accepted, a record of before claims, of an earlier
     attempt), and whichever deliveries then confirm the job one after another (the caller's
-    message again, other requests with the same reason): at most one `terminated` line, and a
-    confirmation takes only a claim of its own message, of an earlier attempt, or none."""
+    message again, other requests with the same reason), each writing its termination record
+    or stopped before it (its line written, its lease then over): at most one `terminated`
+    line, and a confirmation takes only a claim of its own message, of an earlier attempt, or
+    none."""
     deps = terminator.dependencies()
     ledger, table = deps.ledger, deps.ledger_table
     job = str(uuid.uuid4())
@@ -256,7 +262,7 @@ def test_confirmations_never_take_over_another_requests_call(
     ours_too = found.state == ACCEPTED and not found.earlier_attempt
     lines = 1 if ours_too or found.state == "of before claims" else 0
     now = int(time.time() * 1000)
-    for message in confirmers:
+    for message, records in confirmers:
         before = claim_item(pipeline, job)
         holder = ClaimHolder(uuid.uuid4().hex, message, message)
         answer = ledger.claim_termination(
@@ -268,8 +274,11 @@ def test_confirmations_never_take_over_another_requests_call(
         if answer.state == "ours":
             assert not others_call or before.get("attempt") == "0", (before, message)
             lines += 1
-            record = TerminationRecord(job, now, None, message, None, message, holder.owner, 1)
-            ledger.record_terminations([record])
+            if records:
+                record = TerminationRecord(job, now, None, message, None, message, holder.owner, 1)
+                ledger.record_terminations([record])
+            else:  # stopped after its line: its claim stays in flight until its lease ends
+                end_lease(pipeline, job)
         elif answer.state == "accepted":
             assert answer.holder is not None
         else:
@@ -363,12 +372,13 @@ def test_a_function_stopped_while_recording_keeps_its_terminated_line(
     assert deliver(pipeline, request) is None
 
     assert [line["request_id"] for line in terminated(pipeline, job)] == ["A"]
-    if not confirming:
-        # SQS delivers the message again: the job has stopped, and is skipped as finished.
-        monkeypatch.undo()
-        control.settle()
-        assert deliver(pipeline, request) == []
-        assert Counter(a["outcome"] for a in pipeline.audit)["terminated"] == 1
+    # SQS delivers the message again, once the stopped invocation's lease is over: the job is
+    # skipped (finished; or, after a confirmation, terminated by this very request).
+    monkeypatch.undo()
+    control.settle()
+    end_lease(pipeline, job)
+    assert deliver(pipeline, request) == []
+    assert Counter(a["outcome"] for a in pipeline.audit)["terminated"] == 1
 
 
 def test_a_ledger_request_fits_in_the_time_kept_after_the_last_call() -> None:
