@@ -18,9 +18,40 @@ MAX_FILE_BYTES = 1024 * 1024
 # Nodes a file may have once its aliases are expanded: YAML aliases share a node, so a small file
 # can stand for billions of nodes ("billion laughs"), which validation would walk one by one.
 MAX_EXPANDED_NODES = 100_000
-# libyaml's parser (PyYAML's CSafeLoader: the same safe constructor, the same nodes and marks) where
-# PyYAML was built with it, as its wheels are; else the pure-Python one. bench/ measures both.
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _loader_class() -> Any:
+    """libyaml's scanner and parser where PyYAML was built with it (its wheels are), under
+    PyYAML's own composer and safe constructor; else the pure-Python loader. Not CSafeLoader:
+    its composer recurses in C and a deeply nested file (60 KB of `[`) crashes the process, where
+    the Python composer raises RecursionError, reported as "nested too deeply". The parser
+    is most of the time (bench/ measures it): a 760 KB file loads in about 3 s, not 12."""
+    try:
+        from yaml._yaml import CParser
+        from yaml.composer import Composer
+        from yaml.constructor import SafeConstructor
+        from yaml.resolver import Resolver
+    except ImportError:  # PyYAML without libyaml
+        return yaml.SafeLoader
+
+    class Loader(CParser, Composer, SafeConstructor, Resolver):
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+        # CParser composes nodes too: these are the composer's, recursion checked.
+        check_node = Composer.check_node
+        get_node = Composer.get_node
+        get_single_node = Composer.get_single_node
+        compose_document = Composer.compose_document
+        compose_node = Composer.compose_node
+
+    return Loader
+
+
+_LOADER: Any = _loader_class()
 
 
 @dataclass(frozen=True)
@@ -88,8 +119,9 @@ def _parse(text: str, source: str) -> PoliciesFile:
                 )
             ],
         )
-    loader = _LOADER(text)
+    loader: Any = None
     try:
+        loader = _LOADER(text)  # the pure-Python reader refuses some characters here
         root = loader.get_single_node()
         if root is None:
             raise PoliciesFileError(
@@ -113,19 +145,35 @@ def _parse(text: str, source: str) -> PoliciesFile:
             raise PoliciesFileError(source, duplicates)
         # The data from the node just checked: the text is parsed once.
         data = loader.construct_document(root)
-    except yaml.YAMLError as exc:  # syntax, tags (`!Ref`), unhashable keys
+    except yaml.YAMLError as refused:  # syntax, tags (`!Ref`), unhashable keys
+        exc = _same_error_everywhere(text, refused)
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise PoliciesFileError(source, [Problem(line, "", f"not valid YAML: {problem}")]) from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     try:
         return PoliciesFile.model_validate(data)
     except ValidationError as exc:
         raise PoliciesFileError(
             source, [_locate(root, item) for item in exc.errors(include_url=False)]
         ) from exc
+
+
+def _same_error_everywhere(text: str, error: yaml.YAMLError) -> yaml.YAMLError:
+    """The pure-Python parser's error for a text libyaml refused, so that a file's error reads
+    the same whether or not PyYAML was built with libyaml (libyaml words some of them otherwise:
+    "mapping values are not allowed in this context" for "... allowed here"). A refused file is
+    read twice; a valid one once. Raises RecursionError as the parser may."""
+    if _LOADER is yaml.SafeLoader:
+        return error
+    try:
+        yaml.SafeLoader(text).get_single_node()  # its reader refuses some text at once
+    except yaml.YAMLError as python_error:
+        return python_error
+    return error  # the constructor's errors (tags, unhashable keys): the same code in both
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:

@@ -523,3 +523,18 @@ def test_audit_names_an_insights_query_that_ended_and_suggests_a_narrower_since(
     assert "last 168 h" in line
     assert "narrower --since" in line
     clean(result)
+
+
+def test_a_deeply_nested_file_is_one_line_not_a_crash(tmp_path: Path) -> None:
+    """libyaml's own composer recurses in C: 60 KB of `[` would end the process (SIGSEGV)."""
+    deep = tmp_path / "policies.yaml"
+    deep.write_text("version: 1\nx: " + "[" * 60_000 + "]" * 60_000 + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "batch_terminator_cli.main", "validate", str(deep)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, (done.returncode, done.stderr[-300:])
+    assert "nested too deeply" in done.stderr
