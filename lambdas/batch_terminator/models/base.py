@@ -71,8 +71,8 @@ def _unknown_keys_message(unknown: list[Any], allowed: list[str]) -> str:
     parts = []
     for key in unknown[:_NAMED_KEYS]:
         name = str(key)
-        shown = name if len(name) <= _KEY_CHARACTERS else name[:_KEY_CHARACTERS] + "…"
-        text = f"unknown key {shown!r}"
+        shown = repr(key) if len(name) <= _KEY_CHARACTERS else repr(name[:_KEY_CHARACTERS] + "…")
+        text = f"unknown key {shown}"
         close = (
             difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
             if len(name) <= _KEY_CHARACTERS
