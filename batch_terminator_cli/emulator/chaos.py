@@ -786,7 +786,9 @@ def account(
     - protected: no call names, and no termination stops, a protected job (protect tag, a
       queue not allowed, finished before the run);
     - truth: every job reported terminated was stopped by a call (the truth's termination
-      log) and is stopping or FAILED.
+      log) and is stopping or FAILED;
+    - reported: every job a call stopped has a `terminated` line, unless its request is in the
+      DLQ (a redrive then confirms it).
     """
     found = _Findings(box, scene, deliveries, audit)
     queued = box.queued()
@@ -796,7 +798,9 @@ def account(
     jobs = found.jobs()
     found.properties(calls, notes)
     notes["messages received more than once"] = sum(1 for c in deliveries.counts.values() if c > 1)
-    checks = dict.fromkeys(("lost", "terminated once", "one call per job", "protected", "truth"), 0)
+    checks = dict.fromkeys(
+        ("lost", "terminated once", "one call per job", "protected", "truth", "reported"), 0
+    )
     for violation in found.violations:
         checks[violation.prop] += 1
     return Accounting(
@@ -933,6 +937,20 @@ class _Findings:
         for job in sorted(self.scene.protected):
             if job in named_by or job in self.stopped:
                 self.violate("protected", f"protected job {job} was named or stopped")
+        self._reported()
+
+    def _reported(self) -> None:
+        """Every job a call stopped has a `terminated` line, unless its request is in the DLQ."""
+        for job in sorted(self.stopped):
+            if self.terminated[job] or job in self.scene.protected:
+                continue
+            lines = self.by_job.get(job, [])
+            if any(line["message_id"] in self.dead for line in lines):
+                continue  # its request is in the DLQ: a redrive reports it
+            last = f"{lines[-1]['outcome']}: {lines[-1]['skip_reason']}" if lines else "none"
+            self.violate(
+                "reported", f"{job} stopped by our call, no terminated line (last: {last})"
+            )
 
 
 # -- the tables ------------------------------------------------------------------------------

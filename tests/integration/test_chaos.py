@@ -69,6 +69,10 @@ def test_every_job_reported_terminated_was_really_terminated(chaos: Accounting) 
     assert chaos.checks["truth"] == 0, _explain(chaos, "truth")
 
 
+def test_every_job_our_calls_stopped_has_its_terminated_line(chaos: Accounting) -> None:
+    assert chaos.checks["reported"] == 0, _explain(chaos, "reported")
+
+
 def test_the_run_exercised_every_path_and_fault(chaos: Accounting) -> None:
     """Guards the properties above against a run that tested nothing."""
     kinds = set(chaos.requests)
@@ -113,6 +117,18 @@ def test_the_accounting_catches_what_it_is_for() -> None:
     assert result.checks["protected"] == 1
     assert result.checks["truth"] == 1
     assert result.deliveries["jobs named by 2+ accepted calls: concurrent duplicates"] == 1
+
+
+def test_the_accounting_sees_a_stopped_job_without_its_terminated_line() -> None:
+    with sandbox(policies()) as box:
+        settings_ = ChaosSettings(seed=5, requests=60)
+        scene = build(box, settings_)
+        job = sorted(set(scene.sweep_jobs) - scene.protected)[0]
+        box.session.client("batch").terminate_job(jobId=job, reason="ours")
+        line = {"outcome": "skipped", "job_id": job, "message_id": "m-1", "skip_reason": "x"}
+        deliveries = Deliveries(kinds={"m-1": "by id"}, bodies={"m-1": "{}"}, deleted={"m-1"})
+        result = account(settings_, box, scene, deliveries, [line], [], {}, Counter(), 0.0)
+    assert result.checks["reported"] == 1
 
 
 @settings(max_examples=30, deadline=None)
