@@ -89,6 +89,20 @@ StackOption = Annotated[
     ),
 ]
 
+# Resources the stack's outputs name, given by hand instead (an emulator, a renamed stack).
+LogGroupOption = Annotated[
+    str | None, typer.Option(help="The terminator's log group (instead of reading the stack).")
+]
+TableOption = Annotated[
+    str | None, typer.Option("--table", help="The ledger table (instead of reading the stack).")
+]
+QueueUrlOption = Annotated[
+    str | None, typer.Option(help="The request queue's URL (instead of reading the stack).")
+]
+DlqUrlOption = Annotated[
+    str | None, typer.Option(help="The DLQ's URL (instead of reading the stack).")
+]
+
 
 def aws_session(endpoint_url: str | None, region: str | None, profile: str | None) -> Any:
     """An `Aws` for these options; a malformed endpoint is a usage error (exit 2).

@@ -20,12 +20,16 @@ from batch_terminator.contract import Outcome, Source
 from batch_terminator_cli.conventions import (
     CONTEXT_SETTINGS,
     DEFAULT_STACK,
+    DlqUrlOption,
     EndpointOption,
+    LogGroupOption,
     Output,
     OutputOption,
     ProfileOption,
+    QueueUrlOption,
     RegionOption,
     StackOption,
+    TableOption,
     aws_session,
     cli_errors,
     err,
@@ -531,9 +535,7 @@ def audit(
         typer.Option(help="At most this many lines, newest first (1 to 10000).", min=1, max=10_000),
     ] = 50,
     output: OutputOption = Output.TABLE,
-    log_group: Annotated[
-        str | None, typer.Option(help="The terminator's log group (instead of reading the stack).")
-    ] = None,
+    log_group: LogGroupOption = None,
     stack_name: StackOption = DEFAULT_STACK,
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
@@ -607,12 +609,8 @@ def redrive(
         int,
         typer.Option(help="List at most this many messages (all are moved).", min=0, max=10_000),
     ] = 100,
-    dlq_url: Annotated[
-        str | None, typer.Option(help="The DLQ's URL (instead of reading the stack).")
-    ] = None,
-    queue_url: Annotated[
-        str | None, typer.Option(help="The request queue's URL (instead of reading the stack).")
-    ] = None,
+    dlq_url: DlqUrlOption = None,
+    queue_url: QueueUrlOption = None,
     stack_name: StackOption = DEFAULT_STACK,
     output: OutputOption = Output.TABLE,
     endpoint_url: EndpointOption = None,
@@ -761,18 +759,10 @@ def status(
     since: Annotated[
         str, typer.Option(help="How far back to look for decisions.", callback=_since_option)
     ] = "24h",
-    log_group: Annotated[
-        str | None, typer.Option(help="The terminator's log group (instead of reading the stack).")
-    ] = None,
-    table_name: Annotated[
-        str | None, typer.Option("--table", help="The ledger table (instead of reading the stack).")
-    ] = None,
-    queue_url: Annotated[
-        str | None, typer.Option(help="The request queue's URL (instead of reading the stack).")
-    ] = None,
-    dlq_url: Annotated[
-        str | None, typer.Option(help="The DLQ's URL (instead of reading the stack).")
-    ] = None,
+    log_group: LogGroupOption = None,
+    table_name: TableOption = None,
+    queue_url: QueueUrlOption = None,
+    dlq_url: DlqUrlOption = None,
     stack_name: StackOption = DEFAULT_STACK,
     output: OutputOption = Output.TABLE,
     endpoint_url: EndpointOption = None,
@@ -902,9 +892,7 @@ def pause(
     reason: Annotated[
         str, typer.Option(help="Why, shown by `status` (at most 1024 characters).")
     ] = "",
-    table_name: Annotated[
-        str | None, typer.Option("--table", help="The ledger table (instead of reading the stack).")
-    ] = None,
+    table_name: TableOption = None,
     stack_name: StackOption = DEFAULT_STACK,
     output: OutputOption = Output.TABLE,
     endpoint_url: EndpointOption = None,
@@ -930,9 +918,7 @@ def pause(
 @app.command()
 @cli_errors
 def resume(
-    table_name: Annotated[
-        str | None, typer.Option("--table", help="The ledger table (instead of reading the stack).")
-    ] = None,
+    table_name: TableOption = None,
     stack_name: StackOption = DEFAULT_STACK,
     output: OutputOption = Output.TABLE,
     endpoint_url: EndpointOption = None,

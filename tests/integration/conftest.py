@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator import BatchControl
 from batch_terminator_cli.emulator.world import BatchWorld
 from batch_terminator_cli.sandbox import Sandbox, sandbox
+from tests.integration.cli_support import STACK as CLI_STACK
 
 TEST_POLICIES: dict[str, Any] = {
     "version": 1,
@@ -48,3 +50,19 @@ def control(pipeline: Sandbox) -> BatchControl:
 @pytest.fixture
 def world(pipeline: Sandbox) -> BatchWorld:
     return pipeline.world
+
+
+@pytest.fixture
+def stack(pipeline: Sandbox) -> Sandbox:
+    """The deployed stack's outputs, as CloudFormation DescribeStacks gives them to the CLI."""
+    outputs = pipeline.deployment.outputs()
+    pipeline.session.client("cloudformation").create_stack(
+        StackName=CLI_STACK,
+        TemplateBody=json.dumps(
+            {
+                "Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {}}},
+                "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+            }
+        ),
+    )
+    return pipeline

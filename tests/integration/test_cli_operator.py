@@ -16,7 +16,6 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
-from typer.testing import CliRunner
 
 from batch_terminator.pausing import read_pause
 from batch_terminator_cli import auditing, demo, main
@@ -24,37 +23,7 @@ from batch_terminator_cli.auditing import AuditQuery, read_audit
 from batch_terminator_cli.local_server import LocalServer
 from batch_terminator_cli.main import app
 from batch_terminator_cli.sandbox import Sandbox
-
-runner = CliRunner()
-REGION = ["--region", "us-east-1"]
-STACK = "BatchTerminator"
-
-
-def run(*arguments: str) -> Any:
-    return runner.invoke(app, [*arguments])
-
-
-def clean(result: Any) -> None:
-    """No traceback, no internal error: whatever happened was reported as one line."""
-    assert "Traceback" not in result.output
-    assert "internal error" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-
-
-@pytest.fixture
-def stack(pipeline: Sandbox) -> Sandbox:
-    """The deployed stack's outputs, as CloudFormation DescribeStacks gives them to the CLI."""
-    outputs = pipeline.deployment.outputs()
-    pipeline.session.client("cloudformation").create_stack(
-        StackName=STACK,
-        TemplateBody=json.dumps(
-            {
-                "Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {}}},
-                "Outputs": {key: {"Value": value} for key, value in outputs.items()},
-            }
-        ),
-    )
-    return pipeline
+from tests.integration.cli_support import REGION, clean, run, runner
 
 
 def reject(pipeline: Sandbox, count: int) -> list[str]:

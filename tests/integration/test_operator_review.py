@@ -18,7 +18,6 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator.pausing import (
@@ -30,40 +29,8 @@ from batch_terminator.pausing import (
     write_pause,
 )
 from batch_terminator_cli import auditing, main, operating, policies_file
-from batch_terminator_cli.main import app
 from batch_terminator_cli.sandbox import MAX_RECEIVE_COUNT, Sandbox
-
-runner = CliRunner()
-REGION = ["--region", "us-east-1"]
-STACK = "BatchTerminator"
-
-
-def run(*arguments: str) -> Any:
-    return runner.invoke(app, [*arguments])
-
-
-def clean(result: Any) -> None:
-    """No traceback, no internal error: whatever happened was reported as one line."""
-    assert "Traceback" not in result.output
-    assert "internal error" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-
-
-@pytest.fixture
-def stack(pipeline: Sandbox) -> Sandbox:
-    """The deployed stack's outputs, as CloudFormation DescribeStacks gives them to the CLI."""
-    outputs = pipeline.deployment.outputs()
-    pipeline.session.client("cloudformation").create_stack(
-        StackName=STACK,
-        TemplateBody=json.dumps(
-            {
-                "Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {}}},
-                "Outputs": {key: {"Value": value} for key, value in outputs.items()},
-            }
-        ),
-    )
-    return pipeline
-
+from tests.integration.cli_support import REGION, clean, run
 
 # ---- 1. a failed line is final only when its request has no delivery left -----------------------
 
