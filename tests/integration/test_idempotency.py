@@ -54,6 +54,12 @@ def policies() -> PoliciesFile:
     return PoliciesFile.model_validate(POLICIES)
 
 
+# How long an invocation waits for the others before it goes on alone. Every invocation of a
+# round that reads jobs reaches the barrier within a second; one that reads none (its jobs were
+# claimed or settled) never does, and the others then wait this long for nothing.
+BARRIER_SECONDS = 3
+
+
 class CountingBatch:
     """The Batch client, counting each job every TerminateJob(s) call names. With `together`,
     every invocation reads its jobs (DescribeJobs) before any of them goes on: each sees the
@@ -72,7 +78,7 @@ class CountingBatch:
         response = self._client.describe_jobs(**kwargs)
         if self._together is not None:
             with suppress(threading.BrokenBarrierError):
-                self._together.wait(timeout=20)
+                self._together.wait(timeout=BARRIER_SECONDS)
         return response
 
     def terminate_jobs(self, **kwargs: Any) -> Any:
