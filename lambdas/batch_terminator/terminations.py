@@ -706,15 +706,7 @@ class _Run:
                 holder = ClaimHolder(
                     "", lead.named.record.message_id, lead.named.request.request_id
                 )
-                done = replace(
-                    line,
-                    verdict=skip(
-                        f"already terminated by request {holder.name}",
-                        line.verdict.dry_run,
-                        line.verdict.age,
-                    ),
-                )
-                accounted.append(self.outcome(done, Outcome.SKIPPED))
+                accounted.append(self._terminated_by(line, holder.name))
             else:
                 accounted.append(self.outcome(line, Outcome.TERMINATED))
                 if isinstance(answer, TerminationClaim):
@@ -736,18 +728,17 @@ class _Run:
             attempt=_attempt(job) if job is not None and job.job_id == line.job_id else None,
         )
 
+    def _terminated_by(self, line: Line, holder: str) -> AuditRecord:
+        """The `skipped` line of a job another request's call terminated (`holder` names it)."""
+        verdict = skip(
+            f"already terminated by request {holder}", line.verdict.dry_run, line.verdict.age
+        )
+        return self.outcome(replace(line, verdict=verdict), Outcome.SKIPPED)
+
     def _account_lost(self, line: Line, claim: TerminationClaim) -> AuditRecord:
         holder = claim.holder or "another request"
         if claim.state == "accepted":
-            done = replace(
-                line,
-                verdict=skip(
-                    f"already terminated by request {holder}",
-                    line.verdict.dry_run,
-                    line.verdict.age,
-                ),
-            )
-            return self.outcome(done, Outcome.SKIPPED)
+            return self._terminated_by(line, str(holder))
         if claim.state == "held":
             why = f"another invocation is terminating this job now (request {holder})"
         else:
@@ -849,15 +840,7 @@ class _Run:
                 continue
             record = earlier.named.record
             holder = ClaimHolder("", record.message_id, earlier.named.request.request_id)
-            shared = replace(
-                line,
-                verdict=skip(
-                    f"already terminated by request {holder.name} (the same call)",
-                    line.verdict.dry_run,
-                    line.verdict.age,
-                ),
-            )
-            accounted.append(self.outcome(shared, Outcome.SKIPPED))
+            accounted.append(self._terminated_by(line, f"{holder.name} (the same call)"))
         return accounted
 
     def _account(self, line: Line, action: _Action) -> AuditRecord:
