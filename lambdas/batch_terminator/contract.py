@@ -7,6 +7,14 @@ from typing import Any, Final
 
 EVENT_SOURCE: Final = "batch-terminator"
 REQUEST_DETAIL_TYPE: Final = "Batch Job Termination Request"
+# Every audit record is also published on the member account's default bus as this event
+# (detail: the audit record's keys plus `account` and `region`), for the fleet's central audit.
+DECISION_DETAIL_TYPE: Final = "Batch Job Termination Decision"
+# The audit account's bus that members forward decisions to, and the log group that stores them.
+FLEET_BUS_NAME: Final = "batch-terminator-fleet"
+FLEET_LOG_GROUP: Final = "/batch-terminator/fleet/decisions"
+# Environment variable: publish decision events (`true`) or not (`false`, the stack's opt-out).
+PUBLISH_DECISIONS_ENV: Final = "PUBLISH_DECISIONS"
 METRICS_NAMESPACE: Final = "BatchTerminator"
 SERVICE_NAME: Final = "batch-terminator"
 
@@ -124,3 +132,9 @@ class Outcome(StrEnum):
 def request_event_pattern() -> dict[str, Any]:
     """The EventBridge pattern of termination requests: used by the stack's rule and the demo."""
     return {"source": [EVENT_SOURCE], "detail-type": [REQUEST_DETAIL_TYPE]}
+
+
+def decision_event_pattern() -> dict[str, Any]:
+    """The EventBridge pattern of decision events: the member's forwarding rule and the central
+    bus's rule to its log group."""
+    return {"source": [EVENT_SOURCE], "detail-type": [DECISION_DETAIL_TYPE]}
