@@ -15,11 +15,15 @@ targets with moto's own matching and delivery.
 from __future__ import annotations
 
 import copy
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from moto.core.utils import unix_time
-from moto.events.models import events_backends
+from moto.events.models import Rule, events_backends
 from moto.events.utils import EventTemplateParser
 from moto.utilities.arns import parse_arn
 
@@ -27,7 +31,9 @@ _ACCOUNT_FIELD = '"account": "<account>", '
 
 
 def install() -> None:
-    """Add `account` to the default template (idempotent)."""
+    """Add `account` to the default template, and deliver to event-bus targets as EventBridge
+    does, across accounts and regions (idempotent)."""
+    Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
     template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
     if '"account"' not in template:
         EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = template.replace(
@@ -82,3 +88,157 @@ def _send(rule: Any, message: dict[str, Any], event: dict[str, Any]) -> None:
         # moto's own SQS delivery (it prints `time` back in ISO 8601).
         delivered = dict(event, time=message["time"])
         rule._send_to_sqs_queue(parse_arn(target["Arn"]).resource_id, delivered, group_id)
+
+
+# ---- event buses as targets: across accounts and regions -----------------------------------------
+#
+# moto re-sends an event for an event-bus target with a new PutEvents in the target bus's account:
+# the event loses its `account`, `region`, `id`, `time` and `resources`, and no resource policy is
+# read. Real EventBridge ("Sending and receiving events between AWS accounts in Amazon
+# EventBridge", EventBridge user guide):
+#
+# - the receiving bus's resource-based policy must admit the sender: an account (its id or
+#   `arn:aws:iam::<id>:root`), or an organization with the condition `aws:PrincipalOrgID`;
+#   otherwise the event is not delivered (the rule's invocation fails, counted in its
+#   FailedInvocations metric; the sender's PutEvents still succeeded);
+# - an event received from another account is not sent on to a third ("If a receiver account
+#   sets up a rule that sends events received from a sender account on to a third account,
+#   these events are not sent to the third account");
+# - the event arrives whole: the rules of the receiving bus see the sender's `account`,
+#   `region`, `id`, `time` and `resources` (a central bus tells its members' events apart by
+#   them), across regions too ("Sending and receiving events between AWS Regions").
+#
+# `refused` keeps the deliveries EventBridge did not make, for tests and the demo.
+
+
+@dataclass(frozen=True)
+class FailedInvocation:
+    """A rule's delivery to an event bus that did not happen: the rule's ARN, the target bus's
+    ARN, the account whose event it was, and why."""
+
+    rule_arn: str
+    target_arn: str
+    account: str
+    reason: str
+
+
+refused: deque[FailedInvocation] = deque(maxlen=10_000)
+# Organization ids of emulated accounts (AWS Organizations is not emulated): account -> o-…
+_organizations: dict[str, str] = {}
+_lock = threading.Lock()
+
+
+def join_organization(account_id: str, organization_id: str) -> None:
+    """Make `account_id` a member of `organization_id`, as `aws:PrincipalOrgID` sees it."""
+    with _lock:
+        _organizations[account_id] = organization_id
+
+
+def leave_organizations() -> None:
+    """Forget every membership (a new emulator)."""
+    with _lock:
+        _organizations.clear()
+
+
+def admits(policy: str | None, account_id: str) -> bool:
+    """Whether an event bus's resource policy (JSON, None: no policy) lets `account_id` call
+    PutEvents on it. An explicit Deny wins over any Allow; a statement whose condition the
+    emulator cannot evaluate grants nothing (only `aws:PrincipalOrgID` and
+    `aws:PrincipalAccount` with StringEquals are understood)."""
+    if not policy:
+        return False
+    statements = json.loads(policy).get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    applies = [s for s in statements if _covers(s, account_id)]
+    if any(s.get("Effect") == "Deny" for s in applies):
+        return False
+    return any(s.get("Effect") == "Allow" for s in applies)
+
+
+def _covers(statement: dict[str, Any], account_id: str) -> bool:
+    actions = statement.get("Action", [])
+    actions = [actions] if isinstance(actions, str) else list(actions)
+    if not any(a in ("events:PutEvents", "events:*", "*") for a in actions):
+        return False
+    principal = statement.get("Principal")
+    if principal != "*":
+        named = (principal or {}).get("AWS", []) if isinstance(principal, dict) else []
+        named = [named] if isinstance(named, str) else list(named)
+        if not any(p in ("*", account_id, f"arn:aws:iam::{account_id}:root") for p in named):
+            return False
+    return _condition_holds(statement.get("Condition") or {}, account_id)
+
+
+def _condition_holds(condition: dict[str, Any], account_id: str) -> bool:
+    facts = {
+        "aws:principalorgid": _organizations.get(account_id),
+        "aws:principalaccount": account_id,
+    }
+    for operator, tests in condition.items():
+        if operator != "StringEquals":
+            return False
+        for key, wanted in tests.items():
+            values = [wanted] if isinstance(wanted, str) else list(wanted)
+            if key.lower() not in facts or facts[key.lower()] not in values:
+                return False
+    return True
+
+
+def _forward(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
+    """Deliver `event` (moto's rule message: `time` in seconds) to the event bus `target` names,
+    or record why EventBridge would not."""
+    arn = parse_arn(target["Arn"])
+    sender = str(event.get("account") or rule.account_id)
+
+    def refuse(reason: str) -> None:
+        refused.append(FailedInvocation(rule.arn, target["Arn"], sender, reason))
+
+    if rule.account_id not in (sender, arn.account):
+        refuse("an event received from another account is not sent on to a third")
+        return
+    bus = events_backends[arn.account][arn.region].event_buses.get(arn.resource_id)
+    if bus is None:
+        refuse(f"event bus {arn.resource_id} does not exist in {arn.account} {arn.region}")
+        return
+    if arn.account != sender and not admits(bus.policy, sender):
+        refuse(f"the resource policy of event bus {target['Arn']} does not admit {sender}")
+        return
+    for receiving in list(bus.rules.values()):
+        if receiving.state == "ENABLED":
+            receiving.send_to_targets(copy.deepcopy(event))  # type: ignore[arg-type]
+
+
+_original_send_to_targets = Rule.send_to_targets
+
+
+def _send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+    """moto's delivery, with event-bus targets delivered as EventBridge does (see above), and a
+    log group named by its ARN with the `:*` suffix CloudFormation's `Arn` attribute carries
+    (the CDK's CloudWatchLogGroup target names it so) written to that log group."""
+    targets = [_log_group_without_suffix(t) for t in self.targets]
+    buses = [t for t in targets if _is_bus(t["Arn"])]
+    if not buses and targets == self.targets:
+        _original_send_to_targets(self, original_event, transform_input)
+        return
+    if not self.event_pattern.matches_event(original_event):
+        return
+    for target in buses:
+        _forward(self, target, dict(original_event))
+    others = [t for t in targets if not _is_bus(t["Arn"])]
+    if others:
+        rest = copy.copy(self)
+        rest.targets = others
+        _original_send_to_targets(rest, original_event, transform_input)
+
+
+def _log_group_without_suffix(target: dict[str, Any]) -> dict[str, Any]:
+    arn = str(target["Arn"])
+    if arn.startswith("arn:") and ":logs:" in arn and arn.endswith(":*"):
+        return {**target, "Arn": arn[:-2]}
+    return target
+
+
+def _is_bus(arn: str) -> bool:
+    parsed = parse_arn(arn)
+    return bool(parsed.service == "events" and parsed.resource_type == "event-bus")
