@@ -82,15 +82,25 @@ def sqs_client() -> Any:
     return _session(_aws_environment()).create_client("sqs", config=_CONFIG)
 
 
-def dynamodb_client() -> Any:
-    """The ledger's client: its requests bounded by LEDGER_CALL_WORST_CASE_SECONDS."""
-    config = Config(
+def _short_config() -> Config:
+    """Requests bounded by LEDGER_CALL_WORST_CASE_SECONDS each: for services that answer in
+    milliseconds and are called after the last Batch call (the ledger, decision events)."""
+    return Config(
         retries={"mode": "standard", "total_max_attempts": _ledger_attempts()},
         connect_timeout=_LEDGER_CONNECT_SECONDS,
         read_timeout=_LEDGER_READ_SECONDS,
         user_agent_extra="batch-terminator",
     )
-    return _session(_aws_environment()).create_client("dynamodb", config=config)
+
+
+def dynamodb_client() -> Any:
+    """The ledger's client: its requests bounded by LEDGER_CALL_WORST_CASE_SECONDS."""
+    return _session(_aws_environment()).create_client("dynamodb", config=_short_config())
+
+
+def events_client() -> Any:
+    """EventBridge, for decision events: its requests bounded by LEDGER_CALL_WORST_CASE_SECONDS."""
+    return _session(_aws_environment()).create_client("events", config=_short_config())
 
 
 def scheduler_client() -> Any:

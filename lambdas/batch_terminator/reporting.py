@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from batch_terminator.contract import METRICS_NAMESPACE, SERVICE_NAME, Outcome
+from batch_terminator.decisions import (
+    DECISION_EVENTS_FAILED,
+    DecisionEvents,
+    cap_decision,
+    publish_decisions,
+)
 from batch_terminator.models.audit import AUDIT_MESSAGE, AuditRecord
 from batch_terminator.queueing import enqueue
 
@@ -30,6 +36,30 @@ POLICY_CAP_REACHED: Final = "PolicyCapReached"
 def write_audit(logger: Logger, records: Iterable[AuditRecord]) -> None:
     for record in records:
         logger.info(AUDIT_MESSAGE, extra=record.fields())
+
+
+def report_decisions(
+    decisions: DecisionEvents | None,
+    records: Iterable[AuditRecord],
+    logger: Logger,
+    metrics: Metrics,
+    *,
+    time_left: Callable[[], bool] = lambda: True,
+) -> None:
+    """Publish `records` as decision events (nothing when `decisions` is None); what could not
+    be published gets one warning line and counts in DecisionEventsFailed. Never raises."""
+    records = list(records)
+    if decisions is None or not records:
+        return
+    published = publish_decisions(decisions.client, records, decisions.member, time_left=time_left)
+    if published.failed:
+        logger.warning(
+            "decision events not published",
+            extra={"sent": published.sent, "failed": published.failed, "error": published.error},
+        )
+        metrics.add_metric(
+            name=DECISION_EVENTS_FAILED, unit=MetricUnit.Count, value=published.failed
+        )
 
 
 def count_outcomes(
@@ -87,12 +117,15 @@ def report_policy_run(
     api: BatchApi,
     logger: Logger,
     metrics: Metrics,
+    decisions: DecisionEvents | None = None,
 ) -> dict[str, Any]:
     """Enqueue a policy run's requests (sweep or brake), then log its summary line, a warning
-    per capped policy and per ignored job, and count capped policies. Raises EnqueueFailed."""
+    per capped policy and per ignored job, count capped policies and publish each cap as a
+    decision event. Raises EnqueueFailed."""
     requests = run.requests(run_id)
     send_calls = enqueue(sqs, queue_url, requests, run.source)
     evaluation = run.evaluation
+    caps = []
     for name, capped in evaluation.capped_policies.items():
         logger.warning(
             "policy cap reached",
@@ -103,6 +136,18 @@ def report_policy_run(
                 "run_id": run_id,
             },
         )
+        dry_run = any(s.dry_run for s in evaluation.selections if s.policy == name)
+        caps.append(
+            cap_decision(
+                name,
+                capped,
+                evaluation.counts[name].cap,
+                run.source,
+                run_id=run_id,
+                dry_run=dry_run,
+            )
+        )
+    report_decisions(decisions, caps, logger, metrics)
     if evaluation.invalid_tags or evaluation.errors:
         # A malformed max-runtime tag, or a job that could not be judged: ignored, run goes on.
         logger.warning(

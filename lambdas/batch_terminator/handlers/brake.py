@@ -42,6 +42,7 @@ from batch_terminator.contract import (
     REQUEST_QUEUE_URL_ENV,
     SERVICE_NAME,
 )
+from batch_terminator.decisions import DecisionEvents, decision_events_from_environment
 from batch_terminator.ledger import Ledger, LedgerUnavailable, Transition
 from batch_terminator.logging_setup import make_logger
 from batch_terminator.logic.events import ALARM, BrakeSignal, Ignored, parse_brake_events
@@ -82,6 +83,8 @@ class Dependencies:
     ledger_table: str
     # The function's region (Lambda sets AWS_REGION): alarms of any other are ignored.
     region: str | None = None
+    # Where capped runs are published as decision events; None: not published.
+    decisions: DecisionEvents | None = None
 
 
 @cache
@@ -97,6 +100,7 @@ def dependencies() -> Dependencies:
         dynamodb_client=dynamodb,
         ledger_table=os.environ[LEDGER_TABLE_ENV],
         region=os.environ.get(REGION_ENV) or None,
+        decisions=decision_events_from_environment(),
     )
 
 
@@ -209,7 +213,7 @@ def _brake(
             s for s in run.evaluation.selections if job_hash(s.job.job_id) in wanted
         ]
     summary = report_policy_run(
-        run, deps.sqs_client, deps.queue_url, _run_id(signal), api, logger, metrics
+        run, deps.sqs_client, deps.queue_url, _run_id(signal), api, logger, metrics, deps.decisions
     )
     return int(summary["enqueued"])
 

@@ -25,6 +25,7 @@ from batch_terminator.contract import (
     REQUEST_QUEUE_URL_ENV,
     SERVICE_NAME,
 )
+from batch_terminator.decisions import DecisionEvents, decision_events_from_environment
 from batch_terminator.logging_setup import make_logger
 from batch_terminator.logic.evaluate import Scheduled
 from batch_terminator.models.policies import PoliciesFile
@@ -47,6 +48,8 @@ class Dependencies:
     # The ledger table's client and name, for the pause switch.
     dynamodb_client: Any
     ledger_table: str
+    # Where capped runs are published as decision events; None: not published.
+    decisions: DecisionEvents | None = None
 
 
 @cache
@@ -58,6 +61,7 @@ def dependencies() -> Dependencies:
         os.environ[REQUEST_QUEUE_URL_ENV],
         dynamodb_client(),
         os.environ[LEDGER_TABLE_ENV],
+        decision_events_from_environment(),
     )
 
 
@@ -79,11 +83,16 @@ def sweep(deps: Dependencies, run_id: str, now: datetime) -> dict[str, Any]:
         return report_paused(pause, logger, path="sweep", run_id=run_id)
     api = BatchApi(deps.batch_client)
     run = run_policies(api, deps.config, now, Scheduled())
-    return report_run(run, deps.sqs_client, deps.request_queue_url, run_id, api)
+    return report_run(run, deps.sqs_client, deps.request_queue_url, run_id, api, deps.decisions)
 
 
 def report_run(
-    run: PolicyRun, sqs: Any, queue_url: str, run_id: str, api: BatchApi
+    run: PolicyRun,
+    sqs: Any,
+    queue_url: str,
+    run_id: str,
+    api: BatchApi,
+    decisions: DecisionEvents | None = None,
 ) -> dict[str, Any]:
     """Enqueue the run's requests, then log its summary and count capped policies."""
-    return report_policy_run(run, sqs, queue_url, run_id, api, logger, metrics)
+    return report_policy_run(run, sqs, queue_url, run_id, api, logger, metrics, decisions)

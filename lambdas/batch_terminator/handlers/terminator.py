@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from batch_terminator.batch_api import BatchApi
 from batch_terminator.clients import (
     CALL_WORST_CASE_SECONDS,
+    LEDGER_CALL_WORST_CASE_SECONDS,
     batch_client,
     dynamodb_client,
     sqs_client,
@@ -41,13 +42,14 @@ from batch_terminator.contract import (
     SERVICE_NAME,
     Outcome,
 )
+from batch_terminator.decisions import DecisionEvents, decision_events_from_environment
 from batch_terminator.ledger import Ledger, LedgerUnavailable, TerminationRecord
 from batch_terminator.logging_setup import make_logger
 from batch_terminator.logic.parse import ParsedRecord, parse_record
 from batch_terminator.models.policies import TAG_LIMIT_CAP, PoliciesFile
 from batch_terminator.models.request import Origin
 from batch_terminator.pausing import Pause, read_pause
-from batch_terminator.reporting import count_outcomes, write_audit
+from batch_terminator.reporting import count_outcomes, report_decisions, write_audit
 from batch_terminator.terminations import BatchResult, Terminating, process
 
 logger = make_logger()
@@ -59,6 +61,8 @@ DEFAULT_LEDGER_TTL_SECONDS = 19 * 86_400
 # No Batch call is started with less time left than one call's worst case, plus what the
 # function does after its last call (ledger writes, parking in the DLQ).
 RESERVE_MILLIS = (CALL_WORST_CASE_SECONDS + 10) * 1000
+# A PutEvents call is started only while its worst case, and a second to return, is left.
+PUBLISH_RESERVE_MILLIS = (LEDGER_CALL_WORST_CASE_SECONDS + 1) * 1000
 # Array children are read only while this much more is left, for terminating what is decided.
 KEEP_FOR_TERMINATING_MILLIS = 30_000
 
@@ -75,6 +79,8 @@ class Dependencies:
     ledger_table: str
     origin: Origin
     max_receive_count: int
+    # Where every audit record is also published as a decision event; None: not published.
+    decisions: DecisionEvents | None = None
 
 
 @cache
@@ -94,6 +100,7 @@ def dependencies() -> Dependencies:
         ledger_table=os.environ[LEDGER_TABLE_ENV],
         origin=Origin(os.environ.get(ACCOUNT_ID_ENV) or None, os.environ.get(REGION_ENV) or None),
         max_receive_count=int(os.environ.get(MAX_RECEIVE_COUNT_ENV) or DEFAULT_MAX_RECEIVE_COUNT),
+        decisions=decision_events_from_environment(),
     )
 
 
@@ -174,6 +181,17 @@ def process_event(
             "policy cap reached", extra={"policy": policy, "capped": left, "path": "deadline"}
         )
     count_outcomes(metrics, result.audit, capped=capped or None)
+    # Last, after every ledger write and DLQ send: a publish that cannot finish in the time left
+    # is not started (a timeout now would redeliver the whole batch).
+    report_decisions(
+        deps.decisions,
+        result.audit,
+        logger,
+        metrics,
+        time_left=lambda: (
+            context is None or context.get_remaining_time_in_millis() > PUBLISH_RESERVE_MILLIS
+        ),
+    )
     logger.info(
         "batch processed",
         extra={
