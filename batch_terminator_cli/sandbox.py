@@ -363,3 +363,254 @@ def scheduled_event(region: str) -> dict[str, Any]:
         "resources": [f"arn:aws:events:{region}:123456789012:rule/batch-terminator-sweep"],
         "detail": {},
     }
+
+
+# ---- a fleet: several accounts and regions on one emulator -----------------------------------------
+#
+# moto serves every account at once and picks the account of each request from its access key:
+# a key that an account's IAM created belongs to that account (PRIO 3 of moto's
+# `BaseResponse.get_current_account`; an unknown key is the default account 123456789012). So
+# each emulated account gets an IAM user with an access key, made while MOTO_ACCOUNT_ID names the
+# account, and a session (or a function's environment) with that key acts in that account; the
+# region is the client's, as in AWS. EventBridge's delivery between them is `emulator/eventbridge`.
+
+CENTRAL_ACCOUNT = "111111111111"
+# The member's rule that sends its decision events to the central bus, and the central bus's rule
+# that stores them (as infra/ names them for the fleet's stacks).
+FORWARD_RULE_NAME = "batch-terminator-decisions-to-fleet"
+CENTRAL_RULE_NAME = "batch-terminator-fleet-decisions"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An access key of one emulated account (12 digits): requests signed with it act there."""
+
+    account: str
+    access_key_id: str
+    secret_access_key: str
+
+    def session(self, region: str) -> boto3.Session:
+        return boto3.Session(
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            region_name=region,
+        )
+
+
+def account_credentials(account_id: str) -> Credentials:
+    """A new IAM user with an access key in `account_id` (inside a running emulator)."""
+    with environment({"MOTO_ACCOUNT_ID": account_id}):
+        iam = boto3.client("iam", region_name=REGION)
+        name = f"batch-terminator-operator-{uuid.uuid4().hex[:8]}"
+        iam.create_user(UserName=name)
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+    return Credentials(account_id, str(key["AccessKeyId"]), str(key["SecretAccessKey"]))
+
+
+@dataclass
+class FleetMember:
+    """One member deployment (an account in a region): its sandbox (whose session acts in the
+    account), its credentials, and the environment its functions run with."""
+
+    box: Sandbox
+    credentials: Credentials
+    function_environment: dict[str, str]
+
+    @property
+    def account(self) -> str:
+        return self.credentials.account
+
+    @property
+    def region(self) -> str:
+        return str(self.box.session.region_name)
+
+
+@dataclass
+class FleetSandbox:
+    """Member deployments and the central account's bus and log group, on one emulator.
+
+    The handlers read their account, region, queues and credentials from the environment, as in
+    Lambda: run a member's functions inside `acting_as(member)`."""
+
+    central: Credentials
+    central_region: str
+    members: list[FleetMember]
+    bus_arn: str
+
+    def member(self, account: str, region: str) -> FleetMember:
+        for member in self.members:
+            if (member.account, member.region) == (account, region):
+                return member
+        raise KeyError(f"{account} {region}")
+
+    @contextmanager
+    def acting_as(self, member: FleetMember) -> Iterator[Sandbox]:
+        """The member's functions' environment (credentials, region, resources), with fresh
+        handler containers."""
+        with environment(member.function_environment):
+            _clear_caches()
+            try:
+                yield member.box
+            finally:
+                _clear_caches()
+
+    def central_session(self) -> boto3.Session:
+        return self.central.session(self.central_region)
+
+    def central_events(self) -> list[dict[str, Any]]:
+        """Every event the central log group holds (each message is the whole event), oldest
+        first."""
+        from batch_terminator.contract import FLEET_LOG_GROUP
+
+        logs = self.central_session().client("logs")
+        found = []
+        for page in logs.get_paginator("filter_log_events").paginate(logGroupName=FLEET_LOG_GROUP):
+            found += [(e["timestamp"], json.loads(e["message"])) for e in page.get("events", [])]
+        return [event for _, event in sorted(found, key=lambda pair: pair[0])]
+
+
+def deploy_central(
+    credentials: Credentials,
+    region: str,
+    admitted: list[str],
+    organization_id: str | None = None,
+    retention_days: int = 400,
+) -> str:
+    """The central account's pieces: the fleet bus, whose resource policy admits exactly the
+    `admitted` accounts (or, with `organization_id`, the organization), its rule for decision
+    events, and the log group that rule stores them in. Returns the bus's ARN."""
+    from batch_terminator.contract import (
+        FLEET_BUS_NAME,
+        FLEET_LOG_GROUP,
+        decision_event_pattern,
+    )
+
+    session = credentials.session(region)
+    events, logs = session.client("events"), session.client("logs")
+    bus_arn = str(events.create_event_bus(Name=FLEET_BUS_NAME)["EventBusArn"])
+    if organization_id:
+        statement: dict[str, Any] = {
+            "Sid": "FleetOrganizationPutEvents",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "events:PutEvents",
+            "Resource": bus_arn,
+            "Condition": {"StringEquals": {"aws:PrincipalOrgID": organization_id}},
+        }
+    else:
+        statement = {
+            "Sid": "FleetMembersPutEvents",
+            "Effect": "Allow",
+            "Principal": {"AWS": [f"arn:aws:iam::{account}:root" for account in admitted]},
+            "Action": "events:PutEvents",
+            "Resource": bus_arn,
+        }
+    events.put_permission(
+        EventBusName=FLEET_BUS_NAME,
+        Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+    )
+    logs.create_log_group(logGroupName=FLEET_LOG_GROUP)
+    logs.put_retention_policy(logGroupName=FLEET_LOG_GROUP, retentionInDays=retention_days)
+    group_arn = f"arn:aws:logs:{region}:{credentials.account}:log-group:{FLEET_LOG_GROUP}:*"
+    events.put_rule(
+        Name=CENTRAL_RULE_NAME,
+        EventBusName=FLEET_BUS_NAME,
+        EventPattern=json.dumps(decision_event_pattern()),
+        State="ENABLED",
+    )
+    events.put_targets(
+        Rule=CENTRAL_RULE_NAME,
+        EventBusName=FLEET_BUS_NAME,
+        Targets=[{"Id": "fleet-log-group", "Arn": group_arn}],
+    )
+    return bus_arn
+
+
+def forward_decisions(session: Any, bus_arn: str) -> None:
+    """A member's rule on its default bus that sends its decision events to the fleet bus."""
+    from batch_terminator.contract import decision_event_pattern
+
+    events = session.client("events")
+    events.put_rule(
+        Name=FORWARD_RULE_NAME, EventPattern=json.dumps(decision_event_pattern()), State="ENABLED"
+    )
+    account = session.client("sts").get_caller_identity()["Account"]
+    events.put_targets(
+        Rule=FORWARD_RULE_NAME,
+        Targets=[
+            {
+                "Id": "fleet-bus",
+                "Arn": bus_arn,
+                "RoleArn": f"arn:aws:iam::{account}:role/batch-terminator-decisions-to-fleet",
+            }
+        ],
+    )
+
+
+@contextmanager
+def fleet_sandbox(
+    members: dict[tuple[str, str], PoliciesFile],
+    *,
+    central: tuple[str, str] = (CENTRAL_ACCOUNT, REGION),
+    admitted: list[str] | None = None,
+    organization_id: str | None = None,
+    organizations: dict[str, str] | None = None,
+    stack_name: str = "BatchTerminator",
+) -> Iterator[FleetSandbox]:
+    """Start the in-process emulator with one deployment per (account, region) of `members`
+    (each with its policies, its stack outputs published as `stack_name` for the CLI, and its
+    rule forwarding decision events to the central bus), and the central account's bus and log
+    group. The bus admits `admitted` (default: every member account) or, with
+    `organization_id`, the accounts `organizations` (account -> organization id) puts in it."""
+    from moto import mock_aws
+
+    from batch_terminator.contract import PUBLISH_DECISIONS_ENV
+    from batch_terminator_cli.emulator import eventbridge
+    from batch_terminator_cli.local_server import publish_stack_outputs
+
+    install()
+    central_account, central_region = central
+    accounts = list(dict.fromkeys(account for account, _ in members))
+    with (
+        tempfile.TemporaryDirectory(prefix="batch-terminator-fleet-") as scratch,
+        environment({**FAKE_CREDENTIALS, **HANDLER_ENVIRONMENT}),
+        mock_aws(),
+    ):
+        eventbridge.leave_organizations()
+        for account, organization in (organizations or {}).items():
+            eventbridge.join_organization(account, organization)
+        credentials = {
+            a: account_credentials(a) for a in dict.fromkeys([*accounts, central_account])
+        }
+        bus_arn = deploy_central(
+            credentials[central_account],
+            central_region,
+            accounts if admitted is None else admitted,
+            organization_id,
+        )
+        fleet_members = []
+        for index, ((account, region), policies) in enumerate(members.items()):
+            keys = credentials[account]
+            session = keys.session(region)
+            deployment = deploy(session, policies, max_receive_count=MAX_RECEIVE_COUNT)
+            publish_stack_outputs(session, deployment.outputs(), stack_name)
+            forward_decisions(session, bus_arn)
+            policies_json = Path(scratch) / f"policies-{index}.json"
+            policies_json.write_text(policies.model_dump_json(exclude_none=True), encoding="utf-8")
+            control = BatchControl(account_id=account, region=region)
+            box = Sandbox(session, policies, deployment, BatchWorld(session, control), control)
+            function_environment = {
+                "AWS_ACCESS_KEY_ID": keys.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": keys.secret_access_key,
+                "AWS_DEFAULT_REGION": region,
+                "AWS_REGION": region,
+                "POLICIES_FILE": str(policies_json),
+                PUBLISH_DECISIONS_ENV: "true",
+                **deployment.function_environment(),
+            }
+            fleet_members.append(FleetMember(box, keys, function_environment))
+        try:
+            yield FleetSandbox(credentials[central_account], central_region, fleet_members, bus_arn)
+        finally:
+            _clear_caches()
+            eventbridge.leave_organizations()
