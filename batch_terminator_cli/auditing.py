@@ -5,6 +5,10 @@ it filters and sorts in the service, fast over long windows and many lines, but 
 10,000 rows a query. Where Insights is not available (an endpoint that does not implement it, a
 caller without logs:StartQuery, or one that ignores the query's filter, as the emulator's does),
 FilterLogEvents with a JSON filter pattern, read to the end and sorted here.
+
+`audit --central` reads the fleet's central log group the same way (`AuditQuery.central`): each
+message there is a whole decision event (EventBridge's CloudWatch Logs target stores the event),
+its audit keys under `detail`, and the member's `account` and `region` beside them.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from batch_terminator.contract import DECISION_DETAIL_TYPE, EVENT_SOURCE
 from batch_terminator.logic.matching import resource_name
 from batch_terminator.models.audit import AUDIT_MESSAGE, AuditRecord
 from batch_terminator_cli.output import add_row
@@ -67,6 +72,8 @@ class AuditQuery:
     request_id: str | None = None
     # Any of these jobs (FilterLogEvents only: `status` and `request --wait`).
     any_job: tuple[str, ...] = ()
+    # The fleet's central log group: decision events, the audit keys under `detail`.
+    central: bool = False
 
     def conditions(self) -> dict[str, str]:
         wanted = {
@@ -80,22 +87,31 @@ class AuditQuery:
         return {key: value for key, value in wanted.items() if value is not None}
 
     def filter_pattern(self) -> str:
-        """A CloudWatch Logs JSON filter pattern, so the service does the filtering."""
-        terms = [f'$.message = "{AUDIT_MESSAGE}"'] + [
-            f"$.{key} = {json.dumps(value)}" for key, value in self.conditions().items()
+        """A CloudWatch Logs JSON filter pattern, so the service does the filtering (for the
+        central log group, on the event's source; `matches` checks its detail-type)."""
+        at = "$.detail." if self.central else "$."
+        first = f'$.source = "{EVENT_SOURCE}"' if self.central else f'$.message = "{AUDIT_MESSAGE}"'
+        terms = [first] + [
+            f"{at}{key} = {json.dumps(value)}" for key, value in self.conditions().items()
         ]
         if self.any_job:
             terms.append(
-                "(" + " || ".join(f"$.job_id = {json.dumps(j)}" for j in self.any_job) + ")"
+                "(" + " || ".join(f"{at}job_id = {json.dumps(j)}" for j in self.any_job) + ")"
             )
         return "{ " + " && ".join(terms) + " }"
 
     def insights_query(self) -> str:
         """The Logs Insights query: the matching lines, newest first, at most `limit` (and at
         most the 10,000 rows Insights returns)."""
-        terms = [f"message = {_literal(AUDIT_MESSAGE)}"] + [
-            f"{key} = {_literal(value)}" for key, value in self.conditions().items()
-        ]
+        if self.central:
+            terms = [
+                f"source = {_literal(EVENT_SOURCE)}",
+                f"`detail-type` = {_literal(DECISION_DETAIL_TYPE)}",
+            ] + [f"detail.{key} = {_literal(value)}" for key, value in self.conditions().items()]
+        else:
+            terms = [f"message = {_literal(AUDIT_MESSAGE)}"] + [
+                f"{key} = {_literal(value)}" for key, value in self.conditions().items()
+            ]
         return (
             "fields @timestamp, @message"
             f" | filter {' and '.join(terms)}"
@@ -105,11 +121,33 @@ class AuditQuery:
 
     def matches(self, line: dict[str, Any]) -> bool:
         # Checked here too: the service narrows the scan, this decides.
+        if self.central:
+            detail = line.get("detail")
+            return (
+                line.get("source") == EVENT_SOURCE
+                and line.get("detail-type") == DECISION_DETAIL_TYPE
+                and isinstance(detail, dict)
+                and all(detail.get(key) == value for key, value in self.conditions().items())
+                and (not self.any_job or detail.get("job_id") in self.any_job)
+            )
         return (
             line.get("message") == AUDIT_MESSAGE
             and all(line.get(key) == value for key, value in self.conditions().items())
             and (not self.any_job or line.get("job_id") in self.any_job)
         )
+
+
+def decision_line(event: dict[str, Any]) -> dict[str, Any]:
+    """A decision event as an audit line: its detail (the audit record's keys), the member's
+    `account` and `region` (the event's own, which EventBridge sets), and its `time` as
+    `timestamp`."""
+    detail = event.get("detail")
+    return {
+        **(detail if isinstance(detail, dict) else {}),
+        "timestamp": event.get("time") or event.get("timestamp"),
+        "account": event.get("account"),
+        "region": event.get("region"),
+    }
 
 
 def _literal(value: str) -> str:
@@ -176,7 +214,7 @@ def read_audit(
             note(f"Logs Insights is not available ({code or status}): reading with FilterLogEvents")
         else:
             if result is not None:
-                return result
+                return _viewed(query, result)
             note(
                 "this endpoint's Logs Insights ignored the query's filter: reading with FilterLogEvents"
             )
@@ -186,7 +224,14 @@ def read_audit(
         if query.matches(line)
     ]
     found.sort(key=lambda line: str(line.get("timestamp") or ""), reverse=True)
-    return AuditResult(found[: query.limit], "filter")
+    return _viewed(query, AuditResult(found[: query.limit], "filter"))
+
+
+def _viewed(query: AuditQuery, result: AuditResult) -> AuditResult:
+    """Central results as audit lines (`decision_line`); others as they are."""
+    if not query.central:
+        return result
+    return replace(result, lines=[decision_line(line) for line in result.lines])
 
 
 def _read_insights(
@@ -330,3 +375,57 @@ def _text_cell(value: object) -> str:
 
 def audit_fields(line: dict[str, Any]) -> dict[str, Any]:
     return {"timestamp": line.get("timestamp"), **{key: line.get(key) for key in AUDIT_KEYS}}
+
+
+def fleet_audit_fields(line: dict[str, Any]) -> dict[str, Any]:
+    """A fan-out or central audit line: `account` and `region` first, then as `audit_fields`."""
+    return {"account": line.get("account"), "region": line.get("region"), **audit_fields(line)}
+
+
+def render_fleet_audit(console: Console, rows: list[dict[str, Any]], title: str) -> None:
+    """One table of decisions from several members: account and region first; a member that
+    could not be asked is a row with its error."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("account / region", no_wrap=True)
+    table.add_column("time (UTC)", overflow="fold", max_width=10)
+    table.add_column("outcome", overflow="fold", max_width=10)
+    table.add_column("job id / job, status, policy/source, why, by", overflow="fold", min_width=30)
+    for row in rows:
+        where = f"{row.get('account')}\n{row.get('region')}"
+        if "error" in row and "outcome" not in row:
+            add_row(
+                table,
+                where,
+                "-",
+                Text("unreachable", style="bold red"),
+                Text(f"profile {row.get('profile') or '(default)'}: {row['error']}", style="red"),
+            )
+            continue
+        add_row(
+            table,
+            where,
+            _when(row),
+            str(row.get("outcome")),
+            Text.assemble((str(row.get("job_id") or "-"), "bold"), "\n", (_details(row), "dim")),
+        )
+    console.print(table)
+
+
+def render_fleet_text(rows: list[dict[str, Any]]) -> str:
+    """`render_text`'s lines with account and region first; an unreachable member's line is
+    `<account> <region> ERROR <profile> <error>`."""
+    lines = []
+    for row in rows:
+        if "error" in row and "outcome" not in row:
+            cells = [
+                row.get("account"),
+                row.get("region"),
+                "ERROR",
+                row.get("profile"),
+                row["error"],
+            ]
+            lines.append("\t".join(_text_cell(cell) for cell in cells))
+        else:
+            where = "\t".join(_text_cell(row.get(key)) for key in ("account", "region"))
+            lines.append(f"{where}\t{render_text([row])}")
+    return "\n".join(lines)

@@ -151,9 +151,10 @@ def _client_error(error: Any) -> str:
     return _one_line(Exception(f"{operation} failed ({code}): {message}"))
 
 
-def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Run a command, turning every error it may meet into one line on stderr and an exit code:
-    1 for AWS, network and file errors, 130 on Ctrl-C. Usage errors (exit 2) pass through."""
+def error_line(error: BaseException) -> str | None:
+    """The one line that says what went wrong, for the errors AWS, the network and the file
+    system raise (no credentials, no region, an unknown profile, an endpoint down, an AWS error,
+    a stack that is not deployed, a file that cannot be read); None for anything else (a bug)."""
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
@@ -166,6 +167,38 @@ def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
 
     from batch_terminator_cli.aws import StackOutputMissing
 
+    if isinstance(error, NoCredentialsError):
+        return (
+            "no AWS credentials: give --profile, or set AWS_PROFILE or "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+        )
+    if isinstance(error, NoRegionError):
+        return "no AWS region: give --region, or set AWS_REGION or the profile's region"
+    if isinstance(error, ProfileNotFound):
+        return f"{_one_line(error)}: see `aws configure list-profiles`"
+    if isinstance(error, EndpointConnectionError):
+        return f"cannot reach the AWS endpoint: {_one_line(error)}"
+    if isinstance(error, ClientError):
+        return _client_error(error)
+    if isinstance(error, (BotoCoreError, ResponseParserError, StackOutputMissing)):
+        return _one_line(error)
+    if isinstance(error, (OSError, UnicodeError)):
+        return _one_line(error)
+    return None
+
+
+def internal_error_line(error: BaseException) -> str:
+    """The line for an error `error_line` does not know: a bug, and how to see its traceback."""
+    return (
+        f"internal error {type(error).__name__}: {_one_line(error)} "
+        "(set BATCH_TERMINATOR_DEBUG=1 for the traceback, and please report it)"
+    )
+
+
+def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Run a command, turning every error it may meet into one line on stderr and an exit code:
+    1 for AWS, network and file errors, 130 on Ctrl-C. Usage errors (exit 2) pass through."""
+
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
@@ -175,31 +208,12 @@ def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:
             say(err, "interrupted")
             raise typer.Exit(INTERRUPTED) from None
-        except NoCredentialsError:
-            fail(
-                "no AWS credentials: give --profile, or set AWS_PROFILE or "
-                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
-            )
-        except NoRegionError:
-            fail("no AWS region: give --region, or set AWS_REGION or the profile's region")
-        except ProfileNotFound as error:
-            fail(f"{_one_line(error)}: see `aws configure list-profiles`")
-        except EndpointConnectionError as error:
-            fail(f"cannot reach the AWS endpoint: {_one_line(error)}")
-        except ClientError as error:
-            fail(_client_error(error))
-        except (BotoCoreError, ResponseParserError) as error:
-            fail(_one_line(error))
-        except StackOutputMissing as error:
-            fail(_one_line(error))
-        except (OSError, UnicodeError) as error:
-            fail(_one_line(error))
-        except Exception as error:  # a bug: still one line, and how to see the traceback
+        except Exception as error:
+            line = error_line(error)
+            if line is not None:
+                fail(line)
             if os.environ.get("BATCH_TERMINATOR_DEBUG"):
                 raise
-            fail(
-                f"internal error {type(error).__name__}: {_one_line(error)} "
-                "(set BATCH_TERMINATOR_DEBUG=1 for the traceback, and please report it)"
-            )
+            fail(internal_error_line(error))
 
     return run

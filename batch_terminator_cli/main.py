@@ -36,6 +36,7 @@ from batch_terminator_cli.conventions import (
     fail,
     out,
 )
+from batch_terminator_cli.fleet_cli import FleetOption, ProfilesOption, RegionsOption
 from batch_terminator_cli.output import labelled, literal, say
 
 app = typer.Typer(
@@ -456,12 +457,20 @@ def plan(
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
     profile: ProfileOption = None,
+    profiles: ProfilesOption = None,
+    regions: RegionsOption = None,
+    fleet: FleetOption = None,
 ) -> None:
-    """Read-only: what the policies would terminate now, and why (the next sweep's decisions)."""
+    """Read-only: what the policies would terminate now, and why (the next sweep's decisions).
+    With --profiles/--regions or --fleet: in every member at once, one table."""
     from batch_terminator.batch_api import BatchCallFailed
     from batch_terminator.logic.rules import AlarmFired, applicable_policies
-    from batch_terminator_cli import planning
+    from batch_terminator_cli import fleet_cli, planning
 
+    asked = fleet_cli.targets(profiles, regions, fleet, profile=profile, region=region)
+    if asked is not None:
+        _plan_fleet(asked, policies_file, alarm, output, endpoint_url)
+        return
     policies = _load_policies_or_exit(policies_file)
     if alarm is not None and not applicable_policies(policies, AlarmFired(alarm)):
         alarms = sorted({a for p in policies.policies if p.trigger for a in p.trigger.alarms or []})
@@ -481,6 +490,56 @@ def plan(
         _emit_text(planning.plan_as_text(run))
     else:
         planning.render_plan(out, run)
+
+
+def _plan_fleet(
+    asked: list[Any], policies_file: Path, alarm: str | None, output: Output, endpoint: str | None
+) -> None:
+    from batch_terminator.batch_api import BatchCallFailed
+    from batch_terminator.logic.rules import AlarmFired, applicable_policies
+    from batch_terminator_cli import fleet_cli, planning
+
+    loaded: dict[Path, PoliciesFile] = {}
+    for target in asked:
+        path = target.policies_file or policies_file
+        if path not in loaded:
+            loaded[path] = _load_policies_or_exit(path)
+    if alarm is not None and not any(
+        applicable_policies(p, AlarmFired(alarm)) for p in loaded.values()
+    ):
+        raise typer.BadParameter(
+            f"no policy in {', '.join(map(str, loaded))} triggers on alarm {alarm!r}",
+            param_hint="--alarm",
+        )
+    now = datetime.now(UTC)
+
+    def work(aws: Aws, target: Any) -> list[dict[str, Any]]:
+        try:
+            run = planning.make_plan(
+                aws.client("batch"), loaded[target.policies_file or policies_file], now, alarm
+            )
+        except BatchCallFailed as error:
+            raise fleet_cli.MemberFailed(f"could not read Batch: {error}") from error
+        return list(planning.plan_as_json(run)["selections"])
+
+    answers = fleet_cli.ask(asked, endpoint, work, err, "planning")
+    rows = fleet_cli.rows_of(answers)
+    if output is Output.JSON:
+        _emit_json(rows)
+    elif output is Output.TEXT:
+        _emit_text(planning.fleet_plan_as_text(rows))
+    else:
+        planning.render_fleet_plan(out, answers)
+    _finish_fleet(answers)
+
+
+def _finish_fleet(answers: list[Any]) -> None:
+    """The summary on stderr; exit 1 when a member could not be asked."""
+    from batch_terminator_cli import fleet_cli
+
+    say(err, fleet_cli.summary(answers))
+    if fleet_cli.unreachable(answers):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -540,10 +599,24 @@ def audit(
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
     profile: ProfileOption = None,
+    profiles: ProfilesOption = None,
+    regions: RegionsOption = None,
+    fleet: FleetOption = None,
+    central: Annotated[
+        bool,
+        typer.Option(
+            "--central",
+            help="Query the fleet's central log group (every member's decisions) in the audit "
+            "account: the fleet file's central profile and region with --fleet, else "
+            "--profile and --region.",
+        ),
+    ] = False,
 ) -> None:
-    """Query the audit log (one line per job decision) with CloudWatch Logs Insights."""
+    """Query the audit log (one line per job decision) with CloudWatch Logs Insights. With
+    --profiles/--regions or --fleet: every member's at once, one table; --central: the fleet's
+    central log group."""
     from batch_terminator.logic.durations import parse_duration
-    from batch_terminator_cli import auditing
+    from batch_terminator_cli import auditing, fleet_cli
 
     query = auditing.AuditQuery(
         parse_duration(since),
@@ -553,7 +626,17 @@ def audit(
         source.value if source else None,
         requested_by,
         limit,
+        central=central,
     )
+    if central:
+        _audit_central(
+            query, fleet, profiles, regions, log_group, output, endpoint_url, region, profile
+        )
+        return
+    asked = fleet_cli.targets(profiles, regions, fleet, profile=profile, region=region)
+    if asked is not None:
+        _audit_fleet(asked, query, log_group, stack_name, output, endpoint_url)
+        return
     aws = aws_session(endpoint_url, region, profile)
     group = log_group or aws.stack_output(stack_name, "TerminatorLogGroupName")
     with err.status("Logs Insights: starting the query…") as status:
@@ -594,6 +677,135 @@ def audit(
         _emit_text(auditing.render_text(result.lines))
     else:
         auditing.render_audit(out, result)
+
+
+def _audit_fleet(
+    asked: list[Any],
+    query: Any,
+    log_group: str | None,
+    stack_name: str,
+    output: Output,
+    endpoint: str | None,
+) -> None:
+    import threading
+
+    from batch_terminator_cli import auditing, fleet_cli
+
+    now = datetime.now(UTC)
+    notes: set[str] = set()
+    lock = threading.Lock()
+
+    def note(text: str) -> None:
+        with lock:
+            notes.add(text)
+
+    def work(aws: Aws, _target: Any) -> list[dict[str, Any]]:
+        group = log_group or aws.stack_output(stack_name, "TerminatorLogGroupName")
+        try:
+            result = auditing.read_audit(aws.client("logs"), group, query, now, note=note)
+        except auditing.InsightsQueryEnded as ended:
+            raise fleet_cli.MemberFailed(str(ended)) from ended
+        if result.truncated:
+            note("a member's Logs Insights query returned its 10,000 rows: narrow --since")
+        return [auditing.audit_fields(line) for line in result.lines]
+
+    answers = fleet_cli.ask(asked, endpoint, work, err, "reading the audit logs of")
+    for text in sorted(notes):
+        say(err, labelled("note", text, "yellow"))
+    decisions = [
+        row for row in fleet_cli.rows_of(answers) if "error" not in row or "outcome" in row
+    ]
+    decisions.sort(key=lambda row: str(row.get("timestamp") or ""), reverse=True)
+    errors = [row for row in fleet_cli.rows_of(answers) if "outcome" not in row]
+    _print_fleet_audit(decisions[: query.limit] + errors, output, len(answers))
+    _finish_fleet(answers)
+
+
+def _audit_central(
+    query: Any,
+    fleet: Path | None,
+    profiles: list[str] | None,
+    regions: list[str] | None,
+    log_group: str | None,
+    output: Output,
+    endpoint: str | None,
+    region: str | None,
+    profile: str | None,
+) -> None:
+    from batch_terminator.contract import FLEET_LOG_GROUP
+    from batch_terminator_cli import auditing, fleet_cli
+
+    if profiles or regions:
+        raise typer.BadParameter(
+            "--central reads one log group in the audit account: give its --profile and "
+            "--region (or --fleet), not --profiles/--regions",
+            param_hint="--central",
+        )
+    account = None
+    if fleet is not None:
+        if profile or region:
+            raise typer.BadParameter(
+                "the fleet file names the central account's profile and region: give --fleet "
+                "alone, or --profile and --region without it",
+                param_hint="--fleet",
+            )
+        loaded = fleet_cli.load_fleet_or_exit(fleet)
+        if loaded.central is None:
+            fail(f"{fleet}: central: the fleet file names no central account to query")
+        account, region, profile = (
+            loaded.central.account,
+            loaded.central.region,
+            loaded.central.profile,
+        )
+    aws = aws_session(endpoint, region, profile)
+    if account is not None:
+        caller = str(aws.client("sts").get_caller_identity()["Account"])
+        if caller != account:
+            fail(
+                f"profile {profile or '(default)'} reaches account {caller}, not the central "
+                f"account {account} the fleet file names"
+            )
+    group = log_group or FLEET_LOG_GROUP
+    with err.status("Logs Insights: querying the fleet's central log group…"):
+        try:
+            result = auditing.read_audit(
+                aws.client("logs"),
+                group,
+                query,
+                datetime.now(UTC),
+                note=lambda text: say(err, labelled("note", text, "yellow")),
+            )
+        except auditing.InsightsQueryEnded as ended:
+            fail(ended)
+    if result.truncated:
+        say(
+            err,
+            labelled(
+                "note",
+                f"Logs Insights returns at most {auditing.INSIGHTS_MAX_ROWS:,} rows a query: "
+                "older decisions may exist; narrow --since or filter",
+                "yellow",
+            ),
+        )
+    rows = [auditing.fleet_audit_fields(line) for line in result.lines]
+    members = len({(row["account"], row["region"]) for row in rows})
+    _print_fleet_audit(rows, output, members, central=group)
+
+
+def _print_fleet_audit(
+    rows: list[dict[str, Any]], output: Output, members: int, central: str | None = None
+) -> None:
+    from batch_terminator_cli import auditing
+
+    if output is Output.JSON:
+        _emit_json(rows)
+    elif output is Output.TEXT:
+        _emit_text(auditing.render_fleet_text(rows))
+    else:
+        decisions = sum(1 for row in rows if "outcome" in row)
+        where = f"central log group {central}, " if central else ""
+        title = f"Audit: {decisions} decisions, {where}{members} members, newest first"
+        auditing.render_fleet_audit(out, rows, title)
 
 
 # ---- redrive ---------------------------------------------------------------------------------------
@@ -768,15 +980,29 @@ def status(
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
     profile: ProfileOption = None,
+    profiles: ProfilesOption = None,
+    regions: RegionsOption = None,
+    fleet: FleetOption = None,
 ) -> None:
     """Jobs: each one's outcome (terminated, skipped and why, failed, rejected, or pending; exit 1
-    while any is pending). No jobs: whether the policies are paused, and the queues' depths."""
+    while any is pending). No jobs: whether the policies are paused, and the queues' depths;
+    with --profiles/--regions or --fleet, of every member, one table."""
     from batch_terminator.logic.durations import parse_duration
-    from batch_terminator_cli import operating
+    from batch_terminator_cli import fleet_cli, operating
 
     ids = operating.unique(_job_id_option(j) or "" for j in job_ids or [])
     if wait and not ids:
         raise typer.BadParameter("name the jobs to wait for (job ids or ARNs)", param_hint="--wait")
+    asked = fleet_cli.targets(profiles, regions, fleet, profile=profile, region=region)
+    if asked is not None:
+        if ids:
+            raise typer.BadParameter(
+                "a job lives in one account and region: give its --profile and --region "
+                "(--profiles, --regions and --fleet show the members' state, without job ids)",
+                param_hint="JOB_IDS",
+            )
+        _status_fleet(asked, table_name, queue_url, dlq_url, stack_name, output, endpoint_url)
+        return
     aws = aws_session(endpoint_url, region, profile)
     if ids:
         group = log_group or aws.stack_output(stack_name, "TerminatorLogGroupName")
@@ -842,6 +1068,104 @@ def status(
         _emit_text(_tsv(rows))
     else:
         _render_state(out, state)
+
+
+def _status_fleet(
+    asked: list[Any],
+    table_name: str | None,
+    queue_url: str | None,
+    dlq_url: str | None,
+    stack_name: str,
+    output: Output,
+    endpoint: str | None,
+) -> None:
+    from batch_terminator_cli import fleet_cli, operating
+
+    def work(aws: Aws, _target: Any) -> list[dict[str, Any]]:
+        sqs = aws.client("sqs")
+        table = table_name or aws.stack_output(stack_name, "LedgerTableName")
+        paused = operating.pause_state(aws.client("dynamodb"), table)
+        queues = {
+            "requestQueue": operating.queue_depth(
+                sqs, queue_url or aws.stack_output(stack_name, "RequestQueueUrl")
+            ),
+            "deadLetterQueue": operating.queue_depth(
+                sqs, dlq_url or aws.stack_output(stack_name, "DeadLetterQueueUrl")
+            ),
+        }
+        return [{**operating.pause_as_json(paused), "queues": queues}]
+
+    answers = fleet_cli.ask(asked, endpoint, work, err, "reading the state of")
+    rows = fleet_cli.rows_of(answers)
+    if output is Output.JSON:
+        _emit_json(rows)
+    elif output is Output.TEXT:
+        lines: list[list[object]] = []
+        for row in rows:
+            where: list[object] = [row["account"], row["region"]]
+            if "error" in row:
+                lines.append([*where, "ERROR", row["profile"], row["error"]])
+                continue
+            lines.append(
+                [
+                    *where,
+                    "PAUSED",
+                    row["paused"],
+                    row.get("pausedBy"),
+                    row.get("pausedAt"),
+                    row.get("reason"),
+                ]
+            )
+            lines += [
+                [*where, "QUEUE", name, d["visible"], d["inFlight"], d["delayed"]]
+                for name, d in row["queues"].items()
+            ]
+        _emit_text(_tsv(lines))
+    else:
+        _render_fleet_state(out, rows)
+    _finish_fleet(answers)
+
+
+def _render_fleet_state(console: Console, rows: list[dict[str, Any]]) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from batch_terminator_cli.output import add_row
+
+    table = Table(title="Members", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("account", no_wrap=True)
+    table.add_column("region", no_wrap=True)
+    table.add_column("policies", overflow="fold")
+    table.add_column("requests (visible/in flight/delayed)", overflow="fold")
+    table.add_column("DLQ", overflow="fold")
+    for row in rows:
+        if "error" in row:
+            add_row(
+                table,
+                row["account"],
+                row["region"],
+                Text("unreachable", style="bold red"),
+                Text(f"profile {row.get('profile') or '(default)'}: {row['error']}", style="red"),
+                "-",
+            )
+            continue
+        if row["paused"]:
+            said = f"PAUSED by {row.get('pausedBy')}: {row.get('reason') or '(no reason)'}"
+            state = Text(" ".join(said.split()), style="bold yellow")
+        else:
+            state = Text("running", style="green")
+        depth = row["queues"]
+        requests, dlq = depth["requestQueue"], depth["deadLetterQueue"]
+        add_row(
+            table,
+            row["account"],
+            row["region"],
+            state,
+            f"{requests['visible']}/{requests['inFlight']}/{requests['delayed']}",
+            f"{dlq['visible']}/{dlq['inFlight']}/{dlq['delayed']}",
+        )
+    console.print(table)
 
 
 def _render_state(console: Console, state: dict[str, Any]) -> None:

@@ -127,3 +127,60 @@ def render_plan(console: Console, run: PolicyRun) -> None:
         )
     for job_id, error in evaluation.errors.items():
         say(console, labelled("warning", f"job {job_id} could not be judged: {error}", "yellow"))
+
+
+def fleet_plan_as_text(rows: list[dict[str, Any]]) -> str:
+    """`plan_as_text`'s lines with account and region first; an unreachable member's line is
+    `<account> <region> ERROR <profile> <error>`."""
+    keys = ("jobId", "jobName", "jobQueue", "status", "policy", "age", "limit", "dryRun", "reason")
+    lines = []
+    for row in rows:
+        if "error" in row:
+            cells = [row["account"], row["region"], "ERROR", row.get("profile"), row["error"]]
+        else:
+            cells = [row["account"], row["region"], *(row.get(key) for key in keys)]
+        lines.append("\t".join("None" if c is None else " ".join(str(c).split()) for c in cells))
+    return "\n".join(lines)
+
+
+def render_fleet_plan(console: Console, answers: list[Any]) -> None:
+    """One table for every member (`fleet_cli.Answer`s): account and region first; a member
+    with nothing to terminate says so, one that could not be asked shows its error."""
+    from rich.text import Text
+
+    selections = [row for answer in answers for row in answer.rows]
+    dry = sum(1 for row in selections if row["dryRun"])
+    title = f"Would terminate now, {len(answers)} members ({len(selections) - dry} selections)"
+    if dry:
+        title += f"; dry run, would terminate but will not ({dry} selections)"
+    table = Table(title=literal(title), box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("account", no_wrap=True)
+    table.add_column("region", no_wrap=True)
+    table.add_column("job id", no_wrap=True, min_width=36)
+    table.add_column("job on queue, status age/limit; policy: reason", overflow="fold")
+    for answer in answers:
+        if answer.error is not None:
+            add_row(
+                table,
+                answer.account,
+                answer.region,
+                Text("unreachable", style="bold red"),
+                Text(f"profile {answer.target.profile or '(default)'}: {answer.error}", "red"),
+            )
+            continue
+        if not answer.rows:
+            add_row(table, answer.account, answer.region, "-", "nothing to terminate")
+        for row in answer.rows:
+            name = row["jobName"] + (
+                f" (array: {row['arrayChildren']} jobs)" if row["arrayChildren"] else ""
+            )
+            policy = row["policy"] + (" [dry run]" if row["dryRun"] else "")
+            add_row(
+                table,
+                answer.account,
+                answer.region,
+                row["jobId"],
+                f"{name} on {row['jobQueue']}, {row['status']} {row['age'] or '-'}/"
+                f"{row['limit'] or '-'}; {policy}: {row['reason']}",
+            )
+    console.print(table)
