@@ -7,17 +7,18 @@ import sys
 
 from aws_cdk import App
 
+from batch_terminator_cli.fleet_file import FleetFileError
 from batch_terminator_cli.policies_file import PoliciesFileError
-from infra.application import build_app
+from infra.application import build
 from infra.settings import SettingsError
 
 
 def main() -> int:
     app = App()
     try:
-        build_app(app)
-    except (PoliciesFileError, SettingsError) as error:
-        # A broken policies file or context value stops the synth with its own message.
+        build(app)
+    except (PoliciesFileError, FleetFileError, SettingsError) as error:
+        # A broken policies file, fleet file or context value stops the synth with its message.
         print(error, file=sys.stderr)
         return 1
     app.synth()

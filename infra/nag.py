@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Stage, Validations
+from aws_cdk import Acknowledgment, Stack, Stage, Token, Validations
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from constructs import IConstruct
 
@@ -19,3 +19,13 @@ def acknowledge(construct: IConstruct, rule_id: str, reason: str) -> None:
     (`AwsSolutions-IAM5[Resource::*]`). The acknowledgement covers the construct and its children.
     """
     Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+def region_and_account(scope: IConstruct) -> tuple[str, str]:
+    """The stack's region and account as cdk-nag writes them in a finding's resource string:
+    `<AWS::Region>` and `<AWS::AccountId>` for a stack without an environment, the literal
+    values for a stack with one (a fleet member's)."""
+    stack = Stack.of(scope)
+    region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+    account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+    return region, account

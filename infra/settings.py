@@ -8,6 +8,8 @@ from typing import Any, Final
 
 from constructs import Node
 
+from batch_terminator_cli.fleet_file import LOG_RETENTION_CHOICES
+
 # Context given with `-c key=value` arrives as a string, cdk.json values keep their JSON type.
 STACK_NAME: Final = "stackName"
 POLICIES_FILE: Final = "policiesFile"
@@ -28,6 +30,13 @@ BRAKE_TOPIC_ARN: Final = "brakeTopicArn"
 TRACING: Final = "tracing"
 # `key=value`: batch:TerminateJob only on jobs carrying this tag (aws:ResourceTag condition).
 TERMINATE_ONLY_TAGGED: Final = "terminateOnlyTagged"
+# Publish every decision on the account's default bus (`true`, the default) or not (`false`).
+PUBLISH_DECISIONS: Final = "publishDecisions"
+# A central bus (the fleet's audit account) that decisions are forwarded to; in a fleet, derived
+# from the fleet file's `central`.
+CENTRAL_BUS_ARN: Final = "centralBusArn"
+# A fleet file (fleet.example.yaml): one stage per member account and region, and a central one.
+FLEET_FILE: Final = "fleetFile"
 
 CONTEXT_KEYS: Final = (
     STACK_NAME,
@@ -46,23 +55,25 @@ CONTEXT_KEYS: Final = (
     BRAKE_TOPIC_ARN,
     TRACING,
     TERMINATE_ONLY_TAGGED,
+    PUBLISH_DECISIONS,
+    CENTRAL_BUS_ARN,
+    FLEET_FILE,
 )
 
 ARCHITECTURES: Final = ("arm64", "x86_64")
 TRACING_ACTIVE: Final = "active"
 TRACING_OFF: Final = "off"
 TRACING_MODES: Final = (TRACING_ACTIVE, TRACING_OFF)
-# The values CloudWatch Logs accepts for a log group's retention.
-LOG_RETENTION_CHOICES: Final = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
-    3288, 3653,
-)  # fmt: skip
 # SQS event sources: more than 10 messages a batch needs a batching window of at least 1 s.
 SQS_BATCH_SIZE_WITHOUT_WINDOW: Final = 10
 
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 _PYTHON_RUNTIME = re.compile(r"^python3\.\d{1,2}$")
 _SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+# EventBridge bus names: 1 to 256 of `/ . - _` letters and digits (CreateEventBus, Name).
+_EVENT_BUS_ARN = re.compile(
+    r"^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/[A-Za-z0-9/._-]{1,256}$"
+)
 # Batch tags (TagResource): keys of 1 to 128 and values of up to 256 letters, digits, spaces and
 # `_ . : / = + - @`; a key cannot hold `=` here (it separates key from value), nor start with
 # `aws:` (reserved for AWS's own tags).
@@ -117,6 +128,8 @@ class StackSettings:
     brake_topic_arn: str | None = None
     tracing: str = TRACING_ACTIVE
     terminate_only_tagged: TagCondition | None = None
+    publish_decisions: bool = True
+    central_bus_arn: str | None = None
 
     @property
     def tracing_active(self) -> bool:
@@ -179,6 +192,10 @@ class StackSettings:
             brake_topic_arn=read.optional_matching(BRAKE_TOPIC_ARN, _SNS_TOPIC_ARN),
             tracing=read.choice(TRACING, defaults.tracing, TRACING_MODES),
             terminate_only_tagged=read.optional_tag(TERMINATE_ONLY_TAGGED),
+            publish_decisions=read.boolean(PUBLISH_DECISIONS, defaults.publish_decisions),
+            central_bus_arn=read.optional_matching(
+                CENTRAL_BUS_ARN, _EVENT_BUS_ARN, "an EventBridge event bus ARN"
+            ),
         )
 
 
@@ -203,14 +220,27 @@ class _ContextReader:
             raise SettingsError(f"{key}: {value!r} does not match {pattern.pattern}")
         return value
 
-    def optional_matching(self, key: str, pattern: re.Pattern[str]) -> str | None:
+    def optional_matching(
+        self, key: str, pattern: re.Pattern[str], what: str = "an SNS topic ARN"
+    ) -> str | None:
         value = self._raw(key)
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
         text = self.text(key, "")
         if not pattern.match(text):
-            raise SettingsError(f"{key}: {text!r} is not an SNS topic ARN")
+            raise SettingsError(f"{key}: {text!r} is not {what}")
         return text
+
+    def boolean(self, key: str, default: bool) -> bool:
+        """A JSON boolean (cdk.json) or `true`/`false` (`-c key=false`)."""
+        value = self._raw(key)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise SettingsError(f"{key}: expected true or false, got {value!r}")
 
     def optional_tag(self, key: str) -> TagCondition | None:
         value = self._raw(key)

@@ -14,6 +14,7 @@ from batch_terminator.models.policies import PoliciesFile
 from infra.constructs.brake import Brake
 from infra.constructs.dashboard import Dashboard
 from infra.constructs.deadlines import Deadlines
+from infra.constructs.forwarding import DecisionForwarding
 from infra.constructs.intake import Intake
 from infra.constructs.lambda_package import LambdaPackage
 from infra.constructs.ledger import Ledger
@@ -79,8 +80,27 @@ class BatchTerminatorStack(Stack):
             request_queue=self.intake.queue,
             ledger=self.ledger,
         )
+        self.forwarding = (
+            DecisionForwarding(self, "DecisionForwarding", central_bus_arn=settings.central_bus_arn)
+            if settings.central_bus_arn
+            else None
+        )
+        forwarding_queues = (
+            {
+                "DecisionForwardingFailed": (
+                    self.forwarding.dead_letter_queue,
+                    "Decision events EventBridge could not forward to the fleet's central bus "
+                    "after 24 hours of retries: they are missing from the central audit (this "
+                    "account's audit log still has them). Check that the central bus admits "
+                    "this account.",
+                )
+            }
+            if self.forwarding
+            else {}
+        )
         watched = Watched(
             failure_queues={
+                **forwarding_queues,
                 "DeadLetterQueueNotEmpty": (
                     self.intake.dead_letter_queue,
                     "Termination requests are in the dead-letter queue: rejected (invalid) or "

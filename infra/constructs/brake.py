@@ -115,6 +115,7 @@ class Brake(Construct):
                     resources=[ledger.table.table_arn],
                 ),
                 *package.tracing_statements(),
+                *package.decision_statements(self),
                 log_group_statement(self.log_group),
             ],
         )

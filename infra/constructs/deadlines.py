@@ -53,7 +53,7 @@ from infra.constructs.lambda_package import (
     log_group_statement,
 )
 from infra.constructs.ledger import Ledger
-from infra.nag import acknowledge
+from infra.nag import acknowledge, region_and_account
 from infra.settings import StackSettings
 
 SCHEDULER_SERVICE: Final = "scheduler.amazonaws.com"
@@ -209,6 +209,7 @@ class Deadlines(Construct):
                     resources=[ledger.table.table_arn],
                 ),
                 *package.tracing_statements(),
+                *package.decision_statements(self),
                 log_group_statement(self.log_group),
             ],
         )
@@ -218,10 +219,11 @@ class Deadlines(Construct):
             "schedule group (schedule/GROUP/*), and nothing outside it."
         )
         acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", WILDCARD_RESOURCE_REASON)
+        region, account = region_and_account(self)
         acknowledge(
             self.role,
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:"
-            f"<AWS::AccountId>:schedule/<{stack.get_logical_id(cfn_group)}>/*]",
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:{region}:"
+            f"{account}:schedule/<{stack.get_logical_id(cfn_group)}>/*]",
             schedules_reason,
         )
         acknowledge(

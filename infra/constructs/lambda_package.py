@@ -6,14 +6,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from aws_cdk import Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from batch_terminator.contract import METRICS_NAMESPACE, SERVICE_NAME
+from batch_terminator.contract import (
+    EVENT_SOURCE,
+    METRICS_NAMESPACE,
+    PUBLISH_DECISIONS_ENV,
+    SERVICE_NAME,
+)
 from infra.asset import AWS_DATA_PATH
 from infra.nag import acknowledge
 from infra.settings import PYTHON_RUNTIME, SettingsError, StackSettings
@@ -63,6 +68,8 @@ class LambdaPackage:
     log_retention: logs.RetentionDays
     # Lambda's active tracing (TracingConfig Active): the invocation segments, no SDK in code.
     tracing_active: bool = True
+    # Every function publishes its decisions on the account's default bus (publishDecisions).
+    publish_decisions: bool = True
 
     @classmethod
     def create(cls, scope: Construct, settings: StackSettings, asset_dir: Path) -> LambdaPackage:
@@ -81,11 +88,17 @@ class LambdaPackage:
             ),
             log_retention=_retention(settings.log_retention_days),
             tracing_active=settings.tracing_active,
+            publish_decisions=settings.publish_decisions,
         )
 
     def tracing_statements(self) -> list[iam.PolicyStatement]:
         """The X-Ray statement when tracing is active; nothing when it is off."""
         return [xray_statement()] if self.tracing_active else []
+
+    def decision_statements(self, scope: Construct) -> list[iam.PolicyStatement]:
+        """events:PutEvents on this account's and region's default bus, where the functions
+        publish their decisions; nothing when publishDecisions is false."""
+        return [publish_decisions_statement(scope)] if self.publish_decisions else []
 
     def function(
         self,
@@ -117,7 +130,11 @@ class LambdaPackage:
             log_group=log_group,
             role=fixed(role),
             dead_letter_queue=dead_letter_queue,
-            environment={**base_environment(), **environment},
+            environment={
+                **base_environment(),
+                PUBLISH_DECISIONS_ENV: "true" if self.publish_decisions else "false",
+                **environment,
+            },
         )
         drop_redundant_role_dependency(function)
         self.acknowledge_runtime(function)
@@ -170,6 +187,28 @@ def log_group_statement(log_group: logs.ILogGroup) -> iam.PolicyStatement:
         sid="WriteOwnLogGroup",
         actions=["logs:CreateLogStream", "logs:PutLogEvents"],
         resources=[log_group.log_group_arn],
+    )
+
+
+def default_bus_arn(scope: Construct) -> str:
+    """`arn:<partition>:events:<region>:<account>:event-bus/default` of the scope's stack."""
+    return Stack.of(scope).format_arn(
+        service="events",
+        resource="event-bus",
+        resource_name="default",
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
+
+
+def publish_decisions_statement(scope: Construct) -> iam.PolicyStatement:
+    """PutEvents on the default bus only, and only events whose source is batch-terminator: the
+    EventBridge user guide's condition keys list `events:source` for PutEvents ("Using IAM policy
+    conditions in Amazon EventBridge"), so the functions cannot publish as anything else."""
+    return iam.PolicyStatement(
+        sid="PublishDecisions",
+        actions=["events:PutEvents"],
+        resources=[default_bus_arn(scope)],
+        conditions={"StringEquals": {"events:source": EVENT_SOURCE}},
     )
 
 

@@ -220,6 +220,24 @@ def operations_queries() -> dict[str, logs.QueryString]:
     }
 
 
+def queue_not_empty_alarm(
+    scope: Construct, construct_id: str, queue: sqs.IQueue, description: str
+) -> cloudwatch.Alarm:
+    """The alarm every dead-letter and failure queue gets: a message visible for one minute."""
+    return cloudwatch.Alarm(
+        scope,
+        construct_id,
+        alarm_description=description,
+        metric=queue.metric_approximate_number_of_messages_visible(
+            statistic=cloudwatch.Stats.MAXIMUM, period=Duration.minutes(1)
+        ),
+        threshold=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluation_periods=1,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+
+
 @dataclass(frozen=True)
 class Watched:
     """What the stack gives monitoring to watch."""
@@ -304,18 +322,7 @@ class Monitoring(Construct):
     def _queue_not_empty(
         self, construct_id: str, queue: sqs.IQueue, description: str
     ) -> cloudwatch.Alarm:
-        return cloudwatch.Alarm(
-            self,
-            construct_id,
-            alarm_description=description,
-            metric=queue.metric_approximate_number_of_messages_visible(
-                statistic=cloudwatch.Stats.MAXIMUM, period=Duration.minutes(1)
-            ),
-            threshold=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
+        return queue_not_empty_alarm(self, construct_id, queue, description)
 
     def _count_alarm(self, metric_name: str, description: str) -> cloudwatch.Alarm:
         return cloudwatch.Alarm(

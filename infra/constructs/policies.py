@@ -89,6 +89,7 @@ class Policies(Construct):
                     resources=[ledger.table.table_arn],
                 ),
                 *package.tracing_statements(),
+                *package.decision_statements(self),
                 log_group_statement(self.log_group),
             ],
         )

@@ -27,7 +27,7 @@ from infra.constructs.lambda_package import (
     log_group_statement,
 )
 from infra.constructs.ledger import Ledger, ledger_ttl_seconds
-from infra.nag import acknowledge
+from infra.nag import acknowledge, region_and_account
 from infra.settings import StackSettings, TagCondition
 
 HANDLER: Final = "batch_terminator.handlers.terminator.handler"
@@ -119,14 +119,15 @@ class Terminator(Construct):
                     resources=[ledger.table.table_arn],
                 ),
                 *package.tracing_statements(),
+                *package.decision_statements(self),
                 log_group_statement(self.log_group),
             ],
         )
         acknowledge_role_wildcards(self.role)
+        region, account = region_and_account(self)
         acknowledge(
             self.role,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:batch:<AWS::Region>:"
-            "<AWS::AccountId>:job/*]",
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:batch:{region}:{account}:job/*]",
             "batch:TerminateJob on job/* of this account and region: job ARNs carry no queue, so "
             "IAM cannot narrow it further; the function checks each job's queue against the "
             "allowed queues (DescribeJobs) before it terminates anything.",

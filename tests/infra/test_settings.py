@@ -38,6 +38,8 @@ def test_cdk_json_holds_only_known_keys() -> None:
         "alarmTopicArn",
         "brakeTopicArn",
         "terminateOnlyTagged",
+        "centralBusArn",
+        "fleetFile",
     }
 
 
@@ -78,6 +80,21 @@ def test_strings_from_the_command_line_are_parsed() -> None:
     assert settings.brake_topic_arn == "arn:aws:sns:us-east-1:123456789012:spend-alerts"
 
 
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [(None, True), (True, True), (False, False), ("false", False), (" TRUE ", True)],
+)
+def test_publish_decisions(given: Any, expected: bool) -> None:
+    context = {} if given is None else {"publishDecisions": given}
+    assert settings_from(context).publish_decisions is expected
+
+
+def test_central_bus_arn() -> None:
+    arn = "arn:aws:events:us-east-1:111111111111:event-bus/batch-terminator-fleet"
+    assert settings_from({"centralBusArn": arn}).central_bus_arn == arn
+    assert settings_from({"centralBusArn": ""}).central_bus_arn is None
+
+
 def test_empty_topics_mean_none() -> None:
     settings = settings_from({"alarmTopicArn": "", "brakeTopicArn": " "})
     assert settings.alarm_topic_arn is None
@@ -102,6 +119,13 @@ def test_empty_topics_mean_none() -> None:
             "brakeTopicArn: 'arn:aws:sqs:us-east-1:123456789012:spend' is not an SNS topic ARN",
         ),
         ({"brakeTopicArn": 42}, "brakeTopicArn: expected a non-empty string"),
+        ({"publishDecisions": "no"}, "publishDecisions: expected true or false, got 'no'"),
+        ({"publishDecisions": 1}, "publishDecisions: expected true or false, got 1"),
+        (
+            {"centralBusArn": "arn:aws:sqs:us-east-1:111111111111:bus"},
+            "centralBusArn: 'arn:aws:sqs:us-east-1:111111111111:bus' is not an EventBridge "
+            "event bus ARN",
+        ),
         ({"policiesFile": " "}, "policiesFile: expected a non-empty string"),
         (
             {"terminatorBatchSize": "11", "terminatorBatchingWindowSeconds": "0"},
