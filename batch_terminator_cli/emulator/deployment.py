@@ -204,7 +204,8 @@ def _deploy_triggers(
     schedule_dlq_url = sqs.create_queue(QueueName=f"{prefix}-schedules-dlq")["QueueUrl"]
     schedule_dlq_arn = _arn(sqs, schedule_dlq_url)
     role = session.client("iam").create_role(
-        RoleName=f"{prefix}-scheduler",
+        # IAM is global: one role per region's deployment (the CDK names each stack's its own).
+        RoleName=f"{prefix}-scheduler-{session.region_name}",
         AssumeRolePolicyDocument=json.dumps(
             {
                 "Version": "2012-10-17",

@@ -201,7 +201,8 @@ class BatchWorld:
     def _environment(self) -> str:
         if self._compute_environment is None:
             role = self._iam.create_role(
-                RoleName="batch-terminator-emulated-batch-service",
+                # IAM is global: one service role per region the world has queues in.
+                RoleName=f"batch-terminator-emulated-batch-service-{self.control.region}",
                 AssumeRolePolicyDocument=json.dumps(
                     {
                         "Version": "2012-10-17",
