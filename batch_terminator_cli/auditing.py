@@ -383,29 +383,29 @@ def fleet_audit_fields(line: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_fleet_audit(console: Console, rows: list[dict[str, Any]], title: str) -> None:
-    """One table of decisions from several members: account and region first; a member that
-    could not be asked is a row with its error."""
+    """One table of decisions from several members, readable in 80 columns: account and region
+    first, the outcome over its time, each job id whole over the decision's details; a member
+    that could not be asked is a row with its error."""
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("account / region", no_wrap=True)
-    table.add_column("time (UTC)", overflow="fold", max_width=10)
-    table.add_column("outcome", overflow="fold", max_width=10)
-    table.add_column("job id / job, status, policy/source, why, by", overflow="fold", min_width=30)
+    table.add_column("account", no_wrap=True)
+    table.add_column("region", overflow="fold", max_width=14)
+    table.add_column("outcome / time (UTC)", overflow="fold", max_width=11)
+    table.add_column("job id / job, status, policy/source, why, by", overflow="fold", min_width=36)
     for row in rows:
-        where = f"{row.get('account')}\n{row.get('region')}"
         if "error" in row and "outcome" not in row:
             add_row(
                 table,
-                where,
-                "-",
+                row.get("account"),
+                row.get("region"),
                 Text("unreachable", style="bold red"),
                 Text(f"profile {row.get('profile') or '(default)'}: {row['error']}", style="red"),
             )
             continue
         add_row(
             table,
-            where,
-            _when(row),
-            str(row.get("outcome")),
+            row.get("account"),
+            row.get("region"),
+            Text.assemble(str(row.get("outcome")), "\n", (_when(row).replace(" ", "\n"), "dim")),
             Text.assemble((str(row.get("job_id") or "-"), "bold"), "\n", (_details(row), "dim")),
         )
     console.print(table)

@@ -156,31 +156,29 @@ def render_fleet_plan(console: Console, answers: list[Any]) -> None:
     table = Table(title=literal(title), box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("account", no_wrap=True)
     table.add_column("region", no_wrap=True)
-    table.add_column("job id", no_wrap=True, min_width=36)
-    table.add_column("job on queue, status age/limit; policy: reason", overflow="fold")
+    table.add_column(
+        "job id / job on queue, status age/limit; policy: reason", overflow="fold", min_width=36
+    )
     for answer in answers:
         if answer.error is not None:
-            add_row(
-                table,
-                answer.account,
-                answer.region,
-                Text("unreachable", style="bold red"),
-                Text(f"profile {answer.target.profile or '(default)'}: {answer.error}", "red"),
-            )
+            said = f"unreachable: profile {answer.target.profile or '(default)'}: {answer.error}"
+            add_row(table, answer.account, answer.region, Text(said, "red"))
             continue
         if not answer.rows:
-            add_row(table, answer.account, answer.region, "-", "nothing to terminate")
+            add_row(table, answer.account, answer.region, "nothing to terminate")
         for row in answer.rows:
             name = row["jobName"] + (
                 f" (array: {row['arrayChildren']} jobs)" if row["arrayChildren"] else ""
             )
             policy = row["policy"] + (" [dry run]" if row["dryRun"] else "")
+            details = (
+                f"{name} on {row['jobQueue']}, {row['status']} {row['age'] or '-'}/"
+                f"{row['limit'] or '-'}; {policy}: {row['reason']}"
+            )
             add_row(
                 table,
                 answer.account,
                 answer.region,
-                row["jobId"],
-                f"{name} on {row['jobQueue']}, {row['status']} {row['age'] or '-'}/"
-                f"{row['limit'] or '-'}; {policy}: {row['reason']}",
+                Text.assemble((str(row["jobId"]), "bold"), "\n", details),
             )
     console.print(table)
