@@ -16,7 +16,7 @@ from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator.world import BatchWorld
 from batch_terminator_cli.output import add_row, literal, say
 from batch_terminator_cli.policies_file import load_policies
-from batch_terminator_cli.sandbox import Sandbox, sandbox
+from batch_terminator_cli.sandbox import FleetSandbox, Sandbox, fleet_sandbox, sandbox
 
 DEMO_POLICIES = Path(__file__).with_name("demo_policies.yaml")
 REASON = "Terminating job."
@@ -385,6 +385,9 @@ def run(console: Console) -> bool:
             problems.append("the protected job was touched")
     with sandbox(policies) as box:
         problems += check_events(box, act_events(console, box))
+    members = {TEAM_A: policies, TEAM_B: policies, OUTSIDER: policies}
+    with fleet_sandbox(members, admitted=[TEAM_A[0], TEAM_B[0]]) as fleet:
+        problems += check_fleet(act_fleet(console, fleet))
     if problems:
         say(console, literal("Demo FAILED:", "bold red"))
         for problem in problems:
@@ -540,4 +543,126 @@ def check_events(box: Sandbox, act: EventAct) -> list[str]:
         problems.append("the deadline's termination was not confirmed by its FAILED event")
     if act.swept:
         problems.append("a sweep ran in the event act")
+    return problems
+
+
+# ---- the fleet: two accounts, two regions, one central audit -------------------------------------
+
+TEAM_A = ("222222222222", "us-east-1")
+TEAM_B = ("333333333333", "eu-west-1")
+# A deployment the central bus does not admit: its decisions never reach the central log.
+OUTSIDER = ("444444444444", "us-east-1")
+
+
+@dataclass
+class FleetAct:
+    rows: list[dict[str, Any]]
+    braked: set[str]
+    capped: set[str]
+    refused: int
+
+
+def act_fleet(console: Console, fleet: FleetSandbox) -> FleetAct:
+    """A brake fires in team A's account, a runtime cap terminates in team B's (another region);
+    one query of the central log group shows both, with their account and region."""
+    from datetime import UTC, datetime
+
+    from batch_terminator.contract import FLEET_LOG_GROUP
+    from batch_terminator_cli import auditing
+    from batch_terminator_cli.emulator import alarms, eventbridge
+
+    console.rule("Fleet: two accounts, two regions, one central audit")
+    say(
+        console,
+        f"Central account {fleet.central.account} ({fleet.central_region}): bus "
+        f"{fleet.bus_arn.rsplit('/', 1)[-1]}, log group {FLEET_LOG_GROUP}; its resource policy "
+        f"admits {TEAM_A[0]} and {TEAM_B[0]} only.",
+    )
+    minute = timedelta(minutes=1)
+    team_a, team_b = fleet.member(*TEAM_A), fleet.member(*TEAM_B)
+    with fleet.acting_as(team_a) as box:
+        for i in range(4):
+            box.world.job(
+                f"spot-{i}", "spot-cpu", "RUNNING", age=(20 - i) * minute, definition="etl"
+            )
+        at = datetime.now(UTC).replace(microsecond=0)
+        box.run_brake(
+            alarms.alarm_event("batch-spend-critical", at, account=TEAM_A[0], region=TEAM_A[1])
+        )
+        box.run_terminator()
+        braked = {line["job_id"] for line in box.audit if line["outcome"] == "terminated"}
+    say(
+        console,
+        f"{TEAM_A[0]} {TEAM_A[1]}: the spend alarm fires; the brake stops 3 of 4 spot jobs.",
+    )
+    with fleet.acting_as(team_b) as box:
+        for i in range(3):
+            box.world.job(
+                f"train-gpt-{i}",
+                "gpu-training",
+                "RUNNING",
+                age=timedelta(hours=13 + i),
+                definition="train-gpt",
+            )
+        box.run_sweeper()
+        box.run_terminator()
+        capped = {line["job_id"] for line in box.audit if line["outcome"] == "terminated"}
+    say(
+        console,
+        f"{TEAM_B[0]} {TEAM_B[1]}: a sweep's runtime cap stops 2 of 3 runaways (maxPerRun 2).",
+    )
+    outsider = fleet.member(*OUTSIDER)
+    before = len(eventbridge.refused)
+    with fleet.acting_as(outsider) as box:
+        box.world.job(
+            "train-gpt-x",
+            "gpu-training",
+            "RUNNING",
+            age=timedelta(hours=20),
+            definition="train-gpt",
+        )
+        box.run_sweeper()
+        box.run_terminator()
+    refused = len(eventbridge.refused) - before
+    say(
+        console,
+        f"{OUTSIDER[0]} {OUTSIDER[1]} (not in the fleet) terminates too; EventBridge refused its "
+        f"{refused} decision events: the central bus's policy does not admit it.",
+    )
+    query = auditing.AuditQuery(timedelta(hours=24), limit=100, central=True)
+    result = auditing.read_audit(
+        fleet.central_session().client("logs"), FLEET_LOG_GROUP, query, datetime.now(UTC)
+    )
+    rows = [auditing.fleet_audit_fields(line) for line in result.lines]
+    say(
+        console,
+        "\nWhat was terminated in the last 24 hours, everywhere, and why "
+        "(`batch-terminator audit --central`, the central account's log group):",
+    )
+    auditing.render_fleet_audit(
+        console, rows, f"Audit: {len(rows)} decisions, central log group {FLEET_LOG_GROUP}"
+    )
+    return FleetAct(rows, braked, capped - braked, refused)
+
+
+def check_fleet(act: FleetAct) -> list[str]:
+    problems = []
+    terminated = {
+        (row["account"], row["region"], row["source"], row["job_id"])
+        for row in act.rows
+        if row["outcome"] == "terminated"
+    }
+    want = {(*TEAM_A, "alarm", job) for job in act.braked} | {
+        (*TEAM_B, "sweep", job) for job in act.capped
+    }
+    if len(act.braked) != 3 or len(act.capped) != 2 or terminated != want:
+        problems.append(
+            "the central audit does not show exactly the brake's 3 terminations in team A's "
+            "account and the runtime cap's 2 in team B's, with their account and region"
+        )
+    caps = {(row["account"], row["policy"]) for row in act.rows if row["outcome"] == "skipped"}
+    if caps != {(TEAM_A[0], "spend-brake"), (TEAM_B[0], "gpu-runtime-cap")}:
+        problems.append("the central audit does not show each capped run once")
+    if any(row["account"] == OUTSIDER[0] for row in act.rows) or not act.refused:
+        problems.append("an account the central bus does not admit reached the central log")
     return problems
