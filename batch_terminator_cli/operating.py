@@ -13,14 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
 from batch_terminator.contract import ERROR_ATTRIBUTE
-from batch_terminator.models.request import JobId
+from batch_terminator.models.request import Origin, check_job_id
 from batch_terminator.pausing import Pause, clear_pause, read_pause, write_pause
 from batch_terminator_cli.auditing import AuditQuery, read_audit
 
-_JOB_ID = TypeAdapter(JobId)
 EXCERPT_CHARACTERS = 60
 # SQS: ReceiveMessage returns at most 10 messages a call; DescribeJobs takes at most 100 ids.
 RECEIVE_BATCH = 10
@@ -37,11 +34,8 @@ DLQ_SCAN = 1000
 def job_id(value: str) -> str:
     """A job id, from a job id or a job ARN (`arn:aws:batch:<region>:<account>:job/<id>`).
 
-    Raises ValueError saying what a job id looks like."""
-    try:
-        return str(_JOB_ID.validate_python(value))
-    except ValidationError as error:
-        raise ValueError(str(error.errors()[0]["msg"]).removeprefix("Value error, ")) from error
+    Raises ValueError saying what a job id looks like (the request validator's own check)."""
+    return check_job_id(value, Origin())
 
 
 # ---- redrive ------------------------------------------------------------------------------------

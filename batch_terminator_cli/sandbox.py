@@ -376,7 +376,7 @@ def scheduled_event(region: str) -> dict[str, Any]:
 
 CENTRAL_ACCOUNT = "111111111111"
 # The member's rule that sends its decision events to the central bus, and the central bus's rule
-# that stores them (as infra/ names them for the fleet's stacks).
+# that stores them (infra/constructs/forwarding.py and fleet_log.py; the CDK names them there).
 FORWARD_RULE_NAME = "batch-terminator-decisions-to-fleet"
 CENTRAL_RULE_NAME = "batch-terminator-fleet-decisions"
 
