@@ -43,6 +43,23 @@ def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> Synthesiz
 
 ACKNOWLEDGED = Validations.ACKNOWLEDGED_RULES_METADATA_KEY
 
+# The default bus of the stack's own account and region, where every function publishes its
+# decisions (a stack without an environment: pseudo parameters).
+DEFAULT_BUS_ARN = {
+    "Fn::Join": [
+        "",
+        [
+            "arn:",
+            {"Ref": "AWS::Partition"},
+            ":events:",
+            {"Ref": "AWS::Region"},
+            ":",
+            {"Ref": "AWS::AccountId"},
+            ":event-bus/default",
+        ],
+    ]
+}
+
 
 def acknowledgements(root: IConstruct) -> dict[tuple[str, str], str]:
     """(construct path, rule id) -> reason, for every cdk-nag acknowledgement below `root`."""

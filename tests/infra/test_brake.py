@@ -16,6 +16,7 @@ from batch_terminator.logic.event_patterns import (
     budget_names,
 )
 from tests.infra.support import (
+    DEFAULT_BUS_ARN,
     OVERRIDE_CONTEXT,
     Synthesized,
     granted,
@@ -125,6 +126,7 @@ def test_environment(template: Template) -> None:
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "AWS_DATA_PATH": "/var/task/botocore_data",
         "AWS_RETRY_MODE": "standard",
+        "PUBLISH_DECISIONS": "true",
         "REQUEST_QUEUE_URL": {"Ref": logical_id(template, "AWS::SQS::Queue", "IntakeRequestQueue")},
         "LEDGER_TABLE": {"Ref": logical_id(template, "AWS::DynamoDB::Table", "LedgerTable")},
         "ACCOUNT_ID": {"Ref": "AWS::AccountId"},
@@ -152,6 +154,7 @@ def test_role_has_exactly_the_hand_written_statements(template: Template) -> Non
             ("dynamodb:UpdateItem", ledger),
             ("xray:PutTraceSegments", "*"),
             ("xray:PutTelemetryRecords", "*"),
+            ("events:PutEvents", str(DEFAULT_BUS_ARN)),
             ("logs:CreateLogStream", logs),
             ("logs:PutLogEvents", logs),
         ]

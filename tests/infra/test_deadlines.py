@@ -15,6 +15,7 @@ from batch_terminator.logic.event_patterns import (
 )
 from infra.settings import StackSettings
 from tests.infra.support import (
+    DEFAULT_BUS_ARN,
     OVERRIDE_CONTEXT,
     Synthesized,
     actions,
@@ -195,6 +196,7 @@ def test_environment(template: Template) -> None:
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "AWS_DATA_PATH": "/var/task/botocore_data",
         "AWS_RETRY_MODE": "standard",
+        "PUBLISH_DECISIONS": "true",
         "REQUEST_QUEUE_URL": {"Ref": found["request"]},
         "REQUEST_QUEUE_ARN": arn_of(found["request"]),
         "SCHEDULE_GROUP": {"Ref": found["group"]},
@@ -272,6 +274,7 @@ def test_deadline_role_has_exactly_the_hand_written_statements(template: Templat
             ("dynamodb:GetItem", str(arn_of(found["ledger"]))),
             ("xray:PutTraceSegments", "*"),
             ("xray:PutTelemetryRecords", "*"),
+            ("events:PutEvents", str(DEFAULT_BUS_ARN)),
             ("logs:CreateLogStream", logs),
             ("logs:PutLogEvents", logs),
         ]
@@ -285,8 +288,11 @@ def test_deadline_passes_the_scheduler_role_to_scheduler_only(template: Template
     assert pass_role["Condition"] == {
         "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
     }
-    # No other statement of the role carries a condition it could lose.
-    assert [s for s in statements_of(role) if "Condition" in s] == [pass_role]
+    # No other statement of the role carries a condition it could lose (publishing decisions
+    # is conditioned on their source, events:source).
+    assert [s for s in statements_of(role) if "Condition" in s and s is not pass_role] == [
+        s for s in statements_of(role) if s.get("Sid") == "PublishDecisions"
+    ]
 
 
 def test_only_the_deadline_role_may_manage_schedules_or_pass_roles(template: Template) -> None:

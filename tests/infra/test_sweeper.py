@@ -12,7 +12,7 @@ from aws_cdk.assertions import Template
 from batch_terminator_cli.policies_file import load_policies
 from infra.constructs.policies import rate_expression, sweep_minutes
 from infra.paths import PROJECT_ROOT
-from tests.infra.support import Synthesized, logical_id, only_resource
+from tests.infra.support import DEFAULT_BUS_ARN, Synthesized, logical_id, only_resource
 
 HANDLER = "batch_terminator.handlers.sweeper.handler"
 
@@ -57,6 +57,7 @@ def test_environment_adds_the_request_queue_url(template: Template) -> None:
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "AWS_DATA_PATH": "/var/task/botocore_data",
         "AWS_RETRY_MODE": "standard",
+        "PUBLISH_DECISIONS": "true",
         "REQUEST_QUEUE_URL": {"Ref": queue_id},
         # The pause switch lives in the ledger table.
         "LEDGER_TABLE": {"Ref": logical_id(template, "AWS::DynamoDB::Table", "LedgerTable")},
@@ -154,6 +155,7 @@ def test_role_has_exactly_the_hand_written_statements(template: Template) -> Non
             ("dynamodb:GetItem", ledger),
             ("xray:PutTraceSegments", "*"),
             ("xray:PutTelemetryRecords", "*"),
+            ("events:PutEvents", str(DEFAULT_BUS_ARN)),
             ("logs:CreateLogStream", group),
             ("logs:PutLogEvents", group),
         ]

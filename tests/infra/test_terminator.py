@@ -10,7 +10,13 @@ from aws_cdk.assertions import Capture, Template
 
 from batch_terminator.contract import TERMINATE_ONLY_TAGGED_ENV
 from infra.settings import StackSettings
-from tests.infra.support import OVERRIDE_CONTEXT, Synthesized, logical_id, only_resource
+from tests.infra.support import (
+    DEFAULT_BUS_ARN,
+    OVERRIDE_CONTEXT,
+    Synthesized,
+    logical_id,
+    only_resource,
+)
 
 DEFAULTS = StackSettings()
 DAY = 24 * 3600
@@ -124,6 +130,7 @@ def test_environment(template: Template) -> None:
         "DLQ_URL": {"Ref": dlq_id},
         "AWS_DATA_PATH": "/var/task/botocore_data",
         "AWS_RETRY_MODE": "standard",
+        "PUBLISH_DECISIONS": "true",
         "LEDGER_TABLE": {"Ref": table_id},
         "LEDGER_TTL_SECONDS": str(19 * DAY),
         "MAX_RECEIVE_COUNT": str(DEFAULTS.max_receive_count),
@@ -331,6 +338,7 @@ def test_role_has_exactly_the_hand_written_statements(template: Template) -> Non
             ("sqs:SendMessage", dlq),
             ("xray:PutTraceSegments", "*"),
             ("xray:PutTelemetryRecords", "*"),
+            ("events:PutEvents", str(DEFAULT_BUS_ARN)),
             ("logs:CreateLogStream", str(group_arn)),
             ("logs:PutLogEvents", str(group_arn)),
         ]
