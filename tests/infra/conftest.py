@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 from aws_cdk.assertions import Template
 
+from infra.paths import PROJECT_ROOT
 from tests.infra.support import (
     BRAKING_POLICIES,
     OVERRIDE_CONTEXT,
     OVERRIDE_POLICIES,
     Synthesized,
+    SynthesizedFleet,
     synthesize,
+    synthesize_fleet,
 )
 
 
@@ -41,3 +44,9 @@ def braking(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     policies = root / "policies.yaml"
     policies.write_text(BRAKING_POLICIES, encoding="utf-8")
     return synthesize(root, {"policiesFile": str(policies)})
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedFleet:
+    """fleet.example.yaml: a central stack and three member accounts in two regions each."""
+    return synthesize_fleet(tmp_path_factory.mktemp("fleet"), PROJECT_ROOT / "fleet.example.yaml")

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, Validations
+from aws_cdk import App, Stage, Validations
 from aws_cdk.assertions import Template
 from constructs import IConstruct
 
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.policies_file import load_policies
-from infra.application import build_app
+from infra.application import FleetApp, build_app, build_fleet
+from infra.central_stack import FleetCentralStack
 from infra.paths import project_path
 from infra.settings import StackSettings
 from infra.stack import BatchTerminatorStack
@@ -38,6 +39,45 @@ def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> Synthesiz
         template=Template.from_stack(stack),
         template_path=Path(artifact.template_full_path),
         outdir=outdir / "cdk.out",
+    )
+
+
+@dataclass(frozen=True)
+class SynthesizedFleet:
+    """A fleet synthesized as app.py does (cdk-nag in every stage): each stack's template and
+    the path of its template file, by the stack's construct path (`Central/Fleet`,
+    `Member-222222222222-us-east-1/BatchTerminator`)."""
+
+    fleet_app: FleetApp
+    templates: dict[str, Template]
+    template_paths: dict[str, Path]
+    outdir: Path
+
+    @property
+    def central(self) -> FleetCentralStack:
+        assert self.fleet_app.central is not None
+        return self.fleet_app.central
+
+
+def synthesize_fleet(
+    outdir: Path, fleet_file: Path, context: dict[str, Any] | None = None
+) -> SynthesizedFleet:
+    """Build and synthesize a fleet; any unacknowledged cdk-nag finding raises."""
+    app = App(outdir=str(outdir / "cdk.out"), context=context or {})
+    fleet_app = build_fleet(app, fleet_file, asset_root=outdir / "assets")
+    assembly = app.synth()
+    templates: dict[str, Template] = {}
+    paths: dict[str, Path] = {}
+    for stack in fleet_app.stacks:
+        stage = Stage.of(stack)
+        assert stage is not None
+        artifact = assembly.get_nested_assembly(stage.artifact_id).get_stack_artifact(
+            stack.artifact_id
+        )
+        paths[stack.node.path] = Path(artifact.template_full_path)
+        templates[stack.node.path] = Template.from_json(artifact.template)
+    return SynthesizedFleet(
+        fleet_app=fleet_app, templates=templates, template_paths=paths, outdir=outdir / "cdk.out"
     )
 
 
