@@ -11,7 +11,8 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batch_terminator.contract import EVENT_SOURCE, MAX_JOB_IDS_PER_REQUEST, REQUEST_DETAIL_TYPE
-from batch_terminator.models.request import TerminationRequest
+from batch_terminator.models.request import validate_request
+from batch_terminator.models.request_schema import TerminationRequest
 
 Via = Literal["sqs", "events"]
 # PutEvents and SendMessageBatch take at most 10 entries a call.
@@ -59,8 +60,7 @@ def requested_job_ids(bodies: list[dict[str, Any]]) -> list[str]:
     """The job ids the requests name, ARNs turned into ids, in order."""
     ids: list[str] = []
     for body in bodies:
-        request = TerminationRequest.model_validate(body)
-        ids.extend(request.job_id_list)
+        ids.extend(validate_request(body).job_id_list)
     return list(dict.fromkeys(ids))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from batch_terminator.models.policies import PoliciesFile
+from batch_terminator.models.policies_schema import PoliciesFile
 
 
 def policies_schema() -> dict[str, object]:

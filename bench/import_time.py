@@ -118,7 +118,7 @@ for record in inputs['sqs']:
     "deadline": _INPUTS
     + """\
 from batch_terminator.logic.events import Ignored, parse_job_event
-from batch_terminator.logic.parse import load_json
+from batch_terminator.logic.bodies import load_json
 deps = probed.dependencies()
 parsed = parse_job_event(load_json(inputs['batch_event']), deps.account)
 if isinstance(parsed, Ignored):

@@ -46,9 +46,7 @@ def build_lambda_asset(policies: PoliciesFile, out_dir: Path) -> Path:
             staging / PACKAGE_NAME,
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         )
-        (staging / PACKAGE_NAME / POLICIES_JSON).write_text(
-            policies.model_dump_json(by_alias=True, exclude_none=True), encoding="utf-8"
-        )
+        (staging / PACKAGE_NAME / POLICIES_JSON).write_text(policies.to_json(), encoding="utf-8")
         model = staging / BOTOCORE_DATA_DIR / BATCH_MODEL
         model.parent.mkdir(parents=True)
         shutil.copyfile(installed_batch_model(), model)

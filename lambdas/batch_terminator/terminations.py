@@ -988,7 +988,7 @@ class _Plan:
 
 def _hash(record: ParsedRecord) -> str:
     assert record.request is not None
-    return request_hash(record.request.model_dump_json(exclude_none=True))
+    return request_hash(record.request.to_json())
 
 
 def _with_error(record: ParsedRecord, error: str) -> ParsedRecord:

@@ -232,7 +232,7 @@ def test_plan_shows_dry_runs_and_hostile_names_literally(
     world.job(hostile, "gpu-training", "RUNNING", age=timedelta(hours=13), definition="train-gpt")
     dry = PoliciesFile.model_validate(
         {
-            **pipeline.policies.model_dump(by_alias=True, exclude_none=True, mode="json"),
+            **pipeline.policies.to_document(),
             "settings": {"jobQueues": ["gpu-training", "spot-cpu"], "dryRun": True},
         }
     )

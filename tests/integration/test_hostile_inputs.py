@@ -14,7 +14,7 @@ ignore line must match. What "nothing lost" means depends on the entry point:
   delivered with a real alarm record after it, which still brakes.
 - policies file (`validate`, the synth loader `load_policies`): exit 1, every output line names
   the file, the loader raises PoliciesFileError only; policies.json (the functions' loader,
-  `load_config`) fails closed with a ValidationError.
+  `load_config`) fails closed with InvalidPolicies.
 - CLI arguments and environment: exit 1 or 2, one line matches, never a traceback.
 
 Kinds already covered elsewhere are listed in ELSEWHERE, not repeated. Entries that expose a bug
@@ -38,10 +38,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from batch_terminator.config import load_config
+from batch_terminator.config import InvalidPolicies, load_config
 from batch_terminator.contract import MAX_REQUEST_BODY_BYTES, REQUEST_MAX_MESSAGE_BYTES
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.emulator import alarms
@@ -839,8 +838,13 @@ POLICY_FILES = [
 ]
 
 POLICIES_JSON = [
-    Hostile("json-truncated", "policies.json", '{"version": 1', r"Invalid JSON|EOF"),
-    Hostile("json-wrong-type", "policies.json", '{"version": 1, "policies": "x"}', r"valid array"),
+    Hostile("json-truncated", "policies.json", '{"version": 1', r"policies.json: not JSON"),
+    Hostile(
+        "json-wrong-type",
+        "policies.json",
+        '{"version": 1, "policies": "x"}',
+        r"policies: expected list, got str",
+    ),
     Hostile(
         "json-unknown-key",
         "policies.json",
@@ -1165,7 +1169,7 @@ def run_policies(tmp_path: Path, hostile: Hostile) -> None:
 def run_policies_json(tmp_path: Path, hostile: Hostile) -> None:
     path = tmp_path / "policies.json"
     path.write_text(hostile.input, encoding="utf-8")
-    with pytest.raises(ValidationError) as raised:
+    with pytest.raises(InvalidPolicies) as raised:
         load_config(path)
     assert re.search(hostile.expected, str(raised.value)), str(raised.value)
 

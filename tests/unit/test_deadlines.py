@@ -40,9 +40,7 @@ def _rules(config) -> list[str]:  # type: ignore[no-untyped-def]
 def test_a_deadline_is_the_first_second_any_rule_selects_the_job(job, config, tag_limits):
     """The property: at the deadline its rule selects the job; a second before, no rule does.
     So a schedule at the deadline never fires early, and no rule would have acted sooner."""
-    config = config.model_copy(
-        update={"settings": config.settings.model_copy(update={"max_runtime_tag": tag_limits})}
-    )
+    config = replace(config, settings=replace(config.settings, max_runtime_tag=tag_limits))
     snapshot = job.snapshot()
     found = deadline(snapshot, config)
     if PROTECT in (snapshot.tags or {}) or snapshot.termination_in_progress:

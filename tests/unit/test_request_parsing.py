@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from pydantic import ValidationError
 
-from batch_terminator.config import load_config
+from batch_terminator.config import InvalidPolicies, load_config
 from batch_terminator.contract import JobStatus, Source
 from batch_terminator.handlers.terminator import ERROR_ATTRIBUTE_MAX_BYTES, bounded_error, sqs_text
 from batch_terminator.logic.parse import InvalidRequest, parse_record, parse_request, parse_source
@@ -380,7 +379,7 @@ def test_one_invalid_request_class_and_a_pydantic_free_body_reader() -> None:
 def test_policies_json_with_a_key_given_twice_fails_closed(tmp_path: Path, text: str) -> None:
     path = tmp_path / "policies.json"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(ValidationError, match="is given twice"):
+    with pytest.raises(InvalidPolicies, match="is given twice"):
         load_config(path)
 
 

@@ -15,7 +15,7 @@ from batch_terminator.logic.safety import Decision, RequiredTag, Verdict, requir
 from batch_terminator.logic.safety import judge as judge_now
 from batch_terminator.models.job import JobSnapshot
 from batch_terminator.models.policies import PoliciesFile
-from batch_terminator.models.request import TerminationRequest
+from batch_terminator.models.request import TerminationRequest, validate_request
 
 JOB = "4c7599ae-0a82-49aa-ba5a-4727fcce14a8"
 QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/gpu-training"
@@ -54,7 +54,7 @@ def judge(
 
 def request(**fields: Any) -> TerminationRequest:
     body = {"jobId": JOB, "reason": "r", **fields}
-    return TerminationRequest.model_validate({k: v for k, v in body.items() if v is not None})
+    return validate_request({k: v for k, v in body.items() if v is not None})
 
 
 def config(**settings: Any) -> PoliciesFile:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Final
@@ -220,13 +220,11 @@ def _brake(
 
 def _uncapped(config: PoliciesFile, trigger: Trigger) -> PoliciesFile:
     braking = {p.name for p in applicable_policies(config, trigger)}
-    return config.model_copy(
-        update={
-            "policies": [
-                p.model_copy(update={"max_per_run": UNCAPPED}) if p.name in braking else p
-                for p in config.policies
-            ]
-        }
+    return replace(
+        config,
+        policies=[
+            replace(p, max_per_run=UNCAPPED) if p.name in braking else p for p in config.policies
+        ],
     )
 
 

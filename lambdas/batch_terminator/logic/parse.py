@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from batch_terminator.contract import (
     EVENT_SOURCE,
     LEDGER_KEY_ATTRIBUTE,
@@ -21,8 +19,7 @@ from batch_terminator.contract import (
 
 # InvalidRequest and load_json live in the pydantic-free `bodies`, re-exported here.
 from batch_terminator.logic.bodies import InvalidRequest, load_json
-from batch_terminator.models.base import describe_validation_error
-from batch_terminator.models.request import ORIGIN_CONTEXT, Origin, TerminationRequest
+from batch_terminator.models.request import Origin, TerminationRequest, validate_request
 
 __all__ = [
     "InvalidRequest",
@@ -66,12 +63,7 @@ def parse_request(body: str, origin: Origin | None = None) -> TerminationRequest
         raise InvalidRequest(f"body must be a JSON object, got {type(payload).__name__}")
     if "detail-type" in payload:
         payload = _unwrap_event(payload, origin or Origin())
-    try:
-        return TerminationRequest.model_validate(
-            payload, context={ORIGIN_CONTEXT: origin or Origin()}
-        )
-    except ValidationError as exc:
-        raise InvalidRequest("; ".join(describe_validation_error(exc))) from exc
+    return validate_request(payload, origin or Origin())
 
 
 def _unwrap_event(event: dict[str, Any], origin: Origin) -> Any:

@@ -1,4 +1,6 @@
-"""The policies file (`policies.yaml`): settings and the policies the sweeper and brake apply."""
+"""The policies file (`policies.yaml`) as people write it: validated with every error named, and
+the source of its JSON Schema. The CLI and the synth validate with these models; the functions
+read the validated, normalized document into `models.policies` without pydantic."""
 
 from __future__ import annotations
 
@@ -7,7 +9,15 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, StrictBool, StrictInt, model_validator
 
-from batch_terminator.contract import DEFAULT_PROTECT_TAG, MAX_RUNTIME_TAG, JobStatus
+from batch_terminator.contract import DEFAULT_PROTECT_TAG
+from batch_terminator.logic.policy_rules import (
+    MAX_PER_RUN_LIMIT,
+    check_names,
+    check_policy,
+    check_sweep_interval,
+    check_trigger,
+    check_when,
+)
 from batch_terminator.models.base import (
     ActiveStatusList,
     ContractModel,
@@ -17,9 +27,6 @@ from batch_terminator.models.base import (
 )
 
 Patterns = Annotated[list[NonEmptyStr], Field(min_length=1)]
-
-MIN_SWEEP_INTERVAL = timedelta(minutes=1)
-MAX_SWEEP_INTERVAL = timedelta(days=1)
 
 
 class Settings(ContractModel):
@@ -53,8 +60,7 @@ class Settings(ContractModel):
 
     @model_validator(mode="after")
     def _interval_in_range(self) -> Settings:
-        if not MIN_SWEEP_INTERVAL <= self.sweep_interval <= MAX_SWEEP_INTERVAL:
-            raise ValueError("sweepInterval must be between 1m and 1d")
+        check_sweep_interval(self.sweep_interval)
         return self
 
 
@@ -103,16 +109,7 @@ class When(ContractModel):
 
     @model_validator(mode="after")
     def _starting_is_aged_from_runnable(self) -> When:
-        if (
-            self.older_than is not None
-            and JobStatus.STARTING in self.status
-            and JobStatus.RUNNABLE not in self.status
-        ):
-            raise ValueError(
-                "STARTING needs RUNNABLE in the same list when olderThan is given: Batch records "
-                "no time for entering STARTING, so a STARTING job's age is counted from when it "
-                "became RUNNABLE (write status: [RUNNABLE, STARTING])"
-            )
+        check_when(self.status, self.older_than)
         return self
 
 
@@ -134,20 +131,7 @@ class Trigger(ContractModel):
 
     @model_validator(mode="after")
     def _names_something(self) -> Trigger:
-        if not self.alarms and not self.budgets:
-            raise ValueError("a trigger names at least one alarm or budget")
-        for name in self.alarms or []:
-            if not name.strip("*"):
-                raise ValueError(
-                    f"alarm pattern {name!r} names every alarm of the account: any alarm "
-                    "entering ALARM would brake; name the alarms (a prefix glob like "
-                    "'batch-*' is fine)"
-                )
-            if any(c in name for c in "?[]"):
-                raise ValueError(
-                    f"alarm pattern {name!r}: only * may be used as a wildcard (EventBridge "
-                    "patterns and Lambda permissions have no ? or [ ])"
-                )
+        check_trigger(self.alarms, self.budgets)
         return self
 
 
@@ -158,7 +142,7 @@ class Policy(ContractModel):
     match: Match = Field(default_factory=Match)
     when: When
     order: Literal["oldest-first", "newest-first"] = "oldest-first"
-    max_per_run: Annotated[StrictInt, Field(ge=1, le=10_000)] = Field(
+    max_per_run: Annotated[StrictInt, Field(ge=1, le=MAX_PER_RUN_LIMIT)] = Field(
         default=100,
         description=(
             "Blast-radius cap per run, in jobs: an array counts as its unfinished children. "
@@ -169,11 +153,7 @@ class Policy(ContractModel):
 
     @model_validator(mode="after")
     def _scheduled_policies_need_an_age(self) -> Policy:
-        if self.trigger is None and self.when.older_than is None:
-            raise ValueError(
-                "a scheduled policy (no trigger) needs when.olderThan: without it every "
-                "matching job would be terminated on every sweep"
-            )
+        check_policy(self.trigger is None, self.when.older_than, self.max_per_run)
         return self
 
     @property
@@ -190,22 +170,8 @@ class PoliciesFile(ContractModel):
 
     @model_validator(mode="after")
     def _unique_names(self) -> PoliciesFile:
-        seen: set[str] = set()
-        for policy in self.policies:
-            if policy.name in seen:
-                raise ValueError(f"policy name {policy.name!r} is used twice")
-            if policy.name == TAG_LIMIT_POLICY:
-                raise ValueError(f"policy name {TAG_LIMIT_POLICY!r} is reserved")
-            seen.add(policy.name)
+        check_names(policy.name for policy in self.policies)
         return self
 
     def policy(self, name: str) -> Policy | None:
         return next((p for p in self.policies if p.name == name), None)
-
-
-# The per-job limit carried by the `batch-terminator:max-runtime` tag acts as this policy.
-TAG_LIMIT_POLICY = "max-runtime-tag"
-TAG_LIMIT_KEY = MAX_RUNTIME_TAG
-# A job's own limit is its owner's request, but a mass mis-tag must not empty a fleet either:
-# at most this many jobs per run are terminated by their tags (jobs, per sweep or deadline window).
-TAG_LIMIT_CAP: Final = 500
