@@ -10,14 +10,22 @@ deep copies of the default template with one mutation each, where they must repo
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from batch_terminator_cli.fleet_file import Fleet, parse_fleet
 from infra.settings import StackSettings, TagCondition
-from tests.infra.support import OVERRIDE_CONTEXT, Synthesized
+from tests.infra.support import (
+    DEFAULT_BUS_ARN,
+    OVERRIDE_CONTEXT,
+    Synthesized,
+    SynthesizedFleet,
+)
 
 Template = dict[str, Any]
 Statement = dict[str, Any]
@@ -77,6 +85,28 @@ def policy_documents(template: Template) -> Iterator[tuple[str, dict[str, Any]]]
     ):
         for resource_id, resource in resources(template, resource_type).items():
             yield resource_id, resource["Properties"]["PolicyDocument"]
+    for bus_policy_id, bus_policy in resources(template, "AWS::Events::EventBusPolicy").items():
+        yield bus_policy_id, {"Statement": bus_policy["Properties"]["Statement"]}
+    for logs_policy_id, logs_policy in resources(template, "AWS::Logs::ResourcePolicy").items():
+        yield logs_policy_id, logs_policy_document(logs_policy)
+
+
+def logs_policy_document(logs_policy: dict[str, Any]) -> dict[str, Any]:
+    """A CloudWatch Logs resource policy's document: a JSON string, or an Fn::Join of one whose
+    intrinsic parts (inside JSON strings) read as `<{...}>` placeholders."""
+    text = logs_policy["Properties"]["PolicyDocument"]
+    if isinstance(text, dict):
+        separator, parts = text["Fn::Join"]
+        text = separator.join(
+            part if isinstance(part, str) else f"<{placeholder(part)}>" for part in parts
+        )
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def placeholder(value: Any) -> str:
+    """An intrinsic function as text that fits inside a JSON string."""
+    return json.dumps(value, sort_keys=True).replace('"', "'")
 
 
 def statements(template: Template) -> Iterator[tuple[str, Statement]]:
@@ -117,7 +147,9 @@ def wildcard_actions(template: Template) -> list[str]:
     return found
 
 
-def terminate_job_scope(template: Template, tagged: TagCondition | None) -> list[str]:
+def terminate_job_scope(
+    template: Template, tagged: TagCondition | None, job_arns: Any = JOB_ARNS
+) -> list[str]:
     """batch:TerminateJob is allowed by exactly one statement, on this account's and region's
     job ARNs only, with the aws:ResourceTag condition when one is configured (and no other)."""
     found = []
@@ -134,7 +166,7 @@ def terminate_job_scope(template: Template, tagged: TagCondition | None) -> list
         found.append(f"{len(granting)} statements allow batch:TerminateJob, expected 1")
     expected = {"StringEquals": {f"aws:ResourceTag/{tagged.key}": tagged.value}} if tagged else None
     for where, statement in granting:
-        if statement.get("Resource") != JOB_ARNS:
+        if statement.get("Resource") != job_arns:
             found.append(f"{where}: TerminateJob on {statement.get('Resource')}")
         if statement.get("Condition") != expected:
             found.append(f"{where}: TerminateJob condition {statement.get('Condition')}")
@@ -162,7 +194,9 @@ def unencrypted(template: Template) -> list[str]:
     return found
 
 
-def foreign_queue_producers(template: Template, external_sources: set[str]) -> list[str]:
+def foreign_queue_producers(
+    template: Template, external_sources: set[str], account_root: Any = ACCOUNT_ROOT
+) -> list[str]:
     """Queue policies allow only this account (its IAM policies then decide) and AWS services
     acting for this stack's own EventBridge rules (aws:SourceArn = the rule's ARN), or for an
     SNS topic the configuration names (`external_sources`). Deny statements only restrict."""
@@ -174,7 +208,7 @@ def foreign_queue_producers(template: Template, external_sources: set[str]) -> l
             if statement.get("Effect") != "Allow":
                 continue
             principal = statement.get("Principal")
-            if principal == {"AWS": ACCOUNT_ROOT} and "Condition" not in statement:
+            if principal == {"AWS": account_root} and "Condition" not in statement:
                 continue
             if isinstance(principal, dict) and set(principal) == {"Service"}:
                 conditions = statement.get("Condition", {})
@@ -230,6 +264,126 @@ def secrets_in_environment(template: Template) -> list[str]:
     return found
 
 
+def open_principals(template: Template) -> list[str]:
+    """No Allow statement of any resource policy (queue, topic, event bus, CloudWatch Logs)
+    admits '*' unless it is conditioned on one organization (aws:PrincipalOrgID) and nothing
+    else."""
+    found = []
+    for where, statement in statements(template):
+        if statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal")
+        values = (
+            [principal]
+            if isinstance(principal, str)
+            else [v for found_values in (principal or {}).values() for v in as_list(found_values)]
+        )
+        if "*" not in values:
+            continue
+        condition = statement.get("Condition")
+        organization = (condition or {}).get("StringEquals", {}).get("aws:PrincipalOrgID")
+        if (
+            condition is None
+            or list(condition) != ["StringEquals"]
+            or list(condition["StringEquals"]) != ["aws:PrincipalOrgID"]
+            or not isinstance(organization, str)
+            or not re.fullmatch(r"o-[a-z0-9]{10,32}", organization)
+        ):
+            found.append(f"{where}: admits '*' with condition {condition}")
+    return found
+
+
+def put_events_reach(template: Template, allowed_buses: list[Any]) -> list[str]:
+    """Roles may events:PutEvents only on the given buses (the account's default bus, where the
+    functions publish their decisions, and the fleet's central bus, where they are forwarded)."""
+    allowed = {json_key(bus) for bus in allowed_buses}
+    found = []
+    for role_id, role in resources(template, "AWS::IAM::Role").items():
+        for statement in role_statements(role):
+            if statement.get("Effect") != "Allow" or not any(
+                re.fullmatch(action.replace("*", ".*"), "events:PutEvents", re.IGNORECASE)
+                for action in as_list(statement.get("Action", []))
+            ):
+                continue
+            for resource in as_list(statement.get("Resource", [])):
+                if json_key(resource) not in allowed:
+                    found.append(f"{role_id}: PutEvents on {resource}")
+    return found
+
+
+def bus_admission(template: Template, accounts: set[str], organization_id: str | None) -> list[str]:
+    """The fleet bus's policy is one statement: events:PutEvents on that bus, for exactly the
+    member accounts, or (with an organization) for '*' within that organization only."""
+    found = []
+    policies = resources(template, "AWS::Events::EventBusPolicy")
+    bus_ids = list(resources(template, "AWS::Events::EventBus"))
+    statements_found = [
+        statement
+        for policy in policies.values()
+        for statement in as_list(policy["Properties"]["Statement"])
+    ]
+    if len(statements_found) != 1:
+        return [f"{len(statements_found)} event bus policy statements, expected 1"]
+    [statement] = statements_found
+    if statement.get("Effect") != "Allow" or as_list(statement.get("Action")) != [
+        "events:PutEvents"
+    ]:
+        found.append(f"bus policy: {statement.get('Effect')} {statement.get('Action')}")
+    if statement.get("Resource") not in [arn_of(bus_id) for bus_id in bus_ids]:
+        found.append(f"bus policy on {statement.get('Resource')}")
+    principal = statement.get("Principal")
+    if organization_id:
+        expected = {"StringEquals": {"aws:PrincipalOrgID": organization_id}}
+        if principal != "*" or statement.get("Condition") != expected:
+            found.append(f"bus policy: {principal} with {statement.get('Condition')}")
+        return found
+    if "Condition" in statement:
+        found.append(f"bus policy condition {statement['Condition']}")
+    principals = principal.get("AWS", []) if isinstance(principal, dict) else [principal]
+    if not isinstance(principal, dict) or set(principal) != {"AWS"}:
+        found.append(f"bus policy principal {principal}")
+    admitted = set()
+    for value in as_list(principals):
+        match = re.search(r":iam::(\d{12}):root", json.dumps(value))
+        if match is None:
+            found.append(f"bus policy admits {value}")
+        else:
+            admitted.add(match.group(1))
+    if admitted != accounts:
+        found.append(f"bus policy admits {sorted(admitted)}, the fleet is {sorted(accounts)}")
+    return found
+
+
+LOG_WRITERS = {"events.amazonaws.com", "delivery.logs.amazonaws.com"}
+
+
+def log_writers(template: Template) -> list[str]:
+    """CloudWatch Logs resource policies let only EventBridge (and Logs' delivery service)
+    create streams and put events, and only in a log group of this template."""
+    groups = {
+        f"<{placeholder(arn_of(group_id))}>"
+        for group_id in resources(template, "AWS::Logs::LogGroup")
+    }
+    found = []
+    for policy_id, policy in resources(template, "AWS::Logs::ResourcePolicy").items():
+        for statement in as_list(logs_policy_document(policy)["Statement"]):
+            principal = statement.get("Principal")
+            services = principal.get("Service") if isinstance(principal, dict) else None
+            if (
+                not isinstance(principal, dict)
+                or set(principal) != {"Service"}
+                or not set(as_list(services)) <= LOG_WRITERS
+            ):
+                found.append(f"{policy_id}: writers {principal}")
+            actions = set(as_list(statement.get("Action", [])))
+            if not actions <= {"logs:CreateLogStream", "logs:PutLogEvents"}:
+                found.append(f"{policy_id}: actions {sorted(actions)}")
+            for resource in as_list(statement.get("Resource", [])):
+                if resource not in groups:
+                    found.append(f"{policy_id}: on {resource}")
+    return found
+
+
 def json_key(value: Any) -> str:
     """A comparable form of a template value (string or intrinsic function)."""
     return repr(value)
@@ -254,16 +408,57 @@ def scheduler_queues(template: Template) -> set[str]:
     }
 
 
-def review(template: Template, settings: StackSettings) -> dict[str, list[str]]:
-    """Every check's findings for this template, deployed with these settings."""
+def review(
+    template: Template,
+    settings: StackSettings,
+    *,
+    job_arns: Any = JOB_ARNS,
+    default_bus: Any = DEFAULT_BUS_ARN,
+    account_root: Any = ACCOUNT_ROOT,
+) -> dict[str, list[str]]:
+    """Every check's findings for this member template, deployed with these settings (a fleet
+    member's job ARNs and default bus name its account and region)."""
     external = {settings.brake_topic_arn} if settings.brake_topic_arn else set()
+    buses = [default_bus, *([settings.central_bus_arn] if settings.central_bus_arn else [])]
     return {
         "wildcard_actions": wildcard_actions(template),
-        "terminate_job_scope": terminate_job_scope(template, settings.terminate_only_tagged),
+        "terminate_job_scope": terminate_job_scope(
+            template, settings.terminate_only_tagged, job_arns
+        ),
         "unencrypted": unencrypted(template),
-        "foreign_queue_producers": foreign_queue_producers(template, external),
+        "foreign_queue_producers": foreign_queue_producers(template, external, account_root),
         "scheduler_role_reach": scheduler_role_reach(template, scheduler_queues(template)),
         "secrets_in_environment": secrets_in_environment(template),
+        "open_principals": open_principals(template),
+        "put_events_reach": put_events_reach(template, buses),
+    }
+
+
+def review_central(template: Template, fleet: Fleet) -> dict[str, list[str]]:
+    """Every check that applies to the fleet's central stack."""
+    return {
+        "wildcard_actions": wildcard_actions(template),
+        "unencrypted": unencrypted(template),
+        "foreign_queue_producers": foreign_queue_producers(template, set()),
+        "secrets_in_environment": secrets_in_environment(template),
+        "open_principals": open_principals(template),
+        "put_events_reach": put_events_reach(template, []),
+        "bus_admission": bus_admission(template, set(fleet.accounts), fleet.organization_id),
+        "log_writers": log_writers(template),
+    }
+
+
+def member_arns(account: str, region: str) -> dict[str, Any]:
+    """review()'s keyword arguments for a stack in this environment: its job ARNs, default bus
+    and account root, as CDK writes them (the partition stays a reference)."""
+
+    def arn(tail: str) -> Any:
+        return {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, tail]]}
+
+    return {
+        "job_arns": arn(f":batch:{region}:{account}:job/*"),
+        "default_bus": arn(f":events:{region}:{account}:event-bus/default"),
+        "account_root": arn(f":iam::{account}:root"),
     }
 
 
@@ -280,6 +475,8 @@ def test_the_stack_passes_the_security_review(
         "foreign_queue_producers": [],
         "scheduler_role_reach": [],
         "secrets_in_environment": [],
+        "open_principals": [],
+        "put_events_reach": [],
     }
 
 
@@ -512,9 +709,10 @@ def test_each_check_fails_on_its_mutation(synth: Synthesized, mutation: str) -> 
 
 # Mutations that a second check reports as well, by design.
 ALSO_REPORTED: dict[str, set[str]] = {
-    "Action '*'": {"terminate_job_scope"},
+    "Action '*'": {"terminate_job_scope", "put_events_reach"},
     "a service-wide action": {"terminate_job_scope"},
     "TerminateJob by a wildcard action": {"wildcard_actions"},
+    "a queue open to '*'": {"open_principals"},
 }
 
 
@@ -524,3 +722,156 @@ def test_a_missing_tag_condition_fails_where_one_is_configured(overridden: Synth
     settings = StackSettings.from_context(overridden.stack.node)
     del terminate_statement(template)["Condition"]
     assert terminate_job_scope(template, settings.terminate_only_tagged) != []
+
+
+# --- the fleet: every member stage and the central stack ---------------------------------------
+
+
+def test_every_fleet_stack_passes_the_security_review(fleet: SynthesizedFleet) -> None:
+    for member, stack in fleet.fleet_app.members.items():
+        template = copy.deepcopy(dict(fleet.templates[stack.node.path].to_json()))
+        settings = StackSettings.from_context(stack.node)
+        found = review(
+            template,
+            dataclasses.replace(settings, central_bus_arn=fleet.fleet_app.fleet.central_bus_arn()),
+            **member_arns(member.account, member.region),
+        )
+        assert {name: f for name, f in found.items() if f} == {}, stack.node.path
+    central = central_template_of(fleet)
+    assert {n: f for n, f in review_central(central, fleet.fleet_app.fleet).items() if f} == {}
+
+
+def central_template_of(fleet: SynthesizedFleet) -> Template:
+    return copy.deepcopy(dict(fleet.templates[fleet.central.node.path].to_json()))
+
+
+def the_bus_statement(t: Template) -> Statement:
+    [policy] = resources(t, "AWS::Events::EventBusPolicy").values()
+    statement: Statement = policy["Properties"]["Statement"]
+    return statement
+
+
+def logs_policy_parts(t: Template) -> list[Any]:
+    [policy] = resources(t, "AWS::Logs::ResourcePolicy").values()
+    parts: list[Any] = policy["Properties"]["PolicyDocument"]["Fn::Join"][1]
+    return parts
+
+
+def _bus_open_to_anyone(t: Template) -> None:
+    the_bus_statement(t)["Principal"] = "*"
+
+
+def _bus_open_to_another_account(t: Template) -> None:
+    the_bus_statement(t)["Principal"]["AWS"].append("arn:aws:iam::999999999999:root")
+
+
+def _bus_open_to_all_actions(t: Template) -> None:
+    the_bus_statement(t)["Action"] = ["events:PutEvents", "events:PutRule"]
+
+
+def _bus_missing_an_account(t: Template) -> None:
+    the_bus_statement(t)["Principal"]["AWS"].pop()
+
+
+def _logs_open_to_anyone(t: Template) -> None:
+    parts = logs_policy_parts(t)
+    parts[0] = re.sub(r'"Principal":\{[^}]*\}', '"Principal":"*"', parts[0])
+
+
+def _logs_on_every_group(t: Template) -> None:
+    parts = logs_policy_parts(t)
+    [index] = [i for i, part in enumerate(parts) if not isinstance(part, str)]
+    parts[index] = "arn:aws:logs:us-east-1:111111111111:log-group:*"
+
+
+def _logs_allow_deletion(t: Template) -> None:
+    parts = logs_policy_parts(t)
+    parts[0] = parts[0].replace('"logs:PutLogEvents"', '"logs:PutLogEvents","logs:DeleteLogGroup"')
+
+
+CENTRAL_MUTATIONS: dict[str, tuple[set[str], Mutation]] = {
+    "the bus open to '*'": ({"open_principals", "bus_admission"}, _bus_open_to_anyone),
+    "the bus open to another account": ({"bus_admission"}, _bus_open_to_another_account),
+    "the bus allows another action": ({"bus_admission"}, _bus_open_to_all_actions),
+    "the bus misses a member": ({"bus_admission"}, _bus_missing_an_account),
+    "the log group writable by anyone": ({"open_principals", "log_writers"}, _logs_open_to_anyone),
+    "the log policy on every group": ({"log_writers"}, _logs_on_every_group),
+    "the log policy deletes": ({"log_writers"}, _logs_allow_deletion),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(CENTRAL_MUTATIONS))
+def test_each_central_check_fails_on_its_mutation(fleet: SynthesizedFleet, mutation: str) -> None:
+    expected, mutate = CENTRAL_MUTATIONS[mutation]
+    template = central_template_of(fleet)
+    mutate(template)
+    found = review_central(template, fleet.fleet_app.fleet)
+    assert {name for name, f in found.items() if f} == expected, found
+
+
+def _forward_elsewhere(t: Template) -> None:
+    [role_id] = [r for r in resources(t, "AWS::IAM::Role") if "DecisionForwardingRole" in r]
+    role_statements(resources(t, "AWS::IAM::Role")[role_id])[0]["Resource"] = (
+        "arn:aws:events:us-east-1:999999999999:event-bus/theirs"
+    )
+
+
+def _publish_on_another_bus(t: Template) -> None:
+    [statement] = [
+        s for s in first_statements(t, "TerminatorRole") if s.get("Sid") == "PublishDecisions"
+    ]
+    statement["Resource"] = "arn:aws:events:eu-west-1:999999999999:event-bus/default"
+
+
+def _publish_on_every_bus(t: Template) -> None:
+    add_statement(t, "BrakeRole", {"Effect": "Allow", "Action": "events:Put*", "Resource": "*"})
+
+
+@pytest.mark.parametrize(
+    ("mutation", "also"),
+    [
+        (_forward_elsewhere, set()),
+        (_publish_on_another_bus, set()),
+        (_publish_on_every_bus, {"wildcard_actions"}),
+    ],
+)
+def test_put_events_reach_fails_on_a_member_mutation(
+    fleet: SynthesizedFleet, mutation: Mutation, also: set[str]
+) -> None:
+    member, stack = next(iter(fleet.fleet_app.members.items()))
+    template = copy.deepcopy(dict(fleet.templates[stack.node.path].to_json()))
+    settings = dataclasses.replace(
+        StackSettings.from_context(stack.node),
+        central_bus_arn=fleet.fleet_app.fleet.central_bus_arn(),
+    )
+    mutation(template)
+    found = review(template, settings, **member_arns(member.account, member.region))
+    assert {name for name, f in found.items() if f} == {"put_events_reach", *also}
+
+
+ORGANIZATION_FLEET = """\
+version: 1
+organizationId: o-a1b2c3d4e5
+central: {account: "111111111111", region: us-east-1}
+members: [{account: "222222222222", regions: [us-east-1]}]
+"""
+
+
+def test_the_organization_variant_passes_and_its_condition_is_checked() -> None:
+    from aws_cdk import App, Environment, Stage
+    from aws_cdk.assertions import Template as CdkTemplate
+
+    from infra.central_stack import FleetCentralStack
+
+    fleet = parse_fleet(ORGANIZATION_FLEET)
+    stage = Stage(App(), "Central", env=Environment(account="111111111111", region="us-east-1"))
+    template = dict(
+        CdkTemplate.from_stack(FleetCentralStack(stage, "Fleet", fleet=fleet)).to_json()
+    )
+    assert {n: f for n, f in review_central(template, fleet).items() if f} == {}
+    del the_bus_statement(template)["Condition"]
+    found = review_central(template, fleet)
+    assert {n for n, f in found.items() if f} == {"open_principals", "bus_admission"}
+    # A wider condition (any organization id pattern) is not the organization.
+    the_bus_statement(template)["Condition"] = {"StringLike": {"aws:PrincipalOrgID": "o-*"}}
+    assert open_principals(template) != []
