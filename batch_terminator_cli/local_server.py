@@ -8,6 +8,7 @@ in this process.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import socket
@@ -78,6 +79,24 @@ def publish_stack_outputs(
         session.client("cloudformation").create_stack(
             StackName=stack_name, TemplateBody=json.dumps(template)
         )
+
+
+def _deliver_alarms(sqs: Any, inbox: str | None) -> None:
+    """Invoke the brake with each alarm event the stack's alarm rule routed (here, to the alarm
+    inbox), as the rule would."""
+    while inbox and (
+        messages := sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
+    ):
+        for message in messages:
+            try:
+                brake.handler(
+                    json.loads(message["Body"]),
+                    LambdaContext(function_name="batch-terminator-brake"),
+                )
+            except Exception:  # Lambda would retry it; `local` logs and goes on
+                logging.getLogger(__name__).exception("brake invocation failed")
+            finally:
+                sqs.delete_message(QueueUrl=inbox, ReceiptHandle=message["ReceiptHandle"])
 
 
 class LocalServer:
@@ -188,22 +207,7 @@ class LocalServer:
         sqs = self._session.client("sqs")
         with self._lock, capture_logs(deadline.logger), capture_logs(brake.logger):
             drain(sqs, self.deployment.events_queue_url, deadline.handler, max_invocations=10)
-            inbox = self.deployment.alarm_inbox_url
-            while inbox and (
-                messages := sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get(
-                    "Messages", []
-                )
-            ):
-                for message in messages:
-                    try:
-                        brake.handler(
-                            json.loads(message["Body"]),
-                            LambdaContext(function_name="batch-terminator-brake"),
-                        )
-                    except Exception:  # Lambda would retry it; `local` logs and goes on
-                        logging.getLogger(__name__).exception("brake invocation failed")
-                    finally:
-                        sqs.delete_message(QueueUrl=inbox, ReceiptHandle=message["ReceiptHandle"])
+            _deliver_alarms(sqs, self.deployment.alarm_inbox_url)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -224,7 +228,7 @@ class LocalServer:
         try:
             step()
         except Exception:
-            logging.getLogger(__name__).exception("%s failed", step.__name__)
+            logging.getLogger(__name__).exception("%s failed", getattr(step, "__name__", step))
 
     def stop(self) -> None:
         self._stop.set()
@@ -232,5 +236,151 @@ class LocalServer:
             self._consumer.join(timeout=10)
         self._server.stop()
         self._context.close()
+        for handler in (terminator, sweeper, deadline, brake):
+            handler.dependencies.cache_clear()
+
+
+class LocalFleetServer:
+    """`batch-terminator local --fleet`: the emulator on 127.0.0.1 with a whole fleet deployed:
+    one deployment per member account and region, each running its functions (terminator,
+    deadline, brake, sweeper) and forwarding its decision events to the central account's bus
+    and log group. AWS CLI profiles, one per account, reach them (`write_profiles`)."""
+
+    def __init__(
+        self,
+        members: dict[tuple[str, str], PoliciesFile],
+        *,
+        central: tuple[str, str],
+        organization_id: str | None = None,
+        port: int = 5050,
+        poll_seconds: float = 1.0,
+        sweep_seconds: float | None = None,
+    ) -> None:
+        from moto.server import ThreadedMotoServer
+
+        install()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.port = port
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._members = members
+        self._central = central
+        self._organization_id = organization_id
+        self._poll_seconds = poll_seconds
+        self._sweep_seconds = sweep_seconds
+        self._next_sweeps: dict[tuple[str, str], float] = {}
+        self._stop = threading.Event()
+        self._consumer: threading.Thread | None = None
+        self._context = ExitStack()
+        self._on_audit: Sink = _ignore
+        self.fleet: Any = None
+
+    def start(self, scratch: str, on_audit: Sink = _ignore) -> Any:
+        """Serve the emulator and deploy the fleet; returns the `sandbox.FleetSandbox` (`run`
+        starts its functions). Raises PortInUse when the port is taken."""
+        from batch_terminator_cli.emulator import eventbridge
+        from batch_terminator_cli.sandbox import deploy_fleet
+
+        _check_port_free(self.port)
+        self._server.start()
+        requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
+        self._context.enter_context(
+            environment(
+                {
+                    **FAKE_CREDENTIALS,
+                    **HANDLER_ENVIRONMENT,
+                    "AWS_ENDPOINT_URL": self.endpoint_url,
+                    "POWERTOOLS_METRICS_DISABLED": "true",
+                }
+            )
+        )
+        eventbridge.leave_organizations()
+        if self._organization_id:
+            for account, _region in self._members:
+                eventbridge.join_organization(account, self._organization_id)
+        self.fleet = deploy_fleet(
+            self._members,
+            Path(scratch),
+            central=self._central,
+            organization_id=self._organization_id,
+        )
+        now = time.monotonic()
+        for member in self.fleet.members:
+            interval = member.box.policies.settings.sweep_interval.total_seconds()
+            every = interval if self._sweep_seconds is None else self._sweep_seconds
+            self._next_sweeps[(member.account, member.region)] = now + every if every else 0
+        self._on_audit = on_audit
+        return self.fleet
+
+    def run(self) -> None:
+        """Start the members' functions in a background thread (after `start`, once the
+        foreground has printed what it prints: the functions' logs are captured meanwhile)."""
+        self._consumer = threading.Thread(target=self._run, daemon=True)
+        self._consumer.start()
+
+    def write_profiles(self, directory: Path, names: dict[str, str]) -> tuple[Path, Path]:
+        """An AWS credentials file and config file with one profile per account (`names`:
+        account -> profile name) whose endpoint is this server. Returns (credentials, config)."""
+        keys = {m.account: m.credentials for m in self.fleet.members}
+        keys[self.fleet.central.account] = self.fleet.central
+        credentials, config = [], []
+        for account, name in names.items():
+            key = keys[account]
+            credentials += [
+                f"[{name}]",
+                f"aws_access_key_id = {key.access_key_id}",
+                f"aws_secret_access_key = {key.secret_access_key}",
+            ]
+            config += [f"[profile {name}]", f"endpoint_url = {self.endpoint_url}"]
+        files = (directory / "credentials", directory / "config")
+        files[0].write_text("\n".join(credentials) + "\n", encoding="utf-8")
+        files[1].write_text("\n".join(config) + "\n", encoding="utf-8")
+        return files
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for member in self.fleet.members:
+                if self._stop.is_set():
+                    break
+                LocalServer._step(functools.partial(self._serve, member))
+            self._stop.wait(self._poll_seconds)
+
+    def _serve(self, member: Any) -> None:
+        """One turn of a member's functions, each in the member's environment: a sweep when
+        due, the due schedules, the Batch events and alarms, then the requests. Nothing here
+        redirects stdout (EMF is off): the foreground keeps the console."""
+        where = (member.account, member.region)
+        with self.fleet.acting_as(member) as box:
+            session, deployment = box.session, box.deployment
+            sqs = session.client("sqs")
+            due = self._next_sweeps.get(where, 0)
+            if due and time.monotonic() >= due:
+                interval = box.policies.settings.sweep_interval.total_seconds()
+                every = interval if self._sweep_seconds is None else self._sweep_seconds
+                self._next_sweeps[where] = time.monotonic() + every
+                with capture_logs(sweeper.logger):
+                    sweeper.handler(
+                        scheduled_event(member.region),
+                        LambdaContext(function_name="batch-terminator-sweeper"),
+                    )
+            scheduler.fire_due(session)
+            with capture_logs(deadline.logger), capture_logs(brake.logger):
+                drain(sqs, deployment.events_queue_url, deadline.handler, max_invocations=10)
+                _deliver_alarms(sqs, deployment.alarm_inbox_url)
+            with capture_logs(terminator.logger) as logs:
+                drain(sqs, deployment.request_queue_url, terminator.handler, max_invocations=10)
+            ship_logs(session, deployment.terminator_log_group, logs.lines())
+            for line in logs.audit():
+                self._on_audit(line)
+
+    def stop(self) -> None:
+        from batch_terminator_cli.emulator import eventbridge
+
+        self._stop.set()
+        if self._consumer is not None:
+            self._consumer.join(timeout=30)
+        self._server.stop()
+        self._context.close()
+        eventbridge.leave_organizations()
         for handler in (terminator, sweeper, deadline, brake):
             handler.dependencies.cache_clear()

@@ -130,6 +130,15 @@ def local(
             max=366 * 24 * 3600,
         ),
     ] = None,
+    fleet: Annotated[
+        Path | None,
+        typer.Option(
+            "--fleet",
+            help="Serve this fleet file's members (each account and region) and its central "
+            "account, with AWS CLI profiles that reach them.",
+            metavar="FILE",
+        ),
+    ] = None,
 ) -> None:
     """Serve the emulator on 127.0.0.1, with demo jobs, the terminator and the sweeper running."""
     import tempfile
@@ -141,6 +150,9 @@ def local(
     policies = (
         _load_policies_or_exit(policies_file) if policies_file else demo_module.demo_policies()
     )
+    if fleet is not None:
+        _local_fleet(fleet, policies, port, sweep_interval)
+        return
     server = LocalServer(policies, port=port, sweep_seconds=sweep_interval)
     with tempfile.TemporaryDirectory(prefix="batch-terminator-local-") as scratch:
         try:
@@ -189,6 +201,78 @@ def _print_local_help(endpoint: str, deployment: Any, jobs: dict[str, str], poli
     ):
         out.print(literal(line), soft_wrap=True)
     out.print("Ctrl-C stops.")
+
+
+def _local_fleet(
+    path: Path, policies: PoliciesFile, port: int, sweep_interval: float | None
+) -> None:
+    import tempfile
+    import time
+
+    from batch_terminator_cli import demo as demo_module
+    from batch_terminator_cli import fleet_cli
+    from batch_terminator_cli.local_server import LocalFleetServer, PortInUse
+    from batch_terminator_cli.sandbox import CENTRAL_ACCOUNT
+
+    loaded = fleet_cli.load_fleet_or_exit(path)
+    files: dict[Path, PoliciesFile] = {}
+    members: dict[tuple[str, str], PoliciesFile] = {}
+    names: dict[str, str] = {}
+    for member in loaded.members:
+        own = Path(member.policies_file) if member.policies_file else None
+        if own is not None and not own.is_absolute():
+            own = path.parent / own
+        if own is not None and own not in files:
+            files[own] = _load_policies_or_exit(own)
+        members[(member.account, member.region)] = files[own] if own else policies
+        names.setdefault(member.account, member.profile or f"member-{member.account}")
+    central = loaded.central
+    where = (central.account, central.region) if central else (CENTRAL_ACCOUNT, "us-east-1")
+    names.setdefault(where[0], (central.profile if central else None) or "central")
+    server = LocalFleetServer(
+        members,
+        central=where,
+        organization_id=loaded.organization_id,
+        port=port,
+        sweep_seconds=sweep_interval,
+    )
+    with tempfile.TemporaryDirectory(prefix="batch-terminator-local-fleet-") as scratch:
+        try:
+            deployed = server.start(scratch, on_audit=_print_audit)
+        except PortInUse as error:
+            fail(error, label="cannot serve")
+        try:
+            credentials, config = server.write_profiles(Path(scratch), names)
+            for member in deployed.members:
+                demo_module.seed_jobs(member.box.world)
+                demo_module.seed_policy_jobs(member.box.world)
+            say(out, "Emulator listening on ", literal(server.endpoint_url, "bold"), " (a fleet)")
+            say(out, f"Central account {where[0]} in {where[1]} (profile {names[where[0]]})")
+            for member in deployed.members:
+                say(
+                    out,
+                    f"  member {member.account} {member.region} (profile {names[member.account]}):"
+                    " the demo's jobs",
+                )
+            out.print("\nTry:")
+            for line in (
+                f"  export AWS_SHARED_CREDENTIALS_FILE={credentials} AWS_CONFIG_FILE={config}",
+                f"  batch-terminator status --fleet {path}",
+                f"  batch-terminator plan --fleet {path} --policies {demo_module.DEMO_POLICIES}",
+                f"  batch-terminator audit --fleet {path}",
+                f"  batch-terminator audit --central --fleet {path}",
+            ):
+                out.print(literal(line), soft_wrap=True)
+            out.print(
+                "Sweeps run at the policies' interval (--sweep-interval S sooner). Ctrl-C stops."
+            )
+            server.run()
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stop()
 
 
 def _print_sweep(summary: dict[str, object]) -> None:

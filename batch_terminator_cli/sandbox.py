@@ -547,6 +547,56 @@ def forward_decisions(session: Any, bus_arn: str) -> None:
     )
 
 
+def deploy_fleet(
+    members: dict[tuple[str, str], PoliciesFile],
+    scratch: Path,
+    *,
+    central: tuple[str, str] = (CENTRAL_ACCOUNT, REGION),
+    admitted: list[str] | None = None,
+    organization_id: str | None = None,
+    stack_name: str = "BatchTerminator",
+) -> FleetSandbox:
+    """In a running emulator (in process, or the one AWS_ENDPOINT_URL names in this process):
+    one deployment per (account, region) of `members`, each with its policies (written to
+    `scratch`), its stack outputs published as `stack_name` for the CLI, and its rule forwarding
+    decision events to the central bus; and the central account's bus, admitting `admitted`
+    (default: every member account) or the organization `organization_id`, and its log group."""
+    from batch_terminator.contract import PUBLISH_DECISIONS_ENV
+    from batch_terminator_cli.local_server import publish_stack_outputs
+
+    central_account, central_region = central
+    accounts = list(dict.fromkeys(account for account, _ in members))
+    credentials = {a: account_credentials(a) for a in dict.fromkeys([*accounts, central_account])}
+    bus_arn = deploy_central(
+        credentials[central_account],
+        central_region,
+        accounts if admitted is None else admitted,
+        organization_id,
+    )
+    fleet_members = []
+    for index, ((account, region), policies) in enumerate(members.items()):
+        keys = credentials[account]
+        session = keys.session(region)
+        deployment = deploy(session, policies, max_receive_count=MAX_RECEIVE_COUNT)
+        publish_stack_outputs(session, deployment.outputs(), stack_name)
+        forward_decisions(session, bus_arn)
+        policies_json = scratch / f"policies-{index}.json"
+        policies_json.write_text(policies.model_dump_json(exclude_none=True), encoding="utf-8")
+        control = BatchControl(account_id=account, region=region)
+        box = Sandbox(session, policies, deployment, BatchWorld(session, control), control)
+        function_environment = {
+            "AWS_ACCESS_KEY_ID": keys.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": keys.secret_access_key,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
+            "POLICIES_FILE": str(policies_json),
+            PUBLISH_DECISIONS_ENV: "true",
+            **deployment.function_environment(),
+        }
+        fleet_members.append(FleetMember(box, keys, function_environment))
+    return FleetSandbox(credentials[central_account], central_region, fleet_members, bus_arn)
+
+
 @contextmanager
 def fleet_sandbox(
     members: dict[tuple[str, str], PoliciesFile],
@@ -557,20 +607,13 @@ def fleet_sandbox(
     organizations: dict[str, str] | None = None,
     stack_name: str = "BatchTerminator",
 ) -> Iterator[FleetSandbox]:
-    """Start the in-process emulator with one deployment per (account, region) of `members`
-    (each with its policies, its stack outputs published as `stack_name` for the CLI, and its
-    rule forwarding decision events to the central bus), and the central account's bus and log
-    group. The bus admits `admitted` (default: every member account) or, with
-    `organization_id`, the accounts `organizations` (account -> organization id) puts in it."""
+    """Start the in-process emulator and `deploy_fleet` on it. With `organization_id` the bus
+    admits the accounts `organizations` (account -> organization id) puts in it."""
     from moto import mock_aws
 
-    from batch_terminator.contract import PUBLISH_DECISIONS_ENV
     from batch_terminator_cli.emulator import eventbridge
-    from batch_terminator_cli.local_server import publish_stack_outputs
 
     install()
-    central_account, central_region = central
-    accounts = list(dict.fromkeys(account for account, _ in members))
     with (
         tempfile.TemporaryDirectory(prefix="batch-terminator-fleet-") as scratch,
         environment({**FAKE_CREDENTIALS, **HANDLER_ENVIRONMENT}),
@@ -579,38 +622,15 @@ def fleet_sandbox(
         eventbridge.leave_organizations()
         for account, organization in (organizations or {}).items():
             eventbridge.join_organization(account, organization)
-        credentials = {
-            a: account_credentials(a) for a in dict.fromkeys([*accounts, central_account])
-        }
-        bus_arn = deploy_central(
-            credentials[central_account],
-            central_region,
-            accounts if admitted is None else admitted,
-            organization_id,
-        )
-        fleet_members = []
-        for index, ((account, region), policies) in enumerate(members.items()):
-            keys = credentials[account]
-            session = keys.session(region)
-            deployment = deploy(session, policies, max_receive_count=MAX_RECEIVE_COUNT)
-            publish_stack_outputs(session, deployment.outputs(), stack_name)
-            forward_decisions(session, bus_arn)
-            policies_json = Path(scratch) / f"policies-{index}.json"
-            policies_json.write_text(policies.model_dump_json(exclude_none=True), encoding="utf-8")
-            control = BatchControl(account_id=account, region=region)
-            box = Sandbox(session, policies, deployment, BatchWorld(session, control), control)
-            function_environment = {
-                "AWS_ACCESS_KEY_ID": keys.access_key_id,
-                "AWS_SECRET_ACCESS_KEY": keys.secret_access_key,
-                "AWS_DEFAULT_REGION": region,
-                "AWS_REGION": region,
-                "POLICIES_FILE": str(policies_json),
-                PUBLISH_DECISIONS_ENV: "true",
-                **deployment.function_environment(),
-            }
-            fleet_members.append(FleetMember(box, keys, function_environment))
         try:
-            yield FleetSandbox(credentials[central_account], central_region, fleet_members, bus_arn)
+            yield deploy_fleet(
+                members,
+                Path(scratch),
+                central=central,
+                admitted=admitted,
+                organization_id=organization_id,
+                stack_name=stack_name,
+            )
         finally:
             _clear_caches()
             eventbridge.leave_organizations()
