@@ -337,6 +337,11 @@ class LocalFleetServer:
         files[1].write_text("\n".join(config) + "\n", encoding="utf-8")
         return files
 
+    def serve_once(self) -> None:
+        """One turn of every member's functions, in the caller's thread (see `_serve`)."""
+        for member in self.fleet.members:
+            self._serve(member)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             for member in self.fleet.members:
