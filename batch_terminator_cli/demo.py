@@ -627,7 +627,7 @@ def act_fleet(console: Console, fleet: FleetSandbox) -> FleetAct:
     say(
         console,
         f"{OUTSIDER[0]} {OUTSIDER[1]} (not in the fleet) terminates too; EventBridge refused its "
-        f"{refused} decision events: the central bus's policy does not admit it.",
+        f"decision events ({refused}): the central bus's policy does not admit the account.",
     )
     query = auditing.AuditQuery(timedelta(hours=24), limit=100, central=True)
     result = auditing.read_audit(
