@@ -7,18 +7,26 @@ NODE_STAMP := node_modules/.installed
 CDK_OUTDIR ?= cdk.out
 # Extra CDK CLI arguments, e.g. CDK_ARGS="-c alarmTopicArn=arn:aws:sns:…"
 CDK_ARGS ?=
+# A fleet file (fleet.example.yaml): one stage per member account and region, and a central one.
+# Empty: the cdk.json `fleetFile` context key, if any, else one stack.
+FLEET ?=
+FLEET_ARGS := $(if $(FLEET),-c fleetFile=$(FLEET))
+# Every stack of the app, those in the fleet's stages included; a pattern selects some of them.
+STACKS := '**'
 # Node 20 is past jsii's support window; the banner it prints is noise here.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help install test lint format demo local synth deploy diff bench schema clean
+.PHONY: help install test lint format demo local synth synth-fleet deploy diff bench schema clean
 
 help:
 	@echo "make demo    the whole pipeline on the embedded AWS emulator (no account)"
 	@echo "make test    unit, integration and infrastructure tests"
 	@echo "make lint    ruff check, ruff format --check, mypy"
 	@echo "make synth   synthesize the stack with the pinned CDK CLI (cdk-nag + cfn-lint clean)"
-	@echo "make deploy  deploy the stack to the current AWS account"
+	@echo "             FLEET=fleet.yaml: every stage of the fleet (make synth-fleet: the example)"
+	@echo "make deploy  deploy the stack to the current AWS account (FLEET=…: every stage)"
+	@echo "make diff    what a deploy would change (FLEET=…: every stage)"
 	@echo "make bench   benchmarks (API calls per job, import times, evaluation speed)"
 
 $(STAMP): pyproject.toml requirements.lock
@@ -57,15 +65,20 @@ local: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/batch-terminator schema > policies.schema.json
 
+# A fleet's stage templates are in assembly-<stage>/ below the output directory: cfn-lint
+# expands the quoted pattern itself, recursively.
 synth: $(STAMP) $(NODE_STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth --quiet --output $(CDK_OUTDIR) $(CDK_ARGS)
-	$(BIN)/cfn-lint $(CDK_OUTDIR)/*.template.json
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth --quiet --output $(CDK_OUTDIR) $(FLEET_ARGS) $(CDK_ARGS)
+	$(BIN)/cfn-lint '$(CDK_OUTDIR)/**/*.template.json'
+
+synth-fleet:
+	$(MAKE) synth FLEET=fleet.example.yaml CDK_OUTDIR=build/cdk.out.fleet
 
 deploy: $(STAMP) $(NODE_STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk deploy $(CDK_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk deploy $(FLEET_ARGS) $(CDK_ARGS) $(STACKS)
 
 diff: $(STAMP) $(NODE_STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk diff $(CDK_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk diff $(FLEET_ARGS) $(CDK_ARGS) $(STACKS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
