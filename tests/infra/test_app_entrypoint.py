@@ -64,3 +64,17 @@ def test_bad_context_value_fails_with_the_key_named(tmp_path: Path) -> None:
 def test_cdk_json_runs_app_py() -> None:
     config = json.loads((PROJECT_ROOT / "cdk.json").read_text(encoding="utf-8"))
     assert config["app"] == "python3 app.py"
+
+
+def test_broken_fleet_file_fails_with_one_line(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(
+        'version: 1\nmembers:\n  - {account: "2222", regions: [us-east-1]}\n', encoding="utf-8"
+    )
+    result = run_app(tmp_path / "out", {"fleetFile": str(fleet)})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"{fleet}: members[0].account (line 3): an account is 12 digits, got '2222'"
+    )
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / "manifest.json").exists()
