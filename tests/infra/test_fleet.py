@@ -146,23 +146,27 @@ def test_every_member_forwards_decisions_to_exactly_the_central_bus(
         )
 
 
-def test_publish_decisions_false_drops_the_grant_and_says_so(tmp_path: Path) -> None:
-    synthesized = synthesize(tmp_path, {"publishDecisions": "false"})
+def test_a_single_stack_opts_out_of_publishing_and_forwards_to_a_named_bus(
+    tmp_path: Path,
+) -> None:
+    """publishDecisions false: no function may publish and each says so. centralBusArn without
+    a fleet file: the stack forwards to that bus (cdk-nag clean, since synthesize runs it)."""
+    other_bus = "arn:aws:events:eu-west-1:555555555555:event-bus/audit"
+    synthesized = synthesize(tmp_path, {"publishDecisions": "false", "centralBusArn": other_bus})
     template = synthesized.template
     for role in roles(template).values():
         for statement in statements_of(role):
             assert statement.get("Sid") != "PublishDecisions"
     functions = template.find_resources("AWS::Lambda::Function").values()
-    assert [
+    published = [
         f["Properties"]["Environment"]["Variables"][PUBLISH_DECISIONS_ENV] for f in functions
-    ] == ["false"] * 4
-    # No central bus named: no forwarding rule.
-    assert (
-        template.find_resources(
-            "AWS::Events::Rule", {"Properties": {"EventPattern": decision_event_pattern()}}
-        )
-        == {}
+    ]
+    assert published == ["false"] * 4
+    rules = template.find_resources(
+        "AWS::Events::Rule", {"Properties": {"EventPattern": decision_event_pattern()}}
     )
+    [rule] = rules.values()
+    assert [t["Arn"] for t in rule["Properties"]["Targets"]] == [other_bus]
 
 
 def test_members_with_their_own_policies_file_get_their_own_asset(tmp_path: Path) -> None:
@@ -292,6 +296,14 @@ def test_decisions_are_stored_in_the_fleet_log_group(fleet: SynthesizedFleet) ->
     assert "RoleArn" not in target  # CloudWatch Logs targets use the resource policy
     [queue_id] = template.find_resources("AWS::SQS::Queue")
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "AlarmDescription": Match.string_like_regexp("could not store"),
+            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}],
+            "Threshold": 1,
+        },
+    )
     # The log group's resource policy, written out: EventBridge may write to this group only.
     [policy] = template.find_resources("AWS::Logs::ResourcePolicy").values()
     parts = policy["Properties"]["PolicyDocument"]["Fn::Join"][1]
