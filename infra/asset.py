@@ -1,7 +1,8 @@
 """The Lambda asset: the runtime package, its validated policies, and a newer Batch API model.
 
 Built by copying files only: the Powertools layer and the Lambda runtime provide every
-dependency, so nothing is installed or bundled. The output depends only on its inputs, so the
+dependency, so nothing is installed or bundled; the package's bytecode for the runtime's Python
+is compiled beside it when this machine has that Python (`infra.bytecode`). The output depends only on its inputs, so the
 CDK asset hash is stable.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Final
@@ -16,6 +18,7 @@ from typing import Final
 import botocore
 
 from batch_terminator.models.policies import PoliciesFile
+from infra.bytecode import compile_package, find_interpreter
 from infra.paths import LAMBDA_PACKAGE_DIR
 
 PACKAGE_NAME: Final = "batch_terminator"
@@ -34,8 +37,15 @@ def installed_batch_model() -> Path:
     return Path(botocore.__file__).parent / "data" / BATCH_MODEL
 
 
-def build_lambda_asset(policies: PoliciesFile, out_dir: Path) -> Path:
-    """(Re)create `out_dir` as the asset directory and return it."""
+def build_lambda_asset(
+    policies: PoliciesFile, out_dir: Path, python_runtime: str | None = None
+) -> Path:
+    """(Re)create `out_dir` as the asset directory and return it. With `python_runtime` (a
+    Lambda runtime identifier such as `python3.13`), the package's bytecode for that Python is
+    shipped too when this machine has that Python (`infra.bytecode`); otherwise a one-line note
+    on stderr says the functions will compile their source at each cold start. Raises ValueError
+    for a directory this code did not create; CalledProcessError when a module does not
+    compile."""
     out_dir = out_dir.resolve()
     _refuse_foreign_directory(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -47,6 +57,8 @@ def build_lambda_asset(policies: PoliciesFile, out_dir: Path) -> Path:
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         )
         (staging / PACKAGE_NAME / POLICIES_JSON).write_text(policies.to_json(), encoding="utf-8")
+        if python_runtime is not None:
+            _ship_bytecode(staging / PACKAGE_NAME, python_runtime)
         model = staging / BOTOCORE_DATA_DIR / BATCH_MODEL
         model.parent.mkdir(parents=True)
         shutil.copyfile(installed_batch_model(), model)
@@ -58,6 +70,18 @@ def build_lambda_asset(policies: PoliciesFile, out_dir: Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
+
+
+def _ship_bytecode(package: Path, python_runtime: str) -> None:
+    interpreter = find_interpreter(python_runtime)
+    if interpreter is None:
+        print(
+            f"note: no {python_runtime} interpreter on this machine: the Lambda asset ships "
+            "source only, and each cold start compiles it (install that Python to ship bytecode)",
+            file=sys.stderr,
+        )
+        return
+    compile_package(package, interpreter, LAMBDA_TASK_ROOT)
 
 
 def _refuse_foreign_directory(out_dir: Path) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import subprocess
+import sys
+from importlib.util import cache_from_source, source_hash
 from pathlib import Path
 
 import pytest
@@ -23,9 +26,13 @@ def policies() -> PoliciesFile:
     return load_policies(PROJECT_ROOT / "policies.yaml")
 
 
+# The Python running the tests stands for the Lambda runtime's: this machine has it for sure.
+RUNTIME = f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+
 @pytest.fixture(scope="module")
 def asset(policies: PoliciesFile, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_lambda_asset(policies, tmp_path_factory.mktemp("asset") / "lambda-asset")
+    return build_lambda_asset(policies, tmp_path_factory.mktemp("asset") / "lambda-asset", RUNTIME)
 
 
 def tree(root: Path) -> dict[str, tuple[bytes, int]]:
@@ -40,11 +47,11 @@ def test_top_level_holds_the_package_and_the_models(asset: Path) -> None:
     assert sorted(p.name for p in asset.iterdir()) == ["batch_terminator", "botocore_data"]
 
 
-def test_package_is_a_copy_without_bytecode(asset: Path) -> None:
+def test_package_is_a_copy_with_only_its_own_bytecode(asset: Path) -> None:
     copied = {
         str(p.relative_to(asset / "batch_terminator"))
         for p in (asset / "batch_terminator").rglob("*")
-        if p.is_file()
+        if p.is_file() and p.suffix != ".pyc"
     }
     source = {
         str(p.relative_to(LAMBDA_PACKAGE_DIR))
@@ -85,7 +92,7 @@ def test_files_are_world_readable(asset: Path) -> None:
 def test_rebuild_is_identical_and_hashes_the_same(
     asset: Path, policies: PoliciesFile, tmp_path: Path
 ) -> None:
-    again = build_lambda_asset(policies, tmp_path / "again")
+    again = build_lambda_asset(policies, tmp_path / "again", RUNTIME)
     assert tree(again) == tree(asset)
     assert FileSystem.fingerprint(str(again)) == FileSystem.fingerprint(str(asset))
 
@@ -111,3 +118,45 @@ def test_stack_deploys_the_built_asset(synth: Synthesized) -> None:
     assert (staged / "botocore_data" / BATCH_MODEL).is_file()
     assert (staged / "batch_terminator" / "policies.json").is_file()
     assert os.access(staged / "batch_terminator" / "handlers" / "terminator.py", os.R_OK)
+
+
+def test_every_module_ships_its_bytecode_for_the_runtime(asset: Path) -> None:
+    modules = sorted((asset / "batch_terminator").rglob("*.py"))
+    assert modules
+    shipped = set((asset / "batch_terminator").rglob("*.pyc"))
+    assert shipped == {Path(cache_from_source(str(module))) for module in modules}
+    for module in modules:
+        cached = Path(cache_from_source(str(module)))
+        data = cached.read_bytes()
+        # PEP 552 header: magic, flags (0b01: hash-based, unchecked), the source's hash.
+        assert int.from_bytes(data[4:8], "little") == 0b01, module
+        assert data[8:16] == source_hash(module.read_bytes()), module
+
+
+def test_the_shipped_bytecode_is_what_imports(asset: Path, tmp_path: Path) -> None:
+    """With its source made unreadable as Python, a module still imports: from its bytecode."""
+    copy = tmp_path / "asset"
+    subprocess.run(["cp", "-r", str(asset), str(copy)], check=True)
+    (copy / "batch_terminator" / "decisions.py").write_text("this is not python", encoding="utf-8")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            "-B",
+            "-c",
+            "import batch_terminator.decisions as d; print(d.__name__)",
+        ],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": os.pathsep.join([str(copy), *sys.path[1:]]), "PYTHONHASHSEED": "0"},
+        check=False,
+    )
+    assert done.stdout.strip() == "batch_terminator.decisions", done.stderr
+
+
+def test_without_the_runtimes_python_the_asset_ships_source_and_says_so(
+    policies: PoliciesFile, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = build_lambda_asset(policies, tmp_path / "asset", "python3.99")
+    assert not list(out.rglob("*.pyc"))
+    assert "no python3.99 interpreter" in capsys.readouterr().err
