@@ -67,7 +67,7 @@ def build_app(app: App, *, asset_dir: Path = DEFAULT_ASSET_DIR) -> BatchTerminat
     """Add the stack to `app`. Raises SettingsError or PoliciesFileError on bad input."""
     settings = StackSettings.from_context(app.node)
     policies = load_policies(project_path(settings.policies_file))
-    asset = build_lambda_asset(policies, asset_dir)
+    asset = build_lambda_asset(policies, asset_dir, settings.python_runtime)
     stack = BatchTerminatorStack(
         app, settings.stack_name, settings=settings, policies=policies, asset_dir=asset
     )
@@ -95,7 +95,10 @@ def build_fleet(app: App, fleet_path: Path, *, asset_root: Path = FLEET_ASSET_RO
         if path not in loaded:
             policies = load_policies(path)
             digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
-            loaded[path] = (policies, build_lambda_asset(policies, asset_root / digest))
+            loaded[path] = (
+                policies,
+                build_lambda_asset(policies, asset_root / digest, settings.python_runtime),
+            )
         return loaded[path]
 
     central = None
