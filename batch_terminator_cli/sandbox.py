@@ -512,6 +512,26 @@ def deploy_central(
     logs.create_log_group(logGroupName=FLEET_LOG_GROUP)
     logs.put_retention_policy(logGroupName=FLEET_LOG_GROUP, retentionInDays=retention_days)
     group_arn = f"arn:aws:logs:{region}:{credentials.account}:log-group:{FLEET_LOG_GROUP}:*"
+    # EventBridge writes to a log group only as its CloudWatch Logs resource policy allows
+    # (infra/constructs/fleet_log.py writes the same statement).
+    logs.put_resource_policy(
+        policyName="batch-terminator-fleet-decisions",
+        policyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {
+                            "Service": ["events.amazonaws.com", "delivery.logs.amazonaws.com"]
+                        },
+                        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                        "Resource": group_arn,
+                    }
+                ],
+            }
+        ),
+    )
     events.put_rule(
         Name=CENTRAL_RULE_NAME,
         EventBusName=FLEET_BUS_NAME,

@@ -15,6 +15,7 @@ targets with moto's own matching and delivery.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import threading
 from collections import deque
@@ -107,6 +108,12 @@ def _send(rule: Any, message: dict[str, Any], event: dict[str, Any]) -> None:
 # - the event arrives whole: the rules of the receiving bus see the sender's `account`,
 #   `region`, `id`, `time` and `resources` (a central bus tells its members' events apart by
 #   them), across regions too ("Sending and receiving events between AWS Regions").
+#
+# A CloudWatch Logs target is written only when the log group's account has a CloudWatch Logs
+# resource policy letting `events.amazonaws.com` call PutLogEvents on it ("For Amazon CloudWatch
+# Logs resources, EventBridge uses resource-based policies", EventBridge user guide, "Using
+# resource-based policies for Amazon EventBridge"), and when it is in the rule's own account and
+# region.
 #
 # `refused` keeps the deliveries EventBridge did not make, for tests and the demo.
 
@@ -213,23 +220,77 @@ _original_send_to_targets = Rule.send_to_targets
 
 
 def _send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
-    """moto's delivery, with event-bus targets delivered as EventBridge does (see above), and a
-    log group named by its ARN with the `:*` suffix CloudFormation's `Arn` attribute carries
-    (the CDK's CloudWatchLogGroup target names it so) written to that log group."""
+    """moto's delivery, with event-bus targets delivered as EventBridge does (see above), and
+    log-group targets written only where EventBridge may write (a log group named by its ARN
+    with the `:*` suffix CloudFormation's `Arn` attribute carries, as the CDK's
+    CloudWatchLogGroup target names it, is that log group)."""
     targets = [_log_group_without_suffix(t) for t in self.targets]
     buses = [t for t in targets if _is_bus(t["Arn"])]
-    if not buses and targets == self.targets:
+    groups = [t for t in targets if _is_log_group(t["Arn"])]
+    if not buses and not groups:
         _original_send_to_targets(self, original_event, transform_input)
         return
     if not self.event_pattern.matches_event(original_event):
         return
     for target in buses:
         _forward(self, target, dict(original_event))
-    others = [t for t in targets if not _is_bus(t["Arn"])]
+    sender = str(original_event.get("account") or self.account_id)
+    others = []
+    for given, target in zip(self.targets, targets, strict=True):
+        if _is_bus(target["Arn"]):
+            continue
+        if _is_log_group(target["Arn"]):
+            why = _log_group_refuses(self, target["Arn"])
+            if why is not None:
+                refused.append(FailedInvocation(self.arn, given["Arn"], sender, why))
+                continue
+        others.append(target)
     if others:
         rest = copy.copy(self)
         rest.targets = others
         _original_send_to_targets(rest, original_event, transform_input)
+
+
+def _is_log_group(arn: str) -> bool:
+    parsed = parse_arn(arn)
+    return bool(parsed.service == "logs" and parsed.resource_type == "log-group")
+
+
+def _log_group_refuses(rule: Any, arn: str) -> str | None:
+    """Why EventBridge may not write to the log group `arn` for `rule`; None when it may."""
+    from moto.logs.models import logs_backends
+
+    parsed = parse_arn(arn)
+    if (parsed.account, parsed.region) != (rule.account_id, rule.region_name):
+        return f"log group {arn} is not in the rule's account and region"
+    backend = logs_backends[rule.account_id][rule.region_name]
+    if parsed.resource_id not in backend.groups:
+        return f"log group {parsed.resource_id} does not exist"
+    for policy in list(backend.resource_policies.values()):
+        statements = json.loads(policy.policy_document).get("Statement", [])
+        for statement in [statements] if isinstance(statements, dict) else statements:
+            if _lets_events_write(statement, arn):
+                return None
+    return f"no CloudWatch Logs resource policy lets events.amazonaws.com write to {arn}"
+
+
+def _lets_events_write(statement: dict[str, Any], arn: str) -> bool:
+    if statement.get("Effect") != "Allow":
+        return False
+    principal = statement.get("Principal") or {}
+    services = ["events.amazonaws.com"] if principal == "*" else principal.get("Service", [])
+    services = [services] if isinstance(services, str) else list(services)
+    actions = statement.get("Action", [])
+    actions = [actions] if isinstance(actions, str) else list(actions)
+    resources = statement.get("Resource", [])
+    resources = [resources] if isinstance(resources, str) else list(resources)
+    return (
+        "events.amazonaws.com" in services
+        and any(a in ("logs:PutLogEvents", "logs:*", "*") for a in actions)
+        and any(
+            fnmatch.fnmatchcase(arn, r) or fnmatch.fnmatchcase(f"{arn}:*", r) for r in resources
+        )
+    )
 
 
 def _log_group_without_suffix(target: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,8 @@ TEAM_A, TEAM_B, OUTSIDER = "222222222222", "333333333333", "444444444444"
 # Two accounts, two regions: team A in both, team B in eu-west-1; the outsider is not admitted.
 MEMBERS = [(TEAM_A, "us-east-1"), (TEAM_A, "eu-west-1"), (TEAM_B, "eu-west-1")]
 AUDIT_KEYS = [f.name for f in fields(AuditRecord)]
+# Accounts of the tests that build their own buses (none of the fleet's).
+ONE, TWO, THREE = "666666666666", "777777777777", "888888888888"
 
 
 @dataclass
@@ -251,7 +253,7 @@ def test_an_event_received_from_another_account_is_not_sent_on_to_a_third() -> N
     """EventBridge user guide: events a receiver forwards on to a third account are not sent."""
     install()
     with mock_aws():
-        first, second, third = (account_credentials(a) for a in (TEAM_A, TEAM_B, OUTSIDER))
+        first, second, third = (account_credentials(a) for a in (ONE, TWO, THREE))
         buses = {}
         for keys in (second, third):
             events = keys.session("us-east-1").client("events")
@@ -293,11 +295,11 @@ def test_an_event_received_from_another_account_is_not_sent_on_to_a_third() -> N
         hop.put_targets(
             Rule="on",
             EventBusName=FLEET_BUS_NAME,
-            Targets=[{"Id": "third", "Arn": buses[OUTSIDER]}],
+            Targets=[{"Id": "third", "Arn": buses[THREE]}],
         )
         sender = first.session("eu-west-1").client("events")
         sender.put_rule(Name="out", EventPattern=json.dumps(decision_event_pattern()))
-        sender.put_targets(Rule="out", Targets=[{"Id": "second", "Arn": buses[TEAM_B]}])
+        sender.put_targets(Rule="out", Targets=[{"Id": "second", "Arn": buses[TWO]}])
         sender.put_events(
             Entries=[{"Source": EVENT_SOURCE, "DetailType": DECISION_DETAIL_TYPE, "Detail": "{}"}]
         )
@@ -309,5 +311,52 @@ def test_an_event_received_from_another_account_is_not_sent_on_to_a_third() -> N
             return [json.loads(m["Body"]) for m in got]
 
         [arrived] = received(second)
-        assert (arrived["account"], arrived["region"]) == (TEAM_A, "eu-west-1")
+        assert (arrived["account"], arrived["region"]) == (ONE, "eu-west-1")
         assert received(third) == []
+
+
+def test_a_log_group_target_is_written_only_as_its_resource_policy_allows() -> None:
+    """EventBridge writes to a CloudWatch Logs target under the log group's resource policy:
+    without one nothing is written (a failed invocation); with one the whole event is."""
+    install()
+    with mock_aws():
+        keys = account_credentials(ONE)
+        session = keys.session("eu-west-1")
+        events, logs = session.client("events"), session.client("logs")
+        logs.create_log_group(logGroupName="/fleet/decisions")
+        arn = f"arn:aws:logs:eu-west-1:{ONE}:log-group:/fleet/decisions:*"
+        events.put_rule(Name="keep", EventPattern=json.dumps(decision_event_pattern()))
+        events.put_targets(Rule="keep", Targets=[{"Id": "log", "Arn": arn}])
+        entry = {"Source": EVENT_SOURCE, "DetailType": DECISION_DETAIL_TYPE, "Detail": "{}"}
+
+        def stored() -> list[dict[str, Any]]:
+            found = logs.filter_log_events(logGroupName="/fleet/decisions")["events"]
+            return [json.loads(e["message"]) for e in found]
+
+        before = len(eventbridge.refused)
+        events.put_events(Entries=[entry])
+        assert stored() == []
+        assert [f for f in list(eventbridge.refused)[before:] if f.target_arn == arn]
+        logs.put_resource_policy(
+            policyName="events",
+            policyDocument=json.dumps(
+                {
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "events.amazonaws.com"},
+                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                            "Resource": arn,
+                        }
+                    ]
+                }
+            ),
+        )
+        events.put_events(Entries=[{**entry, "Resources": ["arn:aws:batch:x"]}])
+        [event] = stored()
+        assert (event["account"], event["region"]) == (ONE, "eu-west-1")
+        assert event["resources"] == ["arn:aws:batch:x"]
+        assert set(event) == {
+            "version", "id", "detail-type", "source", "account", "time", "region", "resources",
+            "detail",
+        }  # fmt: skip
