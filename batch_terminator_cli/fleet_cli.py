@@ -237,9 +237,14 @@ def ask(
         bar = progress.add_task(what, total=len(asked))
         futures = [pool.submit(one, target) for target in asked]
         answers = []
-        for future in futures:
-            answers.append(future.result())
-            progress.advance(bar)
+        try:
+            for future in futures:
+                answers.append(future.result())
+                progress.advance(bar)
+        except KeyboardInterrupt:
+            # Ctrl-C: members not yet asked are not asked; those in flight finish unread.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return answers
 
 

@@ -279,3 +279,32 @@ def test_split_values_takes_commas_and_repeats_alike(options: list[list[str]]) -
     given_values = [",".join(parts) for parts in options]
     flat = [p.strip() for parts in options for p in parts if p.strip()]
     assert split_values(given_values) == list(dict.fromkeys(flat))
+
+
+def test_plan_fleet_uses_each_members_own_policies_file(fleet_scene: tuple[Scene, Path]) -> None:
+    """A member with `policiesFile` is planned with it (relative to the fleet file), the others
+    with --policies."""
+    _scene, home = fleet_scene
+    own = home / "team-b-policies.yaml"
+    own.write_text(
+        DEMO_POLICIES.read_text(encoding="utf-8").replace(
+            "name: gpu-runtime-cap", "name: team-b-runtime-cap"
+        ),
+        encoding="utf-8",
+    )
+    fleet = home / "own-policies.yaml"
+    fleet.write_text(
+        (home / "fleet.yaml")
+        .read_text(encoding="utf-8")
+        .replace("profile: team-b}", "profile: team-b, policiesFile: team-b-policies.yaml}"),
+        encoding="utf-8",
+    )
+    result = run(
+        "plan", "--fleet", str(fleet), "--policies", str(DEMO_POLICIES), "--output", "json"
+    )
+    clean(result)
+    assert result.exit_code == 0, result.output
+    policies = {(row["account"], row["policy"]) for row in _json(result)}
+    assert (TEAM_B, "team-b-runtime-cap") in policies
+    assert (TEAM_B, "gpu-runtime-cap") not in policies
+    assert (TEAM_A, "team-b-runtime-cap") not in policies
