@@ -22,13 +22,14 @@ from tests.integration.cli_support import clean, run
 from tests.integration.test_fleet_emulator import MEMBERS, OUTSIDER, TEAM_A, TEAM_B, Scene, act
 
 # Profiles: each team's, the audit account's, one that is not configured, one whose endpoint
-# is down, and one that reaches an account where nothing is deployed.
+# is down, one that reaches an account where nothing is deployed, and one without credentials.
 PROFILES = {
     "team-a": TEAM_A,
     "team-b": TEAM_B,
     "ghost": None,
     "down": TEAM_A,
     "empty": "555555555555",
+    "nokeys": "",
 }
 REGIONS = ["us-east-1", "eu-west-1"]
 
@@ -49,7 +50,7 @@ def fleet_scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Scen
         keys["555555555555"] = account_credentials("555555555555")
         credentials, config = [], []
         for name, account in [*PROFILES.items(), ("audit", fleet.central.account)]:
-            if account is None:
+            if not account:
                 continue
             key = keys[account]
             credentials += [
@@ -59,6 +60,7 @@ def fleet_scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Scen
             ]
         # Nothing listens on port 9 (discard): the member's endpoint is down.
         config += ["[profile down]", "endpoint_url = http://127.0.0.1:9"]
+        config += ["[profile nokeys]", "output = json"]
         (home / "credentials").write_text("\n".join(credentials) + "\n", encoding="utf-8")
         (home / "config").write_text("\n".join(config) + "\n", encoding="utf-8")
         (home / "fleet.yaml").write_text(
@@ -74,6 +76,8 @@ def fleet_scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Scen
                 "AWS_SHARED_CREDENTIALS_FILE": str(home / "credentials"),
                 "AWS_CONFIG_FILE": str(home / "config"),
                 "AWS_MAX_ATTEMPTS": "1",
+                # No instance metadata here: a profile without keys has no credentials at once.
+                "AWS_EC2_METADATA_DISABLED": "true",
             }
         ):
             yield scene, home
@@ -89,6 +93,8 @@ def _expected(profile: str, region: str) -> str:
     account = PROFILES[profile]
     if account is None:
         return "could not be found"
+    if not account:
+        return "no AWS credentials"
     if profile == "down":
         return "cannot reach the AWS endpoint"
     if (account, region) not in MEMBERS:
@@ -101,7 +107,7 @@ def _expected(profile: str, region: str) -> str:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@example(profiles=["team-a", "ghost", "down", "empty", "team-b"], regions=REGIONS)
+@example(profiles=["team-a", "ghost", "down", "empty", "nokeys", "team-b"], regions=REGIONS)
 @given(
     profiles=st.lists(st.sampled_from(sorted(PROFILES)), min_size=1, max_size=4, unique=True),
     regions=st.lists(st.sampled_from(REGIONS), min_size=1, max_size=2, unique=True),
