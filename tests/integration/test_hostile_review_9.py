@@ -1,0 +1,95 @@
+"""Hostile review, through the real terminator on the emulator: a request body whose JSON carries
+a lone surrogate (`\\ud800`, a valid JSON escape SQS accepts as plain ASCII text). The reference
+schema refuses such a string; the functions' validator takes it. Each confirmed defect is a strict
+xfail naming the property it breaks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from batch_terminator.models.policies import PoliciesFile
+from batch_terminator_cli.sandbox import Sandbox, sandbox
+from tests.integration.test_hostile_inputs import POLICIES
+
+
+@pytest.fixture(scope="module")
+def box() -> Iterator[Sandbox]:
+    with sandbox(PoliciesFile.model_validate(POLICIES)) as running:
+        yield running
+
+
+def fresh(box: Sandbox) -> None:
+    box.audit.clear()
+    sqs, url = box.sqs, box.deployment.dlq_url
+    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in got:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def stopped(box: Sandbox) -> set[str]:
+    return {event.job_id for event in box.control.terminations()}
+
+
+def assert_rejected_and_the_batch_goes_on(box: Sandbox, bad_body: str, named: str) -> None:
+    """The bad body is parked with its error and a `rejected` line, the job it names is not
+    stopped, and the valid request in the same batch terminates its job."""
+    other = box.world.job("fine", "gpu-training", "RUNNING")
+    bad = box.send(bad_body)
+    good = box.send({"jobId": other, "reason": "fine"})
+
+    invocations = box.run_terminator(max_invocations=5)
+
+    assert all(not i.failed_ids for i in invocations), "a bad body failed its batch"
+    assert other in stopped(box), "the valid request in the same batch was not processed"
+    assert named not in stopped(box), "a body the schema refuses stopped a job"
+    parked = [
+        m
+        for m in box.dead_letters()
+        if m["MessageAttributes"]["originalMessageId"]["StringValue"] == bad
+    ]
+    assert len(parked) == 1, "the bad body is not in the DLQ exactly once"
+    assert parked[0]["Body"] == bad_body
+    error = parked[0]["MessageAttributes"]["error"]["StringValue"]
+    assert re.search("reason", error), error
+    assert [a["outcome"] for a in box.audit if a["message_id"] == bad] == ["rejected"]
+    assert good not in {m["MessageAttributes"]["originalMessageId"]["StringValue"] for m in parked}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="validate_request accepts a lone surrogate; the terminator then hashes "
+    "TerminationRequest.to_json() as UTF-8 for the ledger key (ledger.request_hash) and the "
+    "whole invocation raises UnicodeEncodeError: every request in the batch is delivered again",
+)
+def test_a_selector_with_a_lone_surrogate_never_fails_its_batch(box: Sandbox) -> None:
+    fresh(box)
+    target = box.world.job("etl-surrogate", "gpu-training", "RUNNING")
+    body = (
+        '{"selector": {"jobQueues": ["gpu-training"], "jobNamePrefix": "etl-surrogate"}, '
+        '"reason": "stop \\ud800", "limit": 1}'
+    )
+    assert_rejected_and_the_batch_goes_on(box, body, target)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="validate_request accepts a lone surrogate the schema refuses: the job is "
+    "terminated with a reason no UTF-8 text can hold, instead of the body being parked",
+)
+def test_a_by_id_request_with_a_lone_surrogate_is_rejected(box: Sandbox) -> None:
+    fresh(box)
+    target = box.world.job("by-id-surrogate", "gpu-training", "RUNNING")
+    body = f'{{"jobId": "{target}", "reason": "stop \\ud800"}}'
+    assert_rejected_and_the_batch_goes_on(box, body, target)
+
+
+def test_the_same_batch_without_the_surrogate_goes_through(box: Sandbox) -> None:
+    """The check above can pass: a body the schema refuses for another reason is parked and the
+    batch goes on (the same assertions, a control character instead of the surrogate)."""
+    fresh(box)
+    target = box.world.job("control-char", "gpu-training", "RUNNING")
+    body = f'{{"jobId": "{target}", "reason": "stop \\u0007"}}'
+    assert_rejected_and_the_batch_goes_on(box, body, target)
