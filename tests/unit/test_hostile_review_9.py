@@ -13,11 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from batch_terminator.contract import Outcome, Source
+from batch_terminator.decisions import Member, publish_decisions
 from batch_terminator.logic.bodies import InvalidRequest
 from batch_terminator.models import policies as runtime
 from batch_terminator.models import policies_schema as schema
+from batch_terminator.models.audit import AuditRecord
 from batch_terminator.models.request import Origin, validate_request
 from batch_terminator.models.request_schema import ORIGIN_CONTEXT
 from batch_terminator.models.request_schema import TerminationRequest as Schema
@@ -114,7 +119,7 @@ def test_a_time_the_schema_refuses_is_refused(key: str, moment: str) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="RFC 3339 (section 5.6) allows a lowercase z; the schema reads it, "
-    "datetime.fromisoformat on Python 3.11 refuses it",
+    "datetime.fromisoformat (Python 3.11 to 3.13) refuses it",
 )
 @pytest.mark.parametrize("moment", ["2026-01-01T00:00:00z", "2026-01-01t00:00:00.250z"])
 def test_a_lowercase_z_is_read_as_the_schema_reads_it(moment: str) -> None:
@@ -261,3 +266,91 @@ def test_an_interpreter_selected_by_the_environment_builds_the_asset(
     policies = runtime.PoliciesFile.from_document(policies_document())
     out = build_lambda_asset(policies, tmp_path / "asset", RUNTIME)
     assert (out / "batch_terminator" / "__init__.py").is_file()
+
+
+# --- decision events: a flaky EventBridge --------------------------------------------------------
+
+
+class OddError(Exception):
+    """An exception type no SDK defines: publishing must count it, not let it through."""
+
+
+class ScriptedEvents:
+    """PutEvents answers in a given order: an answer (its Entries possibly missing, short, long,
+    or refusing entries) or an exception to raise; every call's entries are kept."""
+
+    def __init__(self, script: list[Any]) -> None:
+        self.script = list(script)
+        self.calls: list[list[dict[str, Any]]] = []
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+        self.calls.append(list(Entries))
+        step = self.script.pop(0) if self.script else {}
+        if isinstance(step, BaseException):
+            raise step
+        kind, refused = step if isinstance(step, tuple) else ("ok", set())
+        if kind == "missing":
+            return {"FailedEntryCount": 0}
+        count = {"short": len(Entries) // 2, "long": len(Entries) + 3}.get(kind, len(Entries))
+        return {
+            "FailedEntryCount": len(refused),
+            "Entries": [
+                {"ErrorCode": "InternalFailure", "ErrorMessage": "x"}
+                if i in refused
+                else {"EventId": str(i)}
+                for i in range(count)
+            ],
+        }
+
+
+answers = st.one_of(
+    st.tuples(
+        st.sampled_from(["ok", "short", "long", "missing"]),
+        st.sets(st.integers(0, 12), max_size=4),
+    ),
+    st.sampled_from(
+        [
+            ValueError("bad"),
+            KeyError("Entries"),
+            UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+            RecursionError("deep"),
+            OddError("no SDK raises this"),
+            TimeoutError("read timed out"),
+        ]
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(answers, max_size=8),
+    st.integers(0, 35),
+    st.lists(st.integers(0, 200_000), min_size=1, max_size=3),
+)
+def test_publishing_never_raises_and_counts_every_record(
+    script: list[Any], count: int, reason_lengths: list[int]
+) -> None:
+    """What was tried and holds: whatever PutEvents answers or raises, and however large the
+    records (one over 256 KB alone), publishing returns, and every record is counted once as
+    sent or failed; a record counted as sent was in some call."""
+    records = [
+        AuditRecord(
+            outcome=Outcome.TERMINATED,
+            job_id=JOB,
+            job_name="train",
+            job_queue=None,
+            status_before="RUNNING",
+            reason="r" * reason_lengths[i % len(reason_lengths)],
+            policy=None,
+            source=Source.REQUEST,
+            requested_by=None,
+            request_id=str(i),
+            dry_run=False,
+        )
+        for i in range(count)
+    ]
+    events = ScriptedEvents(script)
+    published = publish_decisions(events, records, Member("123456789012", "us-east-1", "aws"))
+    assert published.sent + published.failed == count
+    called = {e["Detail"] for call in events.calls for e in call}
+    assert published.sent <= len(called)
