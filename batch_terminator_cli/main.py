@@ -344,9 +344,7 @@ def request(
     profile: ProfileOption = None,
 ) -> None:
     """Send a termination request through the deployed stack; --wait for each job's outcome."""
-    from pydantic import ValidationError
-
-    from batch_terminator.models.base import describe_validation_error
+    from batch_terminator.models.request import RequestRefused
     from batch_terminator_cli import requesting
 
     if via not in ("sqs", "events"):
@@ -371,8 +369,8 @@ def request(
             if_status=if_status,
             requested_by=requested_by,
         )
-    except ValidationError as error:
-        for line in describe_validation_error(error):
+    except RequestRefused as error:
+        for line in error.problems:
             say(err, labelled("invalid request", line))
         raise typer.Exit(2) from error
     if not requested_by:

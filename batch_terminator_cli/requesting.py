@@ -12,7 +12,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from batch_terminator.contract import EVENT_SOURCE, MAX_JOB_IDS_PER_REQUEST, REQUEST_DETAIL_TYPE
 from batch_terminator.models.request import validate_request
-from batch_terminator.models.request_schema import TerminationRequest
 
 Via = Literal["sqs", "events"]
 # PutEvents and SendMessageBatch take at most 10 entries a call.
@@ -36,7 +35,8 @@ def build_requests(
     requested_by: str | None = None,
     request_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One request per 100 ids, validated here exactly as the terminator will validate it."""
+    """One request per 100 ids, validated here exactly as the terminator will validate it
+    (`validate_request`). Raises RequestRefused naming each problem."""
     request_id = request_id or str(uuid.uuid4())
     unique = list(dict.fromkeys(job_ids))
     bodies: list[dict[str, Any]] = []
@@ -51,7 +51,7 @@ def build_requests(
             body["dryRun"] = True
         if if_status:
             body["ifStatus"] = if_status
-        TerminationRequest.model_validate(body)
+        validate_request(body)
         bodies.append(body)
     return bodies
 

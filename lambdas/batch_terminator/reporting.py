@@ -147,6 +147,8 @@ def report_policy_run(
                 dry_run=dry_run,
             )
         )
+    # Each cap is a decision: one audit line in this function's log, and its decision event.
+    write_audit(logger, caps)
     report_decisions(decisions, caps, logger, metrics)
     if evaluation.invalid_tags or evaluation.errors:
         # A malformed max-runtime tag, or a job that could not be judged: ignored, run goes on.

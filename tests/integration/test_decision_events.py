@@ -100,6 +100,11 @@ def test_a_capped_sweep_publishes_its_cap(published: tuple[Sandbox, str]) -> Non
     assert caps[0]["job_id"] is None
     assert caps[0]["skip_reason"].startswith("policy cap reached")
     assert "3 more" in caps[0]["skip_reason"]
+    # The cap is an audit line in the sweeper's own log too, the same record as the event.
+    [line] = [line for line in pipeline.sweeper_logs if line.get("message") == "termination"]
+    assert {k: line[k] for k in caps[0] if k not in ("account", "region")} == {
+        k: v for k, v in caps[0].items() if k not in ("account", "region")
+    }
 
 
 def test_without_the_switch_nothing_is_published() -> None:

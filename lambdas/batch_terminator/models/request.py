@@ -237,6 +237,15 @@ def _leaf(check: Callable[[Any], Any]) -> Check:
     return lambda value, _loc, _errors: check(value)
 
 
+class RequestRefused(InvalidRequest):
+    """A request the contract refuses: `problems` one line each (`loc: message`), and the
+    exception's text all of them joined with `; `."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = tuple(problems)
+
+
 class _Problem(Exception):
     """One field's error: its message, as pydantic words it."""
 
@@ -245,11 +254,11 @@ def validate_request(payload: Any, origin: Origin | None = None) -> TerminationR
     """The request `payload` (a parsed JSON object) states. Job and queue ARNs of another
     account, region or partition than `origin`'s are refused. Raises InvalidRequest with every
     problem in one line: `loc: message; loc: message`, `loc` the key path (`selector.jobQueues`,
-    `jobIds.3`)."""
+    `jobIds.3`); it is a RequestRefused, whose `problems` lists them one by one."""
     errors: list[str] = []
     request = _request(payload, origin or Origin(), errors)
     if request is None:
-        raise InvalidRequest("; ".join(errors))
+        raise RequestRefused(errors)
     return request
 
 
