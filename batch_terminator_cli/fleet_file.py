@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, StrictInt, StrictStr, ValidationErro
 
 from batch_terminator.contract import DECISION_DETAIL_TYPE, FLEET_BUS_NAME
 from batch_terminator.models.base import ContractModel
+from batch_terminator_cli.policies_file import UNKNOWN_KEY, node_at
 
 # A fleet file lists a few hundred members at most; anything larger is refused unread.
 MAX_FILE_BYTES: Final = 256 * 1024
@@ -290,7 +291,6 @@ def _refuse_duplicate_keys(node: yaml.Node, path: str, source: str) -> None:
             _refuse_duplicate_keys(item, f"{path}[{index}]", source)
 
 
-_UNKNOWN_KEY = re.compile(r"unknown key '([^']+)'")
 # pydantic's wording for the error kinds a fleet file meets, in the file's own terms.
 _PLAIN_MESSAGES: Final = {
     "model_type": "expected a mapping of keys",
@@ -304,14 +304,7 @@ _PLAIN_MESSAGES: Final = {
 
 def _locate(root: yaml.Node, error: Any) -> tuple[str, str]:
     """(where, what) for a pydantic error: the key path and the line of the node it names."""
-    node: yaml.Node | None = root
-    path = ""
-    for part in error["loc"]:
-        child = _child(node, part)
-        if child is None:
-            break  # a location pydantic adds of its own (a union member): keep the nearest node
-        node = child
-        path = f"{path}[{part}]" if isinstance(part, int) else (f"{path}.{part}" if path else part)
+    node, path = node_at(root, error["loc"])
     message = str(error.get("msg", "")).removeprefix("Value error, ")
     kind = error.get("type")
     if kind == "missing":
@@ -324,7 +317,7 @@ def _locate(root: yaml.Node, error: Any) -> tuple[str, str]:
             message = f"expected a quoted string, got {node.value}"
             if path.endswith("account"):
                 message += ' (write accounts in quotes: "012345678901")'
-    unknown = _UNKNOWN_KEY.search(message)
+    unknown = UNKNOWN_KEY.search(message)
     if unknown and isinstance(node, yaml.MappingNode):
         for key, _ in node.value:
             if key.value == unknown.group(1):
@@ -334,18 +327,6 @@ def _locate(root: yaml.Node, error: Any) -> tuple[str, str]:
         return path or "(file)", message
     line = node.start_mark.line + 1
     return (f"{path} (line {line})" if path else f"line {line}"), message
-
-
-def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-        found: yaml.Node | None = next(
-            (value for key, value in node.value if key.value == part), None
-        )
-        return found
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-        item: yaml.Node = node.value[part]
-        return item
-    return None
 
 
 # --- The central log group's Logs Insights queries --------------------------------------------

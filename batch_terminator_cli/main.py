@@ -1119,18 +1119,8 @@ def status(
                 label="pending",
             )
         return
-    sqs = aws.client("sqs")
-    table = table_name or aws.stack_output(stack_name, "LedgerTableName")
-    paused = operating.pause_state(aws.client("dynamodb"), table)
-    queues = {
-        "requestQueue": operating.queue_depth(
-            sqs, queue_url or aws.stack_output(stack_name, "RequestQueueUrl")
-        ),
-        "deadLetterQueue": operating.queue_depth(
-            sqs, dlq_url or aws.stack_output(stack_name, "DeadLetterQueueUrl")
-        ),
-    }
-    state = {**operating.pause_as_json(paused), "queues": queues}
+    state = _stack_state(aws, table_name, queue_url, dlq_url, stack_name)
+    queues = state["queues"]
     if output is Output.JSON:
         _emit_json(state)
     elif output is Output.TEXT:
@@ -1152,6 +1142,31 @@ def status(
         _render_state(out, state)
 
 
+def _stack_state(
+    aws: Aws,
+    table_name: str | None,
+    queue_url: str | None,
+    dlq_url: str | None,
+    stack_name: str,
+) -> dict[str, Any]:
+    """One deployment's state as `status` shows it: the pause switch (`paused`, `pausedBy`...)
+    and each queue's depth (`queues`), resources named or else read from the stack's outputs."""
+    from batch_terminator_cli import operating
+
+    sqs = aws.client("sqs")
+    table = table_name or aws.stack_output(stack_name, "LedgerTableName")
+    paused = operating.pause_state(aws.client("dynamodb"), table)
+    queues = {
+        "requestQueue": operating.queue_depth(
+            sqs, queue_url or aws.stack_output(stack_name, "RequestQueueUrl")
+        ),
+        "deadLetterQueue": operating.queue_depth(
+            sqs, dlq_url or aws.stack_output(stack_name, "DeadLetterQueueUrl")
+        ),
+    }
+    return {**operating.pause_as_json(paused), "queues": queues}
+
+
 def _status_fleet(
     asked: list[Any],
     table_name: str | None,
@@ -1161,21 +1176,10 @@ def _status_fleet(
     output: Output,
     endpoint: str | None,
 ) -> None:
-    from batch_terminator_cli import fleet_cli, operating
+    from batch_terminator_cli import fleet_cli
 
     def work(aws: Aws, _target: Any) -> list[dict[str, Any]]:
-        sqs = aws.client("sqs")
-        table = table_name or aws.stack_output(stack_name, "LedgerTableName")
-        paused = operating.pause_state(aws.client("dynamodb"), table)
-        queues = {
-            "requestQueue": operating.queue_depth(
-                sqs, queue_url or aws.stack_output(stack_name, "RequestQueueUrl")
-            ),
-            "deadLetterQueue": operating.queue_depth(
-                sqs, dlq_url or aws.stack_output(stack_name, "DeadLetterQueueUrl")
-            ),
-        }
-        return [{**operating.pause_as_json(paused), "queues": queues}]
+        return [_stack_state(aws, table_name, queue_url, dlq_url, stack_name)]
 
     answers = fleet_cli.ask(asked, endpoint, work, err, "reading the state of")
     rows = fleet_cli.rows_of(answers)

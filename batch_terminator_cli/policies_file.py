@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,25 +209,14 @@ def _duplicate_keys(node: yaml.Node, path: str) -> Any:
             yield from _duplicate_keys(item, f"{path}[{index}]")
 
 
-_UNKNOWN_KEY = re.compile(r"unknown key '([^']+)'")
+UNKNOWN_KEY = re.compile(r"unknown key '([^']+)'")
 
 
 def _locate(root: yaml.Node, error: Any) -> Problem:
     """Find the YAML node an error points at; for an unknown key, the key itself."""
-    node: yaml.Node | None = root
-    path = ""
-    for part in error["loc"]:
-        child = _child(node, part)
-        if child is None:
-            break  # pydantic adds locations of its own (union members): keep the nearest node
-        node = child
-        path = (
-            f"{path}[{part}]"
-            if isinstance(part, int)
-            else (f"{path}.{part}" if path else str(part))
-        )
+    node, path = node_at(root, error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
-    unknown = _UNKNOWN_KEY.search(message)
+    unknown = UNKNOWN_KEY.search(message)
     if unknown and isinstance(node, yaml.MappingNode):
         for key, _ in node.value:
             if key.value == unknown.group(1):
@@ -234,6 +224,24 @@ def _locate(root: yaml.Node, error: Any) -> Problem:
                 return Problem(key.start_mark.line + 1, name, message)
     line = node.start_mark.line + 1 if node is not None else None
     return Problem(line, path, message)
+
+
+def node_at(root: yaml.Node, location: Sequence[Any]) -> tuple[yaml.Node | None, str]:
+    """The YAML node a pydantic error's location names, and its key path (`policies[0].when`).
+    pydantic adds locations of its own (union members): those keep the nearest node."""
+    node: yaml.Node | None = root
+    path = ""
+    for part in location:
+        child = _child(node, part)
+        if child is None:
+            break
+        node = child
+        path = (
+            f"{path}[{part}]"
+            if isinstance(part, int)
+            else (f"{path}.{part}" if path else str(part))
+        )
+    return node, path
 
 
 def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:

@@ -17,10 +17,9 @@ from batch_terminator.contract import (
     decision_event_pattern,
 )
 from infra.constructs.forwarding import EVENTS_SERVICE
-from infra.constructs.intake import DLQ_HAS_NO_REDRIVE, DLQ_RETENTION, encrypted_queue
+from infra.constructs.intake import rule_dead_letter_queue
 from infra.constructs.lambda_package import RETENTION_BY_DAYS
 from infra.constructs.monitoring import queue_not_empty_alarm
-from infra.nag import acknowledge
 
 # The principals the EventBridge user guide names for a CloudWatch Logs target's resource
 # policy ("Using resource-based policies for Amazon EventBridge", CloudWatch Logs permissions):
@@ -64,17 +63,7 @@ class FleetLog(Construct):
             ],
         )
 
-        self.dead_letter_queue = encrypted_queue(
-            self, "DeadLetterQueue", retention_period=DLQ_RETENTION
-        )
-        acknowledge(self.dead_letter_queue, "Serverless-SQSRedrivePolicy", DLQ_HAS_NO_REDRIVE)
-        acknowledge(
-            self.dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is a dead-letter queue: that of the EventBridge rule's target "
-            "(DeadLetterConfig), where events go that could not be delivered after the retries. "
-            "cdk-nag recognises only queues named in a redrive policy or a function's DLQ.",
-        )
+        self.dead_letter_queue = rule_dead_letter_queue(self, "DeadLetterQueue")
 
         # The target's ARN is the group's without the `:*` stream suffix, as CDK's own
         # CloudWatchLogGroup target writes it.

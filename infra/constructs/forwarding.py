@@ -10,14 +10,8 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from batch_terminator.contract import DECISION_DETAIL_TYPE, EVENT_SOURCE, decision_event_pattern
-from infra.constructs.intake import (
-    DLQ_HAS_NO_REDRIVE,
-    DLQ_RETENTION,
-    encrypted_queue,
-    event_pattern,
-)
+from infra.constructs.intake import event_pattern, rule_dead_letter_queue
 from infra.constructs.lambda_package import fixed
-from infra.nag import acknowledge
 
 EVENTS_SERVICE: Final = "events.amazonaws.com"
 
@@ -35,17 +29,7 @@ class DecisionForwarding(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, central_bus_arn: str) -> None:
         super().__init__(scope, construct_id)
         self.central_bus_arn = central_bus_arn
-        self.dead_letter_queue = encrypted_queue(
-            self, "DeadLetterQueue", retention_period=DLQ_RETENTION
-        )
-        acknowledge(self.dead_letter_queue, "Serverless-SQSRedrivePolicy", DLQ_HAS_NO_REDRIVE)
-        acknowledge(
-            self.dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is a dead-letter queue: that of the EventBridge rule's target "
-            "(DeadLetterConfig), where events go that could not be delivered after the retries. "
-            "cdk-nag recognises only queues named in a redrive policy or a function's DLQ.",
-        )
+        self.dead_letter_queue = rule_dead_letter_queue(self, "DeadLetterQueue")
 
         self.role = iam.Role(
             self,

@@ -57,6 +57,22 @@ def encrypted_queue(
     )
 
 
+def rule_dead_letter_queue(scope: Construct, construct_id: str) -> sqs.Queue:
+    """The encrypted dead-letter queue of an EventBridge rule's target (its DeadLetterConfig),
+    with the acknowledgements such a queue needs: cdk-nag recognises only queues named in a
+    redrive policy or a function's DLQ."""
+    queue = encrypted_queue(scope, construct_id, retention_period=DLQ_RETENTION)
+    acknowledge(queue, "Serverless-SQSRedrivePolicy", DLQ_HAS_NO_REDRIVE)
+    acknowledge(
+        queue,
+        "AwsSolutions-SQS3",
+        "This queue is a dead-letter queue: that of the EventBridge rule's target "
+        "(DeadLetterConfig), where events go that could not be delivered after the retries. "
+        "cdk-nag recognises only queues named in a redrive policy or a function's DLQ.",
+    )
+    return queue
+
+
 def event_pattern(pattern: Mapping[str, Any]) -> events.EventPattern:
     """A pattern as the contract writes it (`source`, `detail-type`, `detail`), for a CDK rule."""
     unknown = set(pattern) - {"source", "detail-type", "detail"}
