@@ -1,0 +1,450 @@
+"""Hostile review of the fleet (issue 9), pure parts: the fleet file, the fan-out's option
+parsing, the central audit's reading of decision events, the emulator's reading of an event bus's
+resource policy, and the fleet tables' escaping of Batch text.
+
+Each confirmed defect is a strict xfail naming the property it breaks; the tests that pass are
+attacks that found nothing, kept so that they keep failing to break it."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import typer
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.console import Console
+
+from batch_terminator.contract import DECISION_DETAIL_TYPE, EVENT_SOURCE
+from batch_terminator.models.request import partition_of as functions_partition_of
+from batch_terminator_cli import auditing
+from batch_terminator_cli.emulator import eventbridge
+from batch_terminator_cli.fleet_cli import targets
+from batch_terminator_cli.fleet_file import Fleet, FleetFileError, parse_fleet, partition_of
+
+ASCII_ACCOUNT = re.compile(r"[0-9]{12}", re.ASCII)
+ASCII_REGION = re.compile(r"[a-z]{2,5}(?:-[a-z]+)+-[0-9]{1,2}", re.ASCII)
+
+
+def fleet_text(accounts: list[str], regions: list[str], central: str | None = None) -> str:
+    """A fleet file with one member entry per account, each in `regions` (JSON-quoted so that any
+    string, newlines too, is written as it is)."""
+    lines = ["version: 1"]
+    if central is not None:
+        lines.append(f'central: {{account: "999999999999", region: {json.dumps(central)}}}')
+    lines.append("members:")
+    for account in accounts:
+        lines.append(f"  - account: {json.dumps(account)}")
+        lines.append(f"    regions: {json.dumps(regions)}")
+    return "\n".join(lines) + "\n"
+
+
+def parsed_or_refused(text: str) -> Fleet | None:
+    """The fleet, or None when the file is refused with one line."""
+    try:
+        return parse_fleet(text)
+    except FleetFileError as error:
+        refusal = str(error)
+    assert "\n" not in refusal
+    return None
+
+
+# ---- the fleet file: accounts and regions -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "account",
+    [
+        pytest.param(
+            "111111111111\n",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="_ACCOUNT is ^\\d{12}$ with re.match: `$` also matches before a trailing "
+                "newline, so '111111111111\\n' is an account (fix: fullmatch, re.ASCII)",
+            ),
+            id="trailing-newline",
+        ),
+        pytest.param(
+            "\u0661" * 12,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="\\d is any Unicode digit: twelve Arabic-Indic digits are an account "
+                "(fix: [0-9] or re.ASCII)",
+            ),
+            id="arabic-indic-digits",
+        ),
+        pytest.param(
+            "\uff11" * 12,
+            marks=pytest.mark.xfail(
+                strict=True, reason="\\d is any Unicode digit: fullwidth digits are an account"
+            ),
+            id="fullwidth-digits",
+        ),
+        pytest.param(" 111111111111", id="leading-space"),
+        pytest.param("111111111111 ", id="trailing-space"),
+        pytest.param("1111111111111", id="13-digits"),
+        pytest.param("11111111111", id="11-digits"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_an_accepted_account_is_twelve_ascii_digits(account: str) -> None:
+    """Whatever account the fleet file accepts becomes a CDK environment, a stage id and an IAM
+    principal in the central bus's policy: it must be exactly 12 ASCII digits."""
+    fleet = parsed_or_refused(fleet_text([account], ["us-east-1"]))
+    for member in fleet.members if fleet else ():
+        assert ASCII_ACCOUNT.fullmatch(member.account), member.account
+
+
+@pytest.mark.parametrize(
+    "region",
+    [
+        pytest.param(
+            "us-east-1\n",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="_REGION ends in `$` with re.match: 'us-east-1\\n' is a region",
+            ),
+            id="trailing-newline",
+        ),
+        pytest.param(
+            "us-east-\u0661",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="_REGION's \\d takes any Unicode digit: 'us-east-\\u0661' is a region",
+            ),
+            id="arabic-indic-digit",
+        ),
+        pytest.param("US-EAST-1", id="upper-case"),
+        pytest.param(" us-east-1", id="leading-space"),
+        pytest.param("us-east-1 ", id="trailing-space"),
+    ],
+)
+def test_an_accepted_region_is_an_ascii_region_name(region: str) -> None:
+    fleet = parsed_or_refused(fleet_text(["111111111111"], [region]))
+    for member in fleet.members if fleet else ():
+        assert ASCII_REGION.fullmatch(member.region), member.region
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the trailing-newline account is a second member (account, region) pair: the "
+    "'listed twice' check compares the raw strings, so one member is deployed to twice",
+)
+def test_a_member_written_twice_is_refused_even_with_a_trailing_newline() -> None:
+    with pytest.raises(FleetFileError, match="listed twice"):
+        parse_fleet(fleet_text(["111111111111", "111111111111\n"], ["us-east-1"]))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the fleet file accepts members in another partition than the central account "
+    "(cn-north-1, us-gov-west-1 members with a us-east-1 central): each member's forwarding "
+    "rule then targets arn:aws:events:... from aws-cn or aws-us-gov, which EventBridge cannot "
+    "deliver across partitions, so their decisions never reach the central audit",
+)
+@pytest.mark.parametrize("member_region", ["cn-north-1", "us-gov-west-1"])
+def test_a_member_in_another_partition_than_the_central_account_is_refused(
+    member_region: str,
+) -> None:
+    with pytest.raises(FleetFileError, match=member_region):
+        parse_fleet(fleet_text(["111111111111"], ["us-east-1", member_region], central="us-east-1"))
+
+
+@pytest.mark.parametrize(
+    "region",
+    [
+        "us-east-1",
+        "cn-north-1",
+        "cn-northwest-1",
+        "us-gov-west-1",
+        pytest.param(
+            "us-iso-east-1",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="fleet_file.partition_of knows aws-cn and aws-us-gov only: the central "
+                "bus ARN of a us-iso-east-1 central is arn:aws:..., where the functions' "
+                "partition_of says aws-iso",
+            ),
+        ),
+        pytest.param(
+            "us-isob-east-1",
+            marks=pytest.mark.xfail(strict=True, reason="as us-iso-east-1: aws-iso-b"),
+        ),
+        pytest.param(
+            "eu-isoe-west-1",
+            marks=pytest.mark.xfail(strict=True, reason="as us-iso-east-1: aws-iso-e"),
+        ),
+    ],
+)
+def test_the_fleet_file_and_the_functions_agree_on_a_regions_partition(region: str) -> None:
+    """The central bus ARN the members forward to is built from fleet_file.partition_of; the
+    functions build their ARNs from models.request.partition_of. One region, one partition."""
+    fleet = parse_fleet(fleet_text(["111111111111"], [region], central=region))
+    assert partition_of(region) == functions_partition_of(region)
+    arn = fleet.central_bus_arn()
+    assert arn is not None
+    assert arn.startswith(f"arn:{functions_partition_of(region)}:events:{region}:")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the fleet file's region pattern wants two letters before the first dash: the "
+    "AWS European Sovereign Cloud's eusc-de-east-1, whose partition (aws-eusc) the functions "
+    "know, cannot be a member",
+)
+def test_a_region_the_functions_know_can_be_a_member() -> None:
+    fleet = parse_fleet(fleet_text(["111111111111"], ["eusc-de-east-1"]))
+    assert fleet.members[0].region == "eusc-de-east-1"
+
+
+# ---- the fan-out's options --------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="split_values drops blanks, and targets() returns None when nothing is left: "
+    "`--profiles ' , '` (an empty shell variable) silently asks the default credentials' one "
+    "account instead of saying the list is empty",
+)
+@pytest.mark.parametrize(
+    ("profiles", "regions"),
+    [([" , "], None), ([""], None), (None, [","]), (None, [" "])],
+)
+def test_an_empty_profiles_or_regions_list_is_a_usage_error(
+    profiles: list[str] | None, regions: list[str] | None
+) -> None:
+    with pytest.raises(typer.BadParameter):
+        targets(profiles, regions, None, profile=None, region=None)
+
+
+@given(
+    names=st.lists(st.sampled_from(["a", "b", " a", "b ", "a"]), min_size=1, max_size=5),
+    places=st.lists(st.sampled_from(["us-east-1", " us-east-1", "eu-west-1 "]), min_size=1),
+)
+def test_each_profile_and_region_is_asked_once(names: list[str], places: list[str]) -> None:
+    """Repeated or padded names are one member each (nothing found here)."""
+    asked = targets(names, places, None, profile=None, region=None)
+    assert asked is not None
+    pairs = [(t.profile, t.region) for t in asked]
+    assert len(pairs) == len(set(pairs))
+    assert {p for p, _ in pairs} == {n.strip() for n in names}
+
+
+# ---- the central audit: decision events as audit lines ----------------------------------------
+
+
+def decision_event(
+    event_id: str, account: str, region: str, detail: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": DECISION_DETAIL_TYPE,
+        "source": EVENT_SOURCE,
+        "account": account,
+        "time": "2026-11-29T10:00:00Z",
+        "region": region,
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def detail_of(job_id: str, **extra: Any) -> dict[str, Any]:
+    fields = dict.fromkeys(auditing.AUDIT_KEYS)
+    fields.update(
+        outcome="terminated",
+        job_id=job_id,
+        job_name="train",
+        job_queue="arn:aws:batch:us-east-1:222222222222:job-queue/gpu",
+        policy="gpu-runtime-cap",
+        source="sweep",
+        reason="ran too long",
+        dry_run=False,
+        account="222222222222",
+        region="us-east-1",
+    )
+    fields.update(extra)
+    return fields
+
+
+class FilterOnlyLogs:
+    """A CloudWatch Logs client with FilterLogEvents only: `messages` are the log events."""
+
+    def __init__(self, messages: list[str]) -> None:
+        self.messages = messages
+
+    def get_paginator(self, name: str) -> FilterOnlyLogs:
+        assert name == "filter_log_events"
+        return self
+
+    def paginate(self, **_kwargs: Any) -> list[dict[str, Any]]:
+        stamp = int(datetime(2026, 11, 29, 10, tzinfo=UTC).timestamp() * 1000)
+        return [{"events": [{"message": m, "timestamp": stamp} for m in self.messages]}]
+
+
+CENTRAL = auditing.AuditQuery(timedelta(hours=24), limit=500, central=True)
+NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="EventBridge retries a target's delivery (up to 24 hours, 'How EventBridge retries "
+    "delivering events'), so the fleet log group can hold one event twice (same event id); "
+    "read_audit neither drops the repeat nor keeps the id (decision_line drops `id`), so the "
+    "central audit lists the decision twice and the dashboard counts it twice",
+)
+def test_one_event_stored_twice_is_one_decision_in_the_central_audit() -> None:
+    event = json.dumps(decision_event("e-1", "222222222222", "us-east-1", detail_of("job-1")))
+    result = auditing.read_audit(FilterOnlyLogs([event, event]), "g", CENTRAL, NOW, insights=False)
+    assert [line["job_id"] for line in result.lines] == ["job-1"]
+
+
+def test_the_envelope_names_the_member_not_the_detail() -> None:
+    """A member can put any detail on the central bus, but EventBridge sets the envelope's
+    account: a detail claiming another account is not believed (nothing found here)."""
+    forged = detail_of("job-1", account="333333333333", region="ap-south-1")
+    event = json.dumps(decision_event("e-1", "222222222222", "eu-west-1", forged))
+    result = auditing.read_audit(FilterOnlyLogs([event]), "g", CENTRAL, NOW, insights=False)
+    (row,) = [auditing.fleet_audit_fields(line) for line in result.lines]
+    assert (row["account"], row["region"]) == ("222222222222", "eu-west-1")
+
+
+@given(
+    junk=st.lists(
+        st.one_of(
+            st.text(max_size=50),
+            st.just("[1, 2]"),
+            st.just("null"),
+            st.just('{"source": "batch-terminator"}'),
+            st.just(
+                json.dumps(
+                    {"source": EVENT_SOURCE, "detail-type": DECISION_DETAIL_TYPE, "detail": None}
+                )
+            ),
+            st.just(
+                json.dumps(
+                    {
+                        "source": EVENT_SOURCE,
+                        "detail-type": DECISION_DETAIL_TYPE,
+                        "detail": {"outcome": ["x"], "job_id": {"a": 1}},
+                        "time": 5,
+                    }
+                )
+            ),
+            st.just(json.dumps({"source": "other", "detail-type": "x", "detail": {}})),
+        ),
+        max_size=6,
+    )
+)
+def test_malformed_lines_in_the_central_log_never_crash_the_audit(junk: list[str]) -> None:
+    """Whatever else the fleet log group holds, the one real decision is read and the table,
+    text and json renderings print (nothing found here)."""
+    real = json.dumps(decision_event("e-1", "222222222222", "us-east-1", detail_of("job-1")))
+    result = auditing.read_audit(FilterOnlyLogs([*junk, real]), "g", CENTRAL, NOW, insights=False)
+    rows = [auditing.fleet_audit_fields(line) for line in result.lines]
+    assert "job-1" in [row["job_id"] for row in rows]
+    console = Console(record=True, width=80, file=io.StringIO())
+    auditing.render_fleet_audit(console, rows, "audit")
+    auditing.render_fleet_text(rows)
+    json.dumps(rows)
+
+
+MARKUP = "[bold red]FORGED[/][link=https://example.com]x[/link]\\[escaped]"
+
+
+def test_batch_text_with_markup_is_printed_literally_in_the_fleet_table() -> None:
+    """Job names, reasons and queues are Batch/user text: rich markup in them is shown as
+    written, never interpreted (nothing found here)."""
+    detail = detail_of("job-[red]1[/red]", job_name=MARKUP, reason=MARKUP, job_queue=f"q/{MARKUP}")
+    line = auditing.decision_line(decision_event("e", "222222222222", "us-east-1", detail))
+    rows = [auditing.fleet_audit_fields(line)]
+    console = Console(record=True, width=400, file=io.StringIO())
+    auditing.render_fleet_audit(console, rows, "audit")
+    text = console.export_text()
+    assert "[bold red]FORGED[/]" in text
+    assert "job-[red]1[/red]" in text
+
+
+# ---- the emulator's reading of a bus's resource policy ----------------------------------------
+
+MEMBER = "222222222222"
+
+
+def bus_policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+ALLOW_MEMBER = {
+    "Sid": "Members",
+    "Effect": "Allow",
+    "Principal": {"AWS": f"arn:aws:iam::{MEMBER}:root"},
+    "Action": "events:PutEvents",
+    "Resource": "arn:aws:events:us-east-1:111111111111:event-bus/batch-terminator-fleet",
+}
+
+
+@pytest.mark.parametrize(
+    "deny",
+    [
+        pytest.param(
+            {"Effect": "Deny", "Principal": "*", "Action": "events:PutEvents"},
+            id="plain-deny",
+        ),
+        pytest.param(
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "events:PutEvents",
+                "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": "o-aaaaaaaaaa"}},
+            },
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="a Deny whose condition operator the emulator does not know "
+                "(StringNotEquals) is taken as not applying, so the Allow admits: unknown "
+                "conditions must make a Deny apply, not vanish",
+            ),
+            id="deny-outside-the-organization",
+        ),
+        pytest.param(
+            {"Effect": "Deny", "Principal": "*", "Action": "events:Put*"},
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="a Deny with a wildcard action (events:Put*) is not matched: only "
+                "events:PutEvents, events:* and * are",
+            ),
+            id="deny-wildcard-action",
+        ),
+        pytest.param(
+            {"Effect": "Deny", "Principal": "*", "Action": "events:putevents"},
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="IAM action names are case-insensitive; the emulator compares them "
+                "exactly, so a lower-case Deny is ignored",
+            ),
+            id="deny-lower-case-action",
+        ),
+        pytest.param(
+            {
+                "Effect": "Deny",
+                "NotPrincipal": {"AWS": "arn:aws:iam::444444444444:root"},
+                "Action": "events:PutEvents",
+            },
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="a Deny with NotPrincipal (everyone but 444444444444) is ignored: "
+                "_covers reads Principal only",
+            ),
+            id="deny-not-principal",
+        ),
+    ],
+)
+def test_an_explicit_deny_wins_over_the_members_allow(deny: dict[str, Any]) -> None:
+    """IAM policy evaluation: an explicit Deny that applies overrides any Allow. The member is
+    in no organization here, so every Deny above applies to it."""
+    eventbridge.leave_organizations()
+    assert eventbridge.admits(bus_policy(ALLOW_MEMBER), MEMBER)
+    assert not eventbridge.admits(bus_policy(ALLOW_MEMBER, deny), MEMBER)
