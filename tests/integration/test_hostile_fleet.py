@@ -1,0 +1,216 @@
+"""Hostile review of the fleet (issue 9) through the CLI, on the emulated fleet of
+test_fleet_emulator: two profiles reaching one member, --output json purity, a profile that
+reaches another account than the fleet file says, and a central log group holding what a
+member (or EventBridge's retries) can put there.
+
+Each confirmed defect is a strict xfail naming the property it breaks; the tests that pass are
+attacks that found nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batch_terminator.contract import DECISION_DETAIL_TYPE, EVENT_SOURCE, FLEET_LOG_GROUP
+from batch_terminator_cli.demo import DEMO_POLICIES
+from batch_terminator_cli.sandbox import environment
+from tests.integration.cli_support import clean, run
+from tests.integration.test_fleet_cli import fleet_scene
+from tests.integration.test_fleet_emulator import OUTSIDER, TEAM_A, TEAM_B, Scene
+
+__all__ = ["fleet_scene"]
+
+MARKUP = "[bold red]FORGED[/][link=https://example.com]x[/link]"
+
+
+@pytest.fixture
+def again(fleet_scene: tuple[Scene, Path], tmp_path: Path) -> Iterator[Path]:
+    """The scene's profiles plus `team-a-again`: team A's own access key under another name (an
+    operator with a `dev` and a `dev-admin` profile for one account)."""
+    _scene, home = fleet_scene
+    original = (home / "credentials").read_text(encoding="utf-8")
+    section = original.split("[team-a]\n", 1)[1].split("[", 1)[0]
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"{original}[team-a-again]\n{section}", encoding="utf-8")
+    with environment({"AWS_SHARED_CREDENTIALS_FILE": str(credentials)}):
+        yield home
+
+
+def decision_keys(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (row["account"], row["region"], row["job_id"], row["outcome"], row["timestamp"])
+        for row in rows
+        if "outcome" in row
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the fan-out asks every profile x region and keeps each answer: two profiles that "
+    "reach one account (STS says so) in one region are two members, every decision of that "
+    "member is listed twice and the title counts two members; answers should be merged (or the "
+    "second refused) by the (account, region) STS and the region name",
+)
+def test_two_profiles_reaching_one_member_do_not_double_its_decisions(again: Path) -> None:
+    result = run(
+        "audit", "--profiles", "team-a,team-a-again", "--regions", "us-east-1",
+        "--output", "json", "--limit", "500",
+    )  # fmt: skip
+    clean(result)
+    keys = decision_keys(json.loads(result.stdout))
+    assert keys
+    assert len(keys) == len(set(keys))
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["audit", "--fleet", "{home}/fleet.yaml", "--limit", "500"],
+        ["audit", "--central", "--fleet", "{home}/fleet.yaml"],
+        ["audit", "--profiles", "team-a,ghost,down", "--regions", "us-east-1, eu-west-1"],
+        ["plan", "--policies", str(DEMO_POLICIES), "--profiles", "team-a,ghost,nokeys"],
+        ["status", "--profiles", "team-b,empty,down", "--regions", "eu-west-1"],
+    ],
+)
+def test_json_output_is_nothing_but_json(
+    fleet_scene: tuple[Scene, Path], arguments: list[str]
+) -> None:
+    """stdout is one JSON document (progress, notes and the summary on stderr), and the exit
+    code says whether every member answered (nothing found here)."""
+    _scene, home = fleet_scene
+    asked = [part.replace("{home}", str(home)) for part in arguments]
+    result = run(*asked, "--output", "json")
+    clean(result)
+    rows = json.loads(result.stdout)
+    assert isinstance(rows, list)
+    failed = [row for row in rows if "error" in row and "outcome" not in row]
+    assert result.exit_code == (1 if failed else 0), result.output
+    for row in failed:
+        assert row["profile"]
+        assert "\n" not in row["error"]
+
+
+def test_a_profile_reaching_another_account_than_the_fleet_file_says_is_an_error_row(
+    fleet_scene: tuple[Scene, Path],
+) -> None:
+    """A fleet file naming team A's profile for team B's account: team A's decisions are never
+    shown as team B's (nothing found here)."""
+    _scene, home = fleet_scene
+    fleet = home / "swapped.yaml"
+    fleet.write_text(
+        "version: 1\n"
+        "members:\n"
+        f"  - {{account: '{TEAM_B}', regions: [us-east-1, eu-west-1], profile: team-a}}\n",
+        encoding="utf-8",
+    )
+    result = run("audit", "--fleet", str(fleet), "--output", "json", "--limit", "500")
+    clean(result)
+    assert result.exit_code == 1
+    rows = json.loads(result.stdout)
+    assert [row for row in rows if "outcome" in row] == []
+    assert len(rows) == 2
+    for row in rows:
+        assert row["account"] == TEAM_A
+        assert f"not {TEAM_B} as the fleet file says" in row["error"]
+
+
+def put_central(scene: Scene, *messages: str) -> None:
+    """Write `messages` into the central log group, as if EventBridge (or anyone allowed to)
+    had."""
+    logs = scene.fleet.central_session().client("logs")
+    stream = f"hostile-{time.time_ns()}"
+    logs.create_log_stream(logGroupName=FLEET_LOG_GROUP, logStreamName=stream)
+    now = int(time.time() * 1000)
+    logs.put_log_events(
+        logGroupName=FLEET_LOG_GROUP,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now, "message": message} for message in messages],
+    )
+
+
+def central_events(scene: Scene) -> list[dict[str, Any]]:
+    logs = scene.fleet.central_session().client("logs")
+    found = []
+    for page in logs.get_paginator("filter_log_events").paginate(logGroupName=FLEET_LOG_GROUP):
+        for event in page["events"]:
+            try:
+                message = json.loads(event["message"])
+            except json.JSONDecodeError:
+                continue
+            if isinstance(message, dict) and message.get("source") == EVENT_SOURCE:
+                found.append(message)
+    return found
+
+
+def test_hostile_lines_in_the_central_log_are_shown_literally_and_never_crash(
+    fleet_scene: tuple[Scene, Path],
+) -> None:
+    """Lines that are not JSON, not decision events, or decision events with markup, newlines
+    and a huge reason in their Batch text, and one whose detail claims another account than its
+    envelope: the central audit prints every real decision, the markup as written, and the
+    envelope's account (nothing found here)."""
+    scene, home = fleet_scene
+    real = next(e for e in central_events(scene) if e["account"] == TEAM_A)
+    hostile = json.loads(json.dumps(real))
+    hostile["id"] = "hostile-1"
+    hostile["detail"].update(
+        job_id="hostile-job",
+        outcome="terminated",
+        skip_reason=None,
+        job_name=MARKUP,
+        reason=f"line one\n{TEAM_B}\teu-west-1\tterminated\n" + "x" * 100_000,
+        account=OUTSIDER,
+        region="ap-south-1",
+    )
+    put_central(
+        scene,
+        "not json at all [red]x[/red]",
+        "[1, 2, 3]",
+        json.dumps({"source": EVENT_SOURCE, "detail-type": DECISION_DETAIL_TYPE, "detail": None}),
+        json.dumps({"source": "other", "detail-type": "x", "detail": {"job_id": "other"}}),
+        json.dumps(hostile),
+    )
+    fleet = str(home / "fleet.yaml")
+    with environment({"COLUMNS": "1000"}):  # no folding: the markup whole on one line
+        table = run("audit", "--central", "--fleet", fleet, "--limit", "500")
+    clean(table)
+    assert table.exit_code == 0, table.output
+    assert MARKUP in table.stdout
+    text = run("audit", "--central", "--fleet", fleet, "--limit", "500", "--output", "text")
+    clean(text)
+    lines = [line for line in text.stdout.splitlines() if "hostile-job" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"{TEAM_A}\t")
+    rows = json.loads(
+        run("audit", "--central", "--fleet", fleet, "--limit", "500", "--output", "json").stdout
+    )
+    (row,) = [row for row in rows if row["job_id"] == "hostile-job"]
+    assert (row["account"], row["region"]) == (TEAM_A, real["region"])
+    assert not [row for row in rows if row["account"] == OUTSIDER]
+    assert "other" not in {row["job_id"] for row in rows}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="EventBridge retries a target's delivery, so the fleet log group may hold one event "
+    "twice (same id); audit --central lists the decision twice (decision_line drops the id, and "
+    "nothing drops a repeat)",
+)
+def test_an_event_stored_twice_is_one_decision_in_audit_central(
+    fleet_scene: tuple[Scene, Path],
+) -> None:
+    scene, home = fleet_scene
+    stored = next(e for e in central_events(scene) if e["detail"]["outcome"] == "terminated")
+    put_central(scene, json.dumps(stored))
+    result = run(
+        "audit", "--central", "--fleet", str(home / "fleet.yaml"), "--limit", "500",
+        "--outcome", "terminated", "--output", "json",
+    )  # fmt: skip
+    clean(result)
+    keys = decision_keys(json.loads(result.stdout))
+    assert len(keys) == len(set(keys))
