@@ -10,6 +10,7 @@ from aws_cdk import App
 from batch_terminator_cli.fleet_file import FleetFileError
 from batch_terminator_cli.policies_file import PoliciesFileError
 from infra.application import build
+from infra.bytecode import BytecodeError
 from infra.settings import SettingsError
 
 
@@ -17,8 +18,9 @@ def main() -> int:
     app = App()
     try:
         build(app)
-    except (PoliciesFileError, FleetFileError, SettingsError) as error:
-        # A broken policies file, fleet file or context value stops the synth with its message.
+    except (PoliciesFileError, FleetFileError, SettingsError, BytecodeError) as error:
+        # A broken policies file, fleet file or context value, or a package the runtime's
+        # Python cannot compile, stops the synth with its one-line message.
         print(error, file=sys.stderr)
         return 1
     app.synth()

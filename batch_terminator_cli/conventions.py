@@ -38,6 +38,7 @@ CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 DEFAULT_STACK = "BatchTerminator"
 # The AWS CLI's exit status for Ctrl-C (128 + SIGINT).
 INTERRUPTED = 130
+USAGE = 2
 
 
 class Output(StrEnum):
@@ -195,12 +196,35 @@ def internal_error_line(error: BaseException) -> str:
     )
 
 
+def _not_unicode(value: object) -> str | None:
+    """The first text in an argument's value that is not Unicode: a shell argument whose bytes
+    are not UTF-8 reaches Python as lone surrogates (PEP 383), which no AWS call, log line or
+    hash can carry. Paths are left alone: a file name's bytes are the file system's business."""
+    texts = value if isinstance(value, list | tuple) else [value]
+    for text in texts:
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return text
+    return None
+
+
 def cli_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Run a command, turning every error it may meet into one line on stderr and an exit code:
-    1 for AWS, network and file errors, 130 on Ctrl-C. Usage errors (exit 2) pass through."""
+    1 for AWS, network and file errors, 130 on Ctrl-C. Usage errors (exit 2) pass through; an
+    argument that is not UTF-8 text is one (the command does not run)."""
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        for name, value in kwargs.items():
+            bad = _not_unicode(value)
+            if bad is not None:
+                fail(
+                    f"--{name.replace('_', '-')}: {bad!a} is not UTF-8 text: check the shell's "
+                    "locale (LANG, LC_ALL) or the argument's bytes",
+                    code=USAGE,
+                )
         try:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, TyperException, click.ClickException):

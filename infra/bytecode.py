@@ -7,9 +7,10 @@ by the runtime's own Python version (bytecode is per minor version: `cpython-313
 python3.13) removes it. Python's import system loads such a file next to its source without
 writing anything ("Cached bytecode invalidation", Python docs, importlib; PEP 3147, PEP 552).
 
-The files are compiled with `unchecked-hash` invalidation (PEP 552): they carry the source's
-hash and are used as they are, with no timestamp, so the asset stays byte-for-byte reproducible
-(and its CDK hash stable); `PYTHONHASHSEED=0` keeps set constants in one order. Tracebacks name
+The files are compiled with `checked-hash` invalidation (PEP 552): they carry the source's hash
+instead of a timestamp, so the asset stays byte-for-byte reproducible (and its CDK hash stable),
+and Python uses one only while its source still has that hash (an edit made in the console is
+compiled, not ignored); `PYTHONHASHSEED=0` keeps set constants in one order. Tracebacks name
 /var/task paths, as they would for source compiled there.
 
 When the build machine has no interpreter of the runtime's version, the asset ships source only
@@ -28,7 +29,26 @@ from typing import Final
 # `python3.13` → (3, 13). Lambda's runtime identifiers (Lambda developer guide, "Lambda
 # runtimes").
 _RUNTIME: Final = re.compile(r"python(?P<major>3)\.(?P<minor>[0-9]+)")
-_VERSION_PROBE: Final = "import sys; print('%d.%d' % sys.version_info[:2], sys.implementation.name)"
+# The version, the implementation, and the interpreter's own path: a pyenv shim or a wrapper
+# found on PATH is resolved to the executable it runs, so compiling does not depend on how the
+# environment selects it.
+_VERSION_PROBE: Final = (
+    "import sys; print('%d.%d' % sys.version_info[:2], sys.implementation.name); "
+    "print(sys.executable)"
+)
+# The interpreter's own configuration must not leak in from the build's (a virtualenv's
+# PYTHONPATH, a startup file); the hash seed is fixed so set constants keep one order.
+_DROPPED: Final = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONEXECUTABLE")
+
+
+class BytecodeError(Exception):
+    """The runtime's Python could not compile the package: the message is one line naming the
+    module and the error."""
+
+
+def _environment() -> dict[str, str]:
+    kept = {k: v for k, v in os.environ.items() if k not in _DROPPED}
+    return {**kept, "PYTHONHASHSEED": "0"}
 
 
 def runtime_version(runtime: str) -> tuple[int, int] | None:
@@ -49,47 +69,59 @@ def _candidates(version: tuple[int, int]) -> list[Path]:
 
 def find_interpreter(runtime: str) -> Path | None:
     """A CPython of the runtime's minor version on this machine (PATH, then pyenv), checked by
-    running it; None when there is none."""
+    running it, as the path of its executable (`sys.executable`, past any shim); None when
+    there is none."""
     version = runtime_version(runtime)
     if version is None:
         return None
     for candidate in _candidates(version):
         try:
             answer = subprocess.run(  # noqa: S603 - an interpreter found on PATH or in pyenv
-                [str(candidate), "-I", "-c", _VERSION_PROBE],
+                [str(candidate), "-s", "-c", _VERSION_PROBE],
                 capture_output=True,
                 text=True,
                 timeout=30,
                 check=True,
-            ).stdout.split()
+                env=_environment(),
+            ).stdout.splitlines()
         except (OSError, subprocess.SubprocessError):
             continue
-        if answer == [f"{version[0]}.{version[1]}", "cpython"]:
-            return candidate
+        if len(answer) == 2 and answer[0].split() == [f"{version[0]}.{version[1]}", "cpython"]:
+            executable = Path(answer[1].strip())
+            if executable.is_file():
+                return executable
     return None
 
 
 def compile_package(package: Path, interpreter: Path, task_root: str) -> None:
     """Write `__pycache__/<module>.<tag>.pyc` beside every module under `package`, compiled by
-    `interpreter`, naming `task_root`/<package>/... in tracebacks. Raises CalledProcessError
-    when a module does not compile (the asset is then not built)."""
-    subprocess.run(  # noqa: S603 - the interpreter find_interpreter checked
-        [
-            str(interpreter),
-            # Not -I: it would ignore PYTHONHASHSEED. -s and a bare environment keep it apart.
-            "-s",
-            "-m",
-            "compileall",
-            "-q",
-            "--invalidation-mode",
-            "unchecked-hash",
-            "-d",
-            f"{task_root}/{package.name}",
-            str(package),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-        env={"PYTHONHASHSEED": "0", "PATH": os.environ.get("PATH", "")},
-    )
+    `interpreter` as checked-hash bytecode (PEP 552: used only while it matches its source, so a
+    source edited after the build is compiled again, never ignored), naming
+    `task_root`/<package>/... in tracebacks. Raises BytecodeError when a module does not
+    compile or the interpreter fails."""
+    try:
+        done = subprocess.run(  # noqa: S603 - the interpreter find_interpreter checked
+            [
+                str(interpreter),
+                "-s",
+                "-m",
+                "compileall",
+                "-q",
+                "--invalidation-mode",
+                "checked-hash",
+                "-d",
+                f"{task_root}/{package.name}",
+                str(package),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env=_environment(),
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BytecodeError(f"{interpreter} could not compile {package.name}: {exc}") from exc
+    if done.returncode != 0:
+        said = (done.stdout + done.stderr).strip().splitlines()
+        detail = " ".join(line.strip() for line in said[-3:]) or f"exit {done.returncode}"
+        raise BytecodeError(f"{interpreter} could not compile {package.name}: {detail}")

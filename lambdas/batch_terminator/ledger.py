@@ -120,7 +120,9 @@ def ledger_key(message_id: str) -> str:
 
 def request_hash(request_json: str) -> str:
     """What ties a ledger item to its request: the hash of the request in canonical form."""
-    return hashlib.sha256(request_json.encode()).hexdigest()
+    # surrogatepass: the same bytes as UTF-8 for any text, and no error for one that is not
+    # Unicode (bodies refuse it before this; the key must never be what fails a batch).
+    return hashlib.sha256(request_json.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _key(key: str) -> dict[str, Any]:

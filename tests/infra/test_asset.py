@@ -126,32 +126,43 @@ def test_every_module_ships_its_bytecode_for_the_runtime(asset: Path) -> None:
     shipped = set((asset / "batch_terminator").rglob("*.pyc"))
     assert shipped == {Path(cache_from_source(str(module))) for module in modules}
     for module in modules:
-        cached = Path(cache_from_source(str(module)))
-        data = cached.read_bytes()
-        # PEP 552 header: magic, flags (0b01: hash-based, unchecked), the source's hash.
-        assert int.from_bytes(data[4:8], "little") == 0b01, module
+        data = Path(cache_from_source(str(module))).read_bytes()
+        # PEP 552 header: magic, flags (0b11: hash-based, checked), the source's hash.
+        assert int.from_bytes(data[4:8], "little") == 0b11, module
         assert data[8:16] == source_hash(module.read_bytes()), module
 
 
-def test_the_shipped_bytecode_is_what_imports(asset: Path, tmp_path: Path) -> None:
-    """With its source made unreadable as Python, a module still imports: from its bytecode."""
-    copy = tmp_path / "asset"
-    subprocess.run(["cp", "-r", str(asset), str(copy)], check=True)
-    (copy / "batch_terminator" / "decisions.py").write_text("this is not python", encoding="utf-8")
+def _loaded_from(asset: Path, module: str) -> str:
+    """Where `python -v` says the module's code object came from."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "-S",
-            "-B",
-            "-c",
-            "import batch_terminator.decisions as d; print(d.__name__)",
-        ],
+        [sys.executable, "-S", "-B", "-v", "-c", f"import {module}"],
         capture_output=True,
         text=True,
-        env={"PYTHONPATH": os.pathsep.join([str(copy), *sys.path[1:]]), "PYTHONHASHSEED": "0"},
+        env={"PYTHONPATH": os.pathsep.join([str(asset), *sys.path[1:]]), "PYTHONHASHSEED": "0"},
         check=False,
     )
-    assert done.stdout.strip() == "batch_terminator.decisions", done.stderr
+    assert done.returncode == 0, done.stderr[-2000:]
+    leaf = module.rsplit(".", 1)[-1]
+    [line] = [
+        line
+        for line in done.stderr.splitlines()
+        if line.startswith("# code object from") and f"/{leaf}." in line
+    ]
+    return line
+
+
+def test_the_shipped_bytecode_is_what_imports(asset: Path) -> None:
+    assert ".pyc" in _loaded_from(asset, "batch_terminator.decisions")
+
+
+def test_a_source_edited_after_the_build_is_compiled_not_ignored(
+    asset: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "asset"
+    subprocess.run(["cp", "-r", str(asset), str(copy)], check=True)
+    source = copy / "batch_terminator" / "decisions.py"
+    source.write_text(source.read_text(encoding="utf-8") + "\nEDITED = True\n", encoding="utf-8")
+    assert _loaded_from(copy, "batch_terminator.decisions").endswith("decisions.py")
 
 
 def test_without_the_runtimes_python_the_asset_ships_source_and_says_so(

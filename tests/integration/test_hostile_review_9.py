@@ -1,7 +1,7 @@
 """Hostile review, through the real terminator on the emulator: a request body whose JSON carries
-a lone surrogate (`\\ud800`, a valid JSON escape SQS accepts as plain ASCII text). The reference
-schema refuses such a string; the functions' validator takes it. Each confirmed defect is a strict
-xfail naming the property it breaks."""
+a lone surrogate (`\\ud800`, a valid JSON escape SQS accepts as plain ASCII text) is rejected and
+parked, its batch goes on, and the CLI refuses a reason that is not UTF-8 (the validator once
+took such text, and the ledger key's hash then failed the whole batch)."""
 
 from __future__ import annotations
 
@@ -61,12 +61,6 @@ def assert_rejected_and_the_batch_goes_on(box: Sandbox, bad_body: str, named: st
     assert good not in {m["MessageAttributes"]["originalMessageId"]["StringValue"] for m in parked}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validate_request accepts a lone surrogate; the terminator then hashes "
-    "TerminationRequest.to_json() as UTF-8 for the ledger key (ledger.request_hash) and the "
-    "whole invocation raises UnicodeEncodeError: every request in the batch is delivered again",
-)
 def test_a_selector_with_a_lone_surrogate_never_fails_its_batch(box: Sandbox) -> None:
     fresh(box)
     target = box.world.job("etl-surrogate", "gpu-training", "RUNNING")
@@ -77,11 +71,6 @@ def test_a_selector_with_a_lone_surrogate_never_fails_its_batch(box: Sandbox) ->
     assert_rejected_and_the_batch_goes_on(box, body, target)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validate_request accepts a lone surrogate the schema refuses: the job is "
-    "terminated with a reason no UTF-8 text can hold, instead of the body being parked",
-)
 def test_a_by_id_request_with_a_lone_surrogate_is_rejected(box: Sandbox) -> None:
     fresh(box)
     target = box.world.job("by-id-surrogate", "gpu-training", "RUNNING")
@@ -123,11 +112,6 @@ def request_command(reason: str) -> Any:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the CLI now validates with validate_request, which takes a lone surrogate; the "
-    "pydantic model it replaced refused the reason before anything was sent",
-)
 def test_the_request_command_refuses_a_reason_that_is_not_utf8() -> None:
     result = request_command(NOT_UTF8_REASON)
     assert result.exit_code == 2, result.output

@@ -1,7 +1,8 @@
 """Hostile review of the pydantic-free request validator, the policies reader and the asset's
-bytecode: inputs where the functions' code and the reference schema part ways, or the build
-breaks. Each confirmed defect is a strict xfail naming the property it breaks: it starts failing,
-and must be unmarked, the day the defect is fixed."""
+bytecode: inputs where the functions' code and the reference schema parted ways, or the build
+broke. Each test held a defect found by the review (text that is not Unicode, a policy name with
+a trailing newline, date-times outside RFC 3339, a protect tag or policy name the schema refuses,
+an interpreter selected by the environment); they fail if it comes back."""
 
 from __future__ import annotations
 
@@ -57,11 +58,6 @@ def validator_reads(body: Any) -> str | None:
 # --- the request validator against the schema ---------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validate_request accepts a lone surrogate (JSON escape \\ud800) that the schema "
-    "refuses; to_json() then cannot be UTF-8 encoded for the ledger key",
-)
 @pytest.mark.parametrize(
     "body",
     [
@@ -76,11 +72,6 @@ def test_a_lone_surrogate_is_refused_as_the_schema_refuses_it(body: dict[str, An
     assert validator_reads(body) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the validator checks POLICY_NAME_PATTERN with Python's re.search, whose `$` also "
-    "matches before a trailing newline; the schema (Rust regex) refuses it",
-)
 @pytest.mark.parametrize("name", ["gpu-cap\n", "quick-cap\n", "a\n"])
 def test_a_policy_name_with_a_trailing_newline_is_refused(name: str) -> None:
     body = {"jobId": JOB, "reason": "r", "policy": name}
@@ -103,11 +94,6 @@ ACCEPTED_ONLY_BY_THE_VALIDATOR = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the validator parses createdBefore/createdAfter with datetime.fromisoformat, which "
-    "accepts forms the schema's date-time refuses",
-)
 @pytest.mark.parametrize("moment", ACCEPTED_ONLY_BY_THE_VALIDATOR)
 @pytest.mark.parametrize("key", ["createdBefore", "createdAfter"])
 def test_a_time_the_schema_refuses_is_refused(key: str, moment: str) -> None:
@@ -116,11 +102,6 @@ def test_a_time_the_schema_refuses_is_refused(key: str, moment: str) -> None:
     assert validator_reads(body) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RFC 3339 (section 5.6) allows a lowercase z; the schema reads it, "
-    "datetime.fromisoformat (Python 3.11 to 3.13) refuses it",
-)
 @pytest.mark.parametrize("moment", ["2026-01-01T00:00:00z", "2026-01-01t00:00:00.250z"])
 def test_a_lowercase_z_is_read_as_the_schema_reads_it(moment: str) -> None:
     body = {"selector": {**SELECTOR, "createdBefore": moment}, "reason": "r"}
@@ -186,12 +167,6 @@ def policies_document(**settings: Any) -> dict[str, Any]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PoliciesFile.from_document takes any non-empty protectTag; the schema refuses "
-    "control characters and more than 1024 characters. No job can carry such a tag key, so "
-    "a hand-edited policies.json switches protection off",
-)
 @pytest.mark.parametrize(
     "protect_tag", ["batch-terminator:protect\n", "batch-terminator:protect\r", "p" * 1025]
 )
@@ -203,12 +178,6 @@ def test_the_reader_refuses_a_protect_tag_the_schema_refuses(protect_tag: str) -
         runtime.PoliciesFile.from_document(document)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PoliciesFile.from_document takes any non-empty policy name; the schema refuses "
-    "names outside POLICY_NAME_PATTERN, and the terminator refuses every request the sweeper "
-    "sends for such a policy (parked in the DLQ), so the policy never acts",
-)
 @pytest.mark.parametrize("name", ["Quick Cap", "gpu_cap", "-cap", "cap-"])
 def test_the_reader_refuses_a_policy_name_the_schema_refuses(name: str) -> None:
     document = policies_document()
@@ -246,13 +215,6 @@ def pyenv_like_shim(directory: Path) -> Path:
     return shim
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="find_interpreter probes the interpreter with the build's environment but "
-    "compile_package runs it with only PATH and PYTHONHASHSEED: a pyenv shim selected by "
-    "PYENV_VERSION passes the probe, then exits 127, and the synth stops with "
-    "CalledProcessError instead of shipping bytecode (or source only)",
-)
 def test_an_interpreter_selected_by_the_environment_builds_the_asset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

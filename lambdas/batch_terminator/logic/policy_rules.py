@@ -19,6 +19,19 @@ MAX_PER_RUN_LIMIT: Final = 10_000
 TAG_LIMIT_POLICY: Final = "max-runtime-tag"
 
 
+# Batch tag keys are 1 to 128 characters (Batch API reference, TagResource: tags). A longer
+# protect tag could never be on a job, so it would protect nothing.
+MAX_TAG_KEY_LENGTH: Final = 128
+
+
+def check_protect_tag(key: str) -> None:
+    if len(key) > MAX_TAG_KEY_LENGTH:
+        raise ValueError(
+            f"protectTag is {len(key)} characters: a Batch tag key has at most "
+            f"{MAX_TAG_KEY_LENGTH}, so no job could carry it and none would be protected"
+        )
+
+
 def check_sweep_interval(interval: timedelta) -> None:
     if not MIN_SWEEP_INTERVAL <= interval <= MAX_SWEEP_INTERVAL:
         raise ValueError("sweepInterval must be between 1m and 1d")

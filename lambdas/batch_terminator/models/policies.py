@@ -13,6 +13,7 @@ same both ways.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final, Literal, cast
@@ -24,14 +25,18 @@ from batch_terminator.logic.policy_rules import (
     check_active,
     check_names,
     check_policy,
+    check_protect_tag,
     check_sweep_interval,
     check_trigger,
     check_when,
 )
+from batch_terminator.logic.texts import POLICY_NAME_PATTERN, no_control_characters
 
 __all__ = ["TAG_LIMIT_POLICY", "Match", "PoliciesFile", "Policy", "Settings", "Trigger", "When"]
 
 DEFAULT_MAX_PER_RUN: Final = 100
+MAX_TEXT_LENGTH: Final = 1024
+_POLICY_NAME: Final = re.compile(POLICY_NAME_PATTERN)
 ORDERS: Final = ("oldest-first", "newest-first")
 
 TAG_LIMIT_KEY = MAX_RUNTIME_TAG
@@ -192,21 +197,35 @@ class _Reader:
             raise ValueError(f"{self._path(key)}: missing")
         return self.value(key, kind)
 
+    def text(self, key: str, default: str | None = None) -> Any:
+        """A string as the schema's NonEmptyStr takes it: 1 to 1024 characters of Unicode,
+        no control characters; `default` when the key is absent."""
+        value = self.value(key, str)
+        if value is None:
+            return default
+        _check_text(value, self._path(key))
+        return value
+
     def texts(self, key: str, *, required: bool = False) -> list[str] | None:
         items = self.required(key, list) if required else self.value(key, list)
         if items is None:
             return None
-        if not items or not all(isinstance(item, str) and item for item in items):
+        if not items or not all(isinstance(item, str) for item in items):
             raise ValueError(f"{self._path(key)}: expected a list of non-empty strings")
+        for index, item in enumerate(items):
+            _check_text(item, f"{self._path(key)}.{index}")
         return list(items)
 
     def tags(self, key: str) -> dict[str, str] | None:
         items = self.value(key, dict)
-        if items is not None and not all(
-            isinstance(k, str) and k and isinstance(v, str) and v for k, v in items.items()
-        ):
-            raise ValueError(f"{self._path(key)}: expected non-empty strings")
-        return None if items is None else dict(items)
+        if items is None:
+            return None
+        for name, value in items.items():
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise ValueError(f"{self._path(key)}: expected non-empty strings")
+            _check_text(name, f"{self._path(key)}.{name}")
+            _check_text(value, f"{self._path(key)}.{name}")
+        return dict(items)
 
     def duration(self, key: str, default: timedelta | None = None) -> timedelta | None:
         text = self.value(key, str)
@@ -223,6 +242,17 @@ class _Reader:
             return [JobStatus(name) for name in names]
         except ValueError as exc:
             raise ValueError(f"{self._path(key)}: {exc}") from exc
+
+
+def _check_text(value: str, where: str) -> None:
+    if not value or len(value) > MAX_TEXT_LENGTH:
+        raise ValueError(f"{where}: expected 1 to {MAX_TEXT_LENGTH} characters")
+    try:
+        value.encode("utf-8")
+        no_control_characters(value)
+    except (UnicodeEncodeError, ValueError) as exc:
+        reason = "not valid Unicode" if isinstance(exc, UnicodeEncodeError) else str(exc)
+        raise ValueError(f"{where}: {reason}") from exc
 
 
 def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
@@ -255,9 +285,8 @@ def _read_settings(data: Any) -> Settings:
     keys = ("dryRun", "protectTag", "jobQueues", "sweepInterval", "maxRuntimeTag")
     read = _Reader(data, "settings", keys)
     defaults = Settings()
-    protect_tag = read.value("protectTag", str, defaults.protect_tag)
-    if not protect_tag:
-        raise ValueError("settings.protectTag: empty")
+    protect_tag = read.text("protectTag", defaults.protect_tag)
+    _rule("settings", check_protect_tag, protect_tag)
     settings = Settings(
         dry_run=read.value("dryRun", bool, False),
         protect_tag=protect_tag,
@@ -278,12 +307,14 @@ def _read_policy(data: Any, where: str) -> Policy:
         raise ValueError(f"{where}.order: expected one of {', '.join(ORDERS)}")
     max_per_run = read.value("maxPerRun", int, DEFAULT_MAX_PER_RUN)
     name = read.required("name", str)
-    if not name:
-        raise ValueError(f"{where}.name: empty")
+    if not _POLICY_NAME.fullmatch(name):
+        raise ValueError(
+            f"{where}.name: {name[:80]!r} is not a policy name ({POLICY_NAME_PATTERN})"
+        )
     trigger = read.value("trigger", dict)
     policy = Policy(
         name=name,
-        description=read.value("description", str),
+        description=read.text("description"),
         trigger=None if trigger is None else _read_trigger(trigger, f"{where}.trigger"),
         match=_read_match(read.value("match", dict, {}), f"{where}.match"),
         when=_read_when(read.required("when", dict), f"{where}.when"),

@@ -14,6 +14,7 @@ from batch_terminator.logic.policy_rules import (
     MAX_PER_RUN_LIMIT,
     check_names,
     check_policy,
+    check_protect_tag,
     check_sweep_interval,
     check_trigger,
     check_when,
@@ -61,6 +62,7 @@ class Settings(ContractModel):
     @model_validator(mode="after")
     def _interval_in_range(self) -> Settings:
         check_sweep_interval(self.sweep_interval)
+        check_protect_tag(self.protect_tag)
         return self
 
 

@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Final
 
 from batch_terminator.contract import (
@@ -363,6 +363,7 @@ def _text(
     def check(value: Any) -> str:
         if not isinstance(value, str):
             raise _Problem("Input should be a valid string")
+        _unicode(value)
         if len(value) < min_length:
             plural = "" if min_length == 1 else "s"
             raise _Problem(f"String should have at least {min_length} character{plural}")
@@ -379,6 +380,17 @@ def _text(
         return value
 
     return check
+
+
+def _unicode(value: str) -> None:
+    """Text that is Unicode: a lone surrogate (U+D800 to U+DFFF, from a `\\ud800` escape or a
+    shell argument that is not UTF-8) can be neither logged nor hashed nor sent to Batch."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _Problem(
+            "Input should be a valid string, unable to parse raw data as a unicode string"
+        ) from exc
 
 
 _non_empty = _text(min_length=1, max_length=MAX_TEXT_LENGTH, plain=True, shows=False)
@@ -485,7 +497,7 @@ def _boolean(value: Any) -> bool:
 def _policy_name(value: Any) -> str:
     if not isinstance(value, str):
         raise _Problem("Input should be a valid string")
-    if not _POLICY_NAME.search(value):
+    if not _POLICY_NAME.fullmatch(value):
         raise _Problem(f"String should match pattern '{POLICY_NAME_PATTERN}'")
     return value
 
@@ -504,16 +516,44 @@ def _tags(value: Any, loc: str, errors: list[str]) -> dict[str, str] | None:
     return None if len(errors) > before else dict(value)
 
 
+# RFC 3339 date-times as pydantic reads them (its `speedate` parser): a `T`, `t`, `_` or space
+# between date and time; seconds and their fraction (after `.` or `,`, cut to microseconds)
+# optional; the offset `Z`, `z`, `±HH:MM` or `±HHMM`. Python's `datetime.fromisoformat` takes more
+# (week dates, basic format, offsets with seconds), so the shape is checked here first.
+_DATE_TIME: Final = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt_ ]"
+    r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2})(?:[.,](?P<fraction>[0-9]+))?)?"
+    r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<offset_hours>[0-9]{2}):?(?P<offset_minutes>[0-9]{2}))?"
+)
+
+
 def _aware_datetime(value: Any) -> datetime:
     if not isinstance(value, str):
-        raise _Problem("Input should be a valid datetime (ISO 8601 text with a time zone)")
+        raise _Problem("Input should be a valid datetime (RFC 3339 text with a time zone)")
+    shape = _DATE_TIME.fullmatch(value)
+    if shape is None:
+        raise _Problem(
+            "Input should be a valid datetime, expected RFC 3339 such as 2026-01-01T00:00:00Z"
+        )
+    if shape["utc"] is None and shape["sign"] is None:
+        raise _Problem("Input should have timezone info")
+    hours, minutes = int(shape["offset_hours"] or 0), int(shape["offset_minutes"] or 0)
+    if hours > 23 or minutes > 59:
+        raise _Problem("Input should be a valid datetime, time zone offset out of range")
+    offset = timedelta(hours=hours, minutes=minutes) * (-1 if shape["sign"] == "-" else 1)
     try:
-        parsed = datetime.fromisoformat(value)
+        return datetime.combine(
+            date.fromisoformat(shape["date"]),
+            time(
+                int(shape["hour"]),
+                int(shape["minute"]),
+                int(shape["second"] or 0),
+                int((shape["fraction"] or "0")[:6].ljust(6, "0")),
+            ),
+            tzinfo=timezone(offset),
+        )
     except ValueError as exc:
         raise _Problem(f"Input should be a valid datetime, {exc}") from exc
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise _Problem("Input should have timezone info")
-    return parsed
 
 
 def _duration(value: Any) -> timedelta:
