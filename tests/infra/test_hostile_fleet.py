@@ -1,0 +1,131 @@
+"""Hostile review of the fleet (issue 9), as synthesized: fleet files with odd accounts and
+partitions, and a central account that is also a member.
+
+Each confirmed defect is a strict xfail naming the property it breaks; the tests that pass are
+attacks that found nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, Environment, Stage
+from aws_cdk.assertions import Template
+
+from batch_terminator.contract import FLEET_BUS_NAME, decision_event_pattern
+from batch_terminator.models.request import partition_of
+from batch_terminator_cli.fleet_file import FleetFileError, parse_fleet
+from infra.application import FleetApp, build_fleet
+from infra.central_stack import FleetCentralStack
+
+CENTRAL = "111111111111"
+ROOT_PRINCIPAL = re.compile(r":iam::([0-9]{12}):root", re.ASCII)
+
+
+def write_fleet(path: Path, members: str, central_region: str = "us-east-1") -> Path:
+    path.write_text(
+        f'version: 1\ncentral: {{account: "{CENTRAL}", region: {central_region}}}\n'
+        f"members:\n{members}",
+        encoding="utf-8",
+    )
+    return path
+
+
+def built(tmp_path: Path, fleet_file: Path) -> FleetApp:
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    return build_fleet(app, fleet_file, asset_root=tmp_path / "assets")
+
+
+def forwarding_targets(template: Template) -> list[Any]:
+    rules = template.find_resources(
+        "AWS::Events::Rule", {"Properties": {"EventPattern": decision_event_pattern()}}
+    )
+    return [target["Arn"] for rule in rules.values() for target in rule["Properties"]["Targets"]]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a member in cn-north-1 with a us-east-1 central is accepted and synthesized: its "
+    "forwarding rule and role name arn:aws:events:us-east-1:... from the aws-cn partition, a "
+    "target EventBridge cannot reach (no cross-partition delivery), so that member's decisions "
+    "are never in the central audit; the fleet file should refuse it",
+)
+def test_a_member_forwards_only_within_its_own_partition(tmp_path: Path) -> None:
+    fleet_file = write_fleet(
+        tmp_path / "fleet.yaml", '  - {account: "222222222222", regions: [cn-north-1]}\n'
+    )
+    try:
+        fleet_app = built(tmp_path, fleet_file)
+    except FleetFileError:
+        return  # refused with its one line: nothing is deployed
+    for member, stack in fleet_app.members.items():
+        for arn in forwarding_targets(Template.from_stack(stack)):
+            assert isinstance(arn, str)
+            assert arn.startswith(f"arn:{partition_of(member.region)}:events:"), arn
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an account with a trailing newline passes the fleet file, then the CDK refuses the "
+    "stage name with a RuntimeError, which app.py does not catch: the synth ends in a "
+    "traceback instead of the fleet file's one line",
+)
+def test_an_account_with_a_trailing_newline_stops_the_synth_with_one_line(
+    tmp_path: Path,
+) -> None:
+    fleet_file = write_fleet(
+        tmp_path / "fleet.yaml", '  - {account: "222222222222\\n", regions: [us-east-1]}\n'
+    )
+    with pytest.raises(FleetFileError):
+        built(tmp_path, fleet_file)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="fullwidth digits pass the fleet file's \\d, and the central bus's policy then names "
+    "arn:<partition>:iam::<twelve fullwidth threes>:root, a principal IAM refuses: the central "
+    "stack (the whole fleet's audit) fails to deploy",
+)
+def test_the_central_bus_names_only_twelve_digit_accounts() -> None:
+    fleet = parse_fleet(
+        f'version: 1\ncentral: {{account: "{CENTRAL}", region: us-east-1}}\n'
+        'members:\n  - {account: "222222222222", regions: [us-east-1]}\n'
+        f'  - {{account: "{chr(0xFF13) * 12}", regions: [us-east-1]}}\n'
+    )
+    app = App()
+    stage = Stage(app, "Central", env=Environment(account=CENTRAL, region="us-east-1"))
+    template = Template.from_stack(FleetCentralStack(stage, "Fleet", fleet=fleet))
+    [policy] = template.find_resources("AWS::Events::EventBusPolicy").values()
+    principals = policy["Properties"]["Statement"]["Principal"]["AWS"]
+    for principal in principals if isinstance(principals, list) else [principals]:
+        assert ROOT_PRINCIPAL.search(json.dumps(principal, ensure_ascii=False)), principal
+
+
+def test_a_central_account_that_is_also_a_member_forwards_to_its_own_bus(tmp_path: Path) -> None:
+    """The audit account also runs Batch (in the central region and another): each of its member
+    stacks forwards to the fleet bus, which admits it, and no stack name or stage collides
+    (nothing found here)."""
+    fleet_file = write_fleet(
+        tmp_path / "fleet.yaml",
+        f'  - {{account: "{CENTRAL}", regions: [us-east-1, eu-west-1]}}\n'
+        '  - {account: "222222222222", regions: [us-east-1]}\n',
+    )
+    fleet_app = built(tmp_path, fleet_file)
+    assert fleet_app.central is not None
+    bus = f"arn:aws:events:us-east-1:{CENTRAL}:event-bus/{FLEET_BUS_NAME}"
+    for stack in fleet_app.members.values():
+        assert forwarding_targets(Template.from_stack(stack)) == [bus]
+    names = [(Stage.of(s).stage_name, s.stack_name) for s in fleet_app.stacks]  # type: ignore[union-attr]
+    assert len(names) == len(set(names))
+    central = Template.from_stack(fleet_app.central)
+    [policy] = central.find_resources("AWS::Events::EventBusPolicy").values()
+    principals = policy["Properties"]["Statement"]["Principal"]["AWS"]
+    admitted = {
+        match.group(1)
+        for principal in principals
+        if (match := ROOT_PRINCIPAL.search(json.dumps(principal)))
+    }
+    assert admitted == {CENTRAL, "222222222222"}
