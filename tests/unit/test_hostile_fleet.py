@@ -448,3 +448,98 @@ def test_an_explicit_deny_wins_over_the_members_allow(deny: dict[str, Any]) -> N
     eventbridge.leave_organizations()
     assert eventbridge.admits(bus_policy(ALLOW_MEMBER), MEMBER)
     assert not eventbridge.admits(bus_policy(ALLOW_MEMBER, deny), MEMBER)
+
+
+# ---- the emulator's reading of a log group's resource policy ----------------------------------
+
+
+class _Rule:
+    """What `_log_group_refuses` reads of a rule: its account, region and ARN."""
+
+    account_id = "123456789012"  # moto's default account
+    region_name = "us-east-1"
+    arn = "arn:aws:events:us-east-1:123456789012:rule/batch-terminator-fleet/decisions"
+
+
+GROUP = "/batch-terminator/fleet/decisions"
+GROUP_ARN = f"arn:aws:logs:us-east-1:123456789012:log-group:{GROUP}"
+LET_EVENTS_WRITE = {
+    "Sid": "EventBridgeWritesDecisions",
+    "Effect": "Allow",
+    "Principal": {"Service": ["events.amazonaws.com"]},
+    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+    "Resource": f"{GROUP_ARN}:*",
+}
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        pytest.param([], id="no-policy"),
+        pytest.param(
+            [
+                LET_EVENTS_WRITE,
+                {
+                    "Effect": "Deny",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "logs:PutLogEvents",
+                    "Resource": "*",
+                },
+            ],
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="_lets_events_write looks for an Allow only: a Deny for "
+                "events.amazonaws.com beside it is ignored, and the emulator writes the event",
+            ),
+            id="allow-and-deny",
+        ),
+        pytest.param(
+            [
+                {
+                    **LET_EVENTS_WRITE,
+                    "Condition": {
+                        "ArnEquals": {
+                            "aws:SourceArn": "arn:aws:events:us-east-1:123456789012:rule/other"
+                        }
+                    },
+                }
+            ],
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="_lets_events_write ignores Condition: an Allow for another rule's "
+                "aws:SourceArn lets this rule write too",
+            ),
+            id="allow-for-another-rule",
+        ),
+    ],
+)
+def test_the_emulator_writes_a_log_group_target_only_as_its_resource_policy_allows(
+    statements: list[dict[str, Any]],
+) -> None:
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        logs = boto3.client("logs", region_name="us-east-1")
+        logs.create_log_group(logGroupName=GROUP)
+        if statements:
+            logs.put_resource_policy(
+                policyName="fleet",
+                policyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+            )
+        assert eventbridge._log_group_refuses(_Rule(), GROUP_ARN) is not None
+
+
+def test_the_emulator_writes_a_log_group_target_its_policy_lets_events_write() -> None:
+    """The control for the test above: the central stack's own policy lets the rule write."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        logs = boto3.client("logs", region_name="us-east-1")
+        logs.create_log_group(logGroupName=GROUP)
+        logs.put_resource_policy(
+            policyName="fleet",
+            policyDocument=json.dumps({"Version": "2012-10-17", "Statement": [LET_EVENTS_WRITE]}),
+        )
+        assert eventbridge._log_group_refuses(_Rule(), GROUP_ARN) is None
