@@ -298,3 +298,34 @@ def test_a_member_that_never_answers_gets_its_error_row_within_a_bounded_time(
     [row] = json.loads(done.stdout)
     assert row["profile"] == "hang"
     assert "timeout" in row["error"].lower()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the fleet file accepts 'eu-west-1\\n' (its region pattern ends in `$`); the CLI's "
+    "own check (conventions._REGION.fullmatch) then raises BadParameter inside the member's "
+    "thread, which ask() does not expect: the row says 'internal error BadParameter ... please "
+    "report it' instead of naming the fleet file's bad region",
+)
+def test_a_fleet_file_region_the_cli_refuses_is_named_not_an_internal_error(
+    fleet_scene: tuple[Scene, Path],
+) -> None:
+    _scene, home = fleet_scene
+    fleet = home / "newline-region.yaml"
+    fleet.write_text(
+        'version: 1\nmembers:\n  - {account: "' + TEAM_B + '", regions: ["eu-west-1\\n"], '
+        "profile: team-b}\n",
+        encoding="utf-8",
+    )
+    result = run("status", "--fleet", str(fleet), "--output", "json")
+    clean(result)
+
+
+def test_a_profile_name_with_markup_is_printed_literally(fleet_scene: tuple[Scene, Path]) -> None:
+    """A profile name is the operator's text, shown in the error row as written (nothing found
+    here)."""
+    with environment({"COLUMNS": "1000"}):
+        result = run("status", "--profiles", f"team-b,{MARKUP}", "--regions", "eu-west-1")
+    clean(result)
+    assert result.exit_code == 1
+    assert f"profile {MARKUP}:" in result.stdout
