@@ -129,3 +129,42 @@ def test_a_central_account_that_is_also_a_member_forwards_to_its_own_bus(tmp_pat
         if (match := ROOT_PRINCIPAL.search(json.dumps(principal)))
     }
     assert admitted == {CENTRAL, "222222222222"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the sweeper (PoliciesFunction) gets PUBLISH_DECISIONS=true but no ACCOUNT_ID, and "
+    "decision_events_from_environment() returns None without it: on AWS the sweeper's 'policy "
+    "cap reached' decisions are never published (no warning, no DecisionEventsFailed), so the "
+    "central audit and the dashboard's caps-hit widget miss every sweep cap. The emulator "
+    "gives every function one environment with ACCOUNT_ID, which hides it",
+)
+def test_every_function_that_publishes_decisions_has_a_publisher(
+    template: Template, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each function the stack tells to publish (PUBLISH_DECISIONS=true), run with the
+    environment the template gives it (CloudFormation values stood in for, AWS_REGION as Lambda
+    sets it), gets a decision publisher from decision_events_from_environment()."""
+    from batch_terminator.contract import ACCOUNT_ID_ENV, PUBLISH_DECISIONS_ENV
+    from batch_terminator.decisions import decision_events_from_environment
+
+    publishing = {
+        function_id: function["Properties"]["Environment"]["Variables"]
+        for function_id, function in template.find_resources("AWS::Lambda::Function").items()
+        if function["Properties"]
+        .get("Environment", {})
+        .get("Variables", {})
+        .get(PUBLISH_DECISIONS_ENV)
+        == "true"
+    }
+    assert len(publishing) >= 3  # the terminator, the sweeper, the brake at least
+    without = []
+    for function_id, variables in publishing.items():
+        with monkeypatch.context() as patch:
+            patch.delenv(ACCOUNT_ID_ENV, raising=False)
+            for name, value in variables.items():
+                patch.setenv(name, value if isinstance(value, str) else "222222222222")
+            patch.setenv("AWS_REGION", "us-east-1")
+            if decision_events_from_environment() is None:
+                without.append(function_id)
+    assert without == []
