@@ -115,7 +115,8 @@ def request_command(reason: str) -> Any:
 def test_the_request_command_refuses_a_reason_that_is_not_utf8() -> None:
     result = request_command(NOT_UTF8_REASON)
     assert result.exit_code == 2, result.output
-    assert "invalid request" in result.output
+    assert "--reason" in result.output
+    assert "is not UTF-8 text" in result.output
 
 
 def test_the_request_command_refuses_a_control_character_before_sending() -> None:
