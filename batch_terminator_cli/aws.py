@@ -10,7 +10,22 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-_CONFIG = Config(retries={"mode": "standard"}, user_agent_extra="batch-terminator-cli")
+# Bounded calls: an endpoint that accepts and never answers must not hold a command (or one
+# member of a fan-out) for the SDK's default 60 s read timeout on each of its attempts.
+_CONFIG = Config(
+    retries={"mode": "standard"},
+    connect_timeout=5,
+    read_timeout=30,
+    user_agent_extra="batch-terminator-cli",
+)
+# STS GetCallerIdentity answers in milliseconds: who a profile is, asked first of every member
+# in a fan-out, gives up after 2 attempts of 3 s to connect and 5 s to read.
+_IDENTITY_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 2},
+    connect_timeout=3,
+    read_timeout=5,
+    user_agent_extra="batch-terminator-cli",
+)
 
 
 class StackOutputMissing(LookupError):
@@ -33,8 +48,10 @@ class Aws:
         return cls(boto3.Session(profile_name=profile, region_name=region), endpoint_url)
 
     def client(self, service: str) -> Any:
-        """A boto3 client; raises botocore's NoRegionError when no region is configured."""
-        return self.session.client(service, endpoint_url=self.endpoint_url, config=_CONFIG)
+        """A boto3 client with bounded timeouts (STS's shorter still); raises botocore's
+        NoRegionError when no region is configured."""
+        config = _IDENTITY_CONFIG if service == "sts" else _CONFIG
+        return self.session.client(service, endpoint_url=self.endpoint_url, config=config)
 
     def stack_outputs(self, stack_name: str) -> dict[str, str]:
         """The stack's outputs (OutputKey -> OutputValue), read once.

@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from typer.exceptions import TyperException
 
+from batch_terminator.contract import REGION_PATTERN
 from batch_terminator_cli.output import labelled, say
 
 P = ParamSpec("P")
@@ -32,8 +33,7 @@ R = TypeVar("R")
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-# Region names: us-east-1, us-gov-west-1, cn-north-1, us-isob-east-1, eusc-de-east-1.
-_REGION = re.compile(r"[a-z]{2,5}(?:-[a-z]+)+-[0-9]{1,2}")
+_REGION = re.compile(REGION_PATTERN)
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 DEFAULT_STACK = "BatchTerminator"
 # The AWS CLI's exit status for Ctrl-C (128 + SIGINT).

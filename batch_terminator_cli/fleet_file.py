@@ -15,8 +15,14 @@ from typing import Annotated, Any, Final
 import yaml
 from pydantic import AfterValidator, Field, StrictInt, StrictStr, ValidationError, field_validator
 
-from batch_terminator.contract import DECISION_DETAIL_TYPE, FLEET_BUS_NAME
+from batch_terminator.contract import (
+    ACCOUNT_ID_PATTERN,
+    DECISION_DETAIL_TYPE,
+    FLEET_BUS_NAME,
+    REGION_PATTERN,
+)
 from batch_terminator.models.base import ContractModel
+from batch_terminator.models.request import partition_of
 from batch_terminator_cli.policies_file import UNKNOWN_KEY, node_at
 
 # A fleet file lists a few hundred members at most; anything larger is refused unread.
@@ -29,8 +35,8 @@ LOG_RETENTION_CHOICES: Final = (
     3288, 3653,
 )  # fmt: skip
 
-_ACCOUNT = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_ACCOUNT = re.compile(ACCOUNT_ID_PATTERN)
+_REGION = re.compile(REGION_PATTERN)
 # AWS Organizations: "The regex pattern for an organization ID string requires "o-" followed by
 # from 10 to 32 lowercase letters or digits" (Organization.Id, Organizations API reference).
 _ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
@@ -91,23 +97,14 @@ class Fleet:
         )
 
 
-def partition_of(region: str) -> str:
-    """The AWS partition of a region name: `aws`, `aws-cn` or `aws-us-gov`."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
-
-
 def _account(value: str) -> str:
-    if not _ACCOUNT.match(value):
+    if not _ACCOUNT.fullmatch(value):
         raise ValueError(f"an account is 12 digits, got {value!r}")
     return value
 
 
 def _region(value: str) -> str:
-    if not _REGION.match(value):
+    if not _REGION.fullmatch(value):
         raise ValueError(f"not a region name (like us-east-1), got {value!r}")
     return value
 
@@ -216,6 +213,8 @@ def _fleet(model: _FleetModel, root: yaml.Node, source: str) -> Fleet:
                     policies_file=entry.policies_file,
                 )
             )
+    if model.central is not None:
+        _one_partition(model.central.region, model, root, source)
     central = (
         Central(
             account=model.central.account,
@@ -227,6 +226,25 @@ def _fleet(model: _FleetModel, root: yaml.Node, source: str) -> Fleet:
         else None
     )
     return Fleet(central=central, organization_id=model.organization_id, members=tuple(members))
+
+
+def _one_partition(central_region: str, model: _FleetModel, root: yaml.Node, source: str) -> None:
+    """EventBridge delivers to a bus of another account or region within one partition only
+    (EventBridge user guide, "Sending and receiving events between AWS accounts"; cross-region
+    targets likewise): a member in another partition than the central account could never
+    forward its decisions. Raises FleetFileError naming the member."""
+    central = partition_of(central_region)
+    for index, entry in enumerate(model.members):
+        for position, region in enumerate(entry.regions):
+            if partition_of(region) != central:
+                where, _ = _locate(root, {"loc": ("members", index, "regions", position)})
+                raise FleetFileError(
+                    source,
+                    where,
+                    f"{region} is in partition {partition_of(region)}, the central account's "
+                    f"{central_region} in {central}: EventBridge forwards decisions "
+                    "within one partition only (give that partition a fleet file of its own)",
+                )
 
 
 class _Loader(yaml.SafeLoader):

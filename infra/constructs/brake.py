@@ -24,7 +24,6 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from batch_terminator.contract import (
-    ACCOUNT_ID_ENV,
     ALARM_STATE_CHANGE,
     BRAKE_HANDLER,
     LEDGER_TABLE_ENV,
@@ -82,7 +81,6 @@ class Brake(Construct):
         ledger: Ledger,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
 
         # Every invocation is asynchronous: a brake that fails after Lambda's retries, or that
         # EventBridge or SNS cannot deliver, lands here instead of vanishing.
@@ -134,7 +132,6 @@ class Brake(Construct):
             environment={
                 REQUEST_QUEUE_URL_ENV: request_queue.queue_url,
                 LEDGER_TABLE_ENV: ledger.table.table_name,
-                ACCOUNT_ID_ENV: stack.account,
             },
         )
         self.function.configure_async_invoke(retry_attempts=ASYNC_RETRY_ATTEMPTS)

@@ -21,7 +21,6 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from batch_terminator.contract import (
-    ACCOUNT_ID_ENV,
     DEADLINE_HANDLER,
     JOB_QUEUE_BLOCKED,
     JOB_STATE_CHANGE,
@@ -247,7 +246,6 @@ class Deadlines(Construct):
                 SCHEDULER_ROLE_ARN_ENV: self.scheduler_role.role_arn,
                 SCHEDULE_DLQ_ARN_ENV: self.schedule_dead_letter_queue.queue_arn,
                 LEDGER_TABLE_ENV: ledger.table.table_name,
-                ACCOUNT_ID_ENV: stack.account,
             },
         )
         acknowledge(

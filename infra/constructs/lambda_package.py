@@ -14,6 +14,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from batch_terminator.contract import (
+    ACCOUNT_ID_ENV,
     EVENT_SOURCE,
     METRICS_NAMESPACE,
     PUBLISH_DECISIONS_ENV,
@@ -133,6 +134,9 @@ class LambdaPackage:
             environment={
                 **base_environment(),
                 PUBLISH_DECISIONS_ENV: "true" if self.publish_decisions else "false",
+                # Every function that publishes names its account in each decision: Lambda sets
+                # AWS_REGION but no account variable ("Defined runtime environment variables").
+                ACCOUNT_ID_ENV: Stack.of(scope).account,
                 **environment,
             },
         )

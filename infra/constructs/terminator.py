@@ -11,7 +11,6 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from batch_terminator.contract import (
-    ACCOUNT_ID_ENV,
     DLQ_URL_ENV,
     LEDGER_TABLE_ENV,
     LEDGER_TTL_SECONDS_ENV,
@@ -148,7 +147,6 @@ class Terminator(Construct):
                     LEDGER_TABLE_ENV: ledger.table.table_name,
                     LEDGER_TTL_SECONDS_ENV: str(ledger_ttl_seconds()),
                     MAX_RECEIVE_COUNT_ENV: str(settings.max_receive_count),
-                    ACCOUNT_ID_ENV: Stack.of(self).account,
                 },
                 settings.terminate_only_tagged,
             ),

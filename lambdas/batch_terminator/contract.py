@@ -7,6 +7,10 @@ from typing import Any, Final
 
 EVENT_SOURCE: Final = "batch-terminator"
 REQUEST_DETAIL_TYPE: Final = "Batch Job Termination Request"
+# A 12-digit AWS account id, and a region name (us-east-1, us-gov-west-1, cn-north-1,
+# us-isob-east-1, eusc-de-east-1): ASCII only, matched whole (`re.fullmatch`).
+ACCOUNT_ID_PATTERN: Final = r"[0-9]{12}"
+REGION_PATTERN: Final = r"[a-z]{2,5}(?:-[a-z]+)+-[0-9]{1,2}"
 # Every audit record is also published on the member account's default bus as this event
 # (detail: the audit record's keys plus `account` and `region`), for the fleet's central audit.
 DECISION_DETAIL_TYPE: Final = "Batch Job Termination Decision"

@@ -11,6 +11,7 @@ fails a batch or a sweep, and what could not be published is logged and counted
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -178,7 +179,17 @@ class DecisionEvents:
 def decision_events_from_environment() -> DecisionEvents | None:
     """The function's publisher when the stack turned publishing on (PUBLISH_DECISIONS=true) and
     the account and region are known; otherwise None (nothing is published)."""
+    if os.environ.get(PUBLISH_DECISIONS_ENV, "").lower() != "true":
+        return None
     account, region = os.environ.get(ACCOUNT_ID_ENV), os.environ.get(REGION_ENV)
-    if os.environ.get(PUBLISH_DECISIONS_ENV, "").lower() != "true" or not account or not region:
+    if not account or not region:
+        # Said once per container, never silent: the stack sets both on every function.
+        logging.getLogger(__name__).warning(
+            "decision events are not published: %s is %s, %s is %s",
+            ACCOUNT_ID_ENV,
+            account or "not set",
+            REGION_ENV,
+            region or "not set",
+        )
         return None
     return DecisionEvents(events_client(), Member(account, region, partition_of(region)))

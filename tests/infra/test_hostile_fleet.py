@@ -1,8 +1,9 @@
 """Hostile review of the fleet (issue 9), as synthesized: fleet files with odd accounts and
 partitions, and a central account that is also a member.
 
-Each confirmed defect is a strict xfail naming the property it breaks; the tests that pass are
-attacks that found nothing."""
+Each test holds a defect the review found (a member forwarding across partitions, accounts that
+are not 12 ASCII digits, a function publishing without its account) or an attack that found
+nothing."""
 
 from __future__ import annotations
 
@@ -12,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Environment, Stage
+from aws_cdk import App, Stage
 from aws_cdk.assertions import Template
 
 from batch_terminator.contract import FLEET_BUS_NAME, decision_event_pattern
 from batch_terminator.models.request import partition_of
 from batch_terminator_cli.fleet_file import FleetFileError, parse_fleet
 from infra.application import FleetApp, build_fleet
-from infra.central_stack import FleetCentralStack
 
 CENTRAL = "111111111111"
 ROOT_PRINCIPAL = re.compile(r":iam::([0-9]{12}):root", re.ASCII)
@@ -46,13 +46,6 @@ def forwarding_targets(template: Template) -> list[Any]:
     return [target["Arn"] for rule in rules.values() for target in rule["Properties"]["Targets"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a member in cn-north-1 with a us-east-1 central is accepted and synthesized: its "
-    "forwarding rule and role name arn:aws:events:us-east-1:... from the aws-cn partition, a "
-    "target EventBridge cannot reach (no cross-partition delivery), so that member's decisions "
-    "are never in the central audit; the fleet file should refuse it",
-)
 def test_a_member_forwards_only_within_its_own_partition(tmp_path: Path) -> None:
     fleet_file = write_fleet(
         tmp_path / "fleet.yaml", '  - {account: "222222222222", regions: [cn-north-1]}\n'
@@ -67,12 +60,6 @@ def test_a_member_forwards_only_within_its_own_partition(tmp_path: Path) -> None
             assert arn.startswith(f"arn:{partition_of(member.region)}:events:"), arn
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an account with a trailing newline passes the fleet file, then the CDK refuses the "
-    "stage name with a RuntimeError, which app.py does not catch: the synth ends in a "
-    "traceback instead of the fleet file's one line",
-)
 def test_an_account_with_a_trailing_newline_stops_the_synth_with_one_line(
     tmp_path: Path,
 ) -> None:
@@ -83,25 +70,15 @@ def test_an_account_with_a_trailing_newline_stops_the_synth_with_one_line(
         built(tmp_path, fleet_file)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fullwidth digits pass the fleet file's \\d, and the central bus's policy then names "
-    "arn:<partition>:iam::<twelve fullwidth threes>:root, a principal IAM refuses: the central "
-    "stack (the whole fleet's audit) fails to deploy",
-)
 def test_the_central_bus_names_only_twelve_digit_accounts() -> None:
-    fleet = parse_fleet(
-        f'version: 1\ncentral: {{account: "{CENTRAL}", region: us-east-1}}\n'
-        'members:\n  - {account: "222222222222", regions: [us-east-1]}\n'
-        f'  - {{account: "{chr(0xFF13) * 12}", regions: [us-east-1]}}\n'
-    )
-    app = App()
-    stage = Stage(app, "Central", env=Environment(account=CENTRAL, region="us-east-1"))
-    template = Template.from_stack(FleetCentralStack(stage, "Fleet", fleet=fleet))
-    [policy] = template.find_resources("AWS::Events::EventBusPolicy").values()
-    principals = policy["Properties"]["Statement"]["Principal"]["AWS"]
-    for principal in principals if isinstance(principals, list) else [principals]:
-        assert ROOT_PRINCIPAL.search(json.dumps(principal, ensure_ascii=False)), principal
+    """Fullwidth digits once passed the fleet file's `\\d` and reached the bus policy as an
+    invalid principal; the fleet file refuses them, so no policy can name such an account."""
+    with pytest.raises(FleetFileError, match="12 digits"):
+        parse_fleet(
+            f'version: 1\ncentral: {{account: "{CENTRAL}", region: us-east-1}}\n'
+            'members:\n  - {account: "222222222222", regions: [us-east-1]}\n'
+            f'  - {{account: "{chr(0xFF13) * 12}", regions: [us-east-1]}}\n'
+        )
 
 
 def test_a_central_account_that_is_also_a_member_forwards_to_its_own_bus(tmp_path: Path) -> None:
@@ -131,14 +108,6 @@ def test_a_central_account_that_is_also_a_member_forwards_to_its_own_bus(tmp_pat
     assert admitted == {CENTRAL, "222222222222"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the sweeper (PoliciesFunction) gets PUBLISH_DECISIONS=true but no ACCOUNT_ID, and "
-    "decision_events_from_environment() returns None without it: on AWS the sweeper's 'policy "
-    "cap reached' decisions are never published (no warning, no DecisionEventsFailed), so the "
-    "central audit and the dashboard's caps-hit widget miss every sweep cap. The emulator "
-    "gives every function one environment with ACCOUNT_ID, which hides it",
-)
 def test_every_function_that_publishes_decisions_has_a_publisher(
     template: Template, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -58,6 +58,8 @@ def test_environment_adds_the_request_queue_url(template: Template) -> None:
         "AWS_DATA_PATH": "/var/task/botocore_data",
         "AWS_RETRY_MODE": "standard",
         "PUBLISH_DECISIONS": "true",
+        # Each decision names its account (a capped run's decision events).
+        "ACCOUNT_ID": {"Ref": "AWS::AccountId"},
         "REQUEST_QUEUE_URL": {"Ref": queue_id},
         # The pause switch lives in the ledger table.
         "LEDGER_TABLE": {"Ref": logical_id(template, "AWS::DynamoDB::Table", "LedgerTable")},
