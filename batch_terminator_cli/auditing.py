@@ -9,6 +9,10 @@ FilterLogEvents with a JSON filter pattern, read to the end and sorted here.
 `audit --central` reads the fleet's central log group the same way (`AuditQuery.central`): each
 message there is a whole decision event (EventBridge's CloudWatch Logs target stores the event),
 its audit keys under `detail`, and the member's `account` and `region` beside them.
+EventBridge retries a target's delivery ("Retrying event delivery in Amazon EventBridge",
+EventBridge user guide: at least once, up to 24 hours), so the log group can hold one event
+twice with the same event `id`: both readings keep each event id once (Insights with `dedup id`,
+FilterLogEvents here), and the event id is the audit line's `event_id`.
 """
 
 from __future__ import annotations
@@ -112,10 +116,15 @@ class AuditQuery:
             terms = [f"message = {_literal(AUDIT_MESSAGE)}"] + [
                 f"{key} = {_literal(value)}" for key, value in self.conditions().items()
             ]
+        # `dedup` keeps the first line of each event id in the sort order (lines without an id
+        # are all kept); only `limit` may follow it ("dedup", CloudWatch Logs Insights query
+        # syntax).
+        once = " | dedup id" if self.central else ""
         return (
             "fields @timestamp, @message"
             f" | filter {' and '.join(terms)}"
             " | sort @timestamp desc"
+            f"{once}"
             f" | limit {min(self.limit, INSIGHTS_MAX_ROWS)}"
         )
 
@@ -139,15 +148,37 @@ class AuditQuery:
 
 def decision_line(event: dict[str, Any]) -> dict[str, Any]:
     """A decision event as an audit line: its detail (the audit record's keys), the member's
-    `account` and `region` (the event's own, which EventBridge sets), and its `time` as
-    `timestamp`."""
+    `account` and `region` (the event's own, which EventBridge sets), its `time` as
+    `timestamp`, and its `id` as `event_id` (None when the event has none)."""
     detail = event.get("detail")
     return {
         **(detail if isinstance(detail, dict) else {}),
         "timestamp": event.get("time") or event.get("timestamp"),
         "account": event.get("account"),
         "region": event.get("region"),
+        "event_id": _event_id(event),
     }
+
+
+def _event_id(event: dict[str, Any]) -> str | None:
+    value = event.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def once_per_event(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`events` (decision events, in order) with each event id once: the first line of an id
+    is kept, later ones are EventBridge's retried deliveries of the same event. Events without
+    an id (not EventBridge's) are all kept."""
+    seen: set[str] = set()
+    kept = []
+    for event in events:
+        event_id = _event_id(event)
+        if event_id is not None:
+            if event_id in seen:
+                continue
+            seen.add(event_id)
+        kept.append(event)
+    return kept
 
 
 def _literal(value: str) -> str:
@@ -224,6 +255,8 @@ def read_audit(
         if query.matches(line)
     ]
     found.sort(key=lambda line: str(line.get("timestamp") or ""), reverse=True)
+    if query.central:
+        found = once_per_event(found)
     return _viewed(query, AuditResult(found[: query.limit], "filter"))
 
 
@@ -274,6 +307,8 @@ def _read_insights(
             return None
         lines.append(line)
     lines.sort(key=lambda line: str(line.get("timestamp") or ""), reverse=True)
+    if query.central:  # the query's `dedup id` did this; an endpoint may not have
+        lines = once_per_event(lines)
     scanned = statistics.get("recordsScanned")
     return AuditResult(
         lines[: query.limit],
@@ -378,8 +413,12 @@ def audit_fields(line: dict[str, Any]) -> dict[str, Any]:
 
 
 def fleet_audit_fields(line: dict[str, Any]) -> dict[str, Any]:
-    """A fan-out or central audit line: `account` and `region` first, then as `audit_fields`."""
-    return {"account": line.get("account"), "region": line.get("region"), **audit_fields(line)}
+    """A fan-out or central audit line: `account` and `region` first, then as `audit_fields`;
+    a central line (`decision_line`) also has its decision event's `event_id`."""
+    fields_ = {"account": line.get("account"), "region": line.get("region"), **audit_fields(line)}
+    if "event_id" in line:
+        fields_["event_id"] = line["event_id"]
+    return fields_
 
 
 def render_fleet_audit(console: Console, rows: list[dict[str, Any]], title: str) -> None:

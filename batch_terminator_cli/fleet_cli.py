@@ -7,8 +7,12 @@ the answers make one table whose first columns are `account` and `region` (json 
 the same rows, with those keys first). The account is what STS GetCallerIdentity says for the
 profile. A member that cannot be asked (an unknown profile, no credentials, no region, an
 endpoint down, the stack not deployed there, a profile that reaches another account than the
-fleet file says) gets a row with its error; the others still answer, and the command exits 1
-after printing everything.
+fleet file says, a region the CLI refuses) gets a row with its error; the others still answer,
+and the command exits 1 after printing everything.
+
+A member is an (account, region) pair, as STS says: two profiles that reach one account (a `dev`
+and a `dev-admin` profile) in one region are one member, asked once, through the first profile
+named; a note on stderr names the profile that was not asked and the one that was.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
+import click
 import typer
 from rich.console import Console
+from rich.text import Text
+from typer.exceptions import TyperException
 
 from batch_terminator_cli.conventions import (
     _REGION,
@@ -28,6 +35,7 @@ from batch_terminator_cli.conventions import (
     error_line,
     internal_error_line,
 )
+from batch_terminator_cli.output import labelled, say
 
 if TYPE_CHECKING:
     from batch_terminator_cli.aws import Aws
@@ -128,9 +136,20 @@ def targets(
     """The members the options name, in order (profiles outer, regions inner); None when none of
     --profiles, --regions, --fleet is given (the command asks one member, as before).
 
-    Raises typer.BadParameter (exit 2) for a malformed region or options that contradict, and
-    typer.Exit(1) after one line for a fleet file that cannot be used."""
+    Raises typer.BadParameter (exit 2) for a malformed region, options that contradict, and a
+    --profiles or --regions that was given but names nothing (`--profiles "$EMPTY"` must not
+    quietly ask the default credentials), and typer.Exit(1) after one line for a fleet file that
+    cannot be used."""
     names, places = split_values(profiles), split_values(regions)
+    for given, found, hint, what in (
+        (profiles, names, "--profiles", "profile"),
+        (regions, places, "--regions", "region"),
+    ):
+        if given and not found:
+            raise typer.BadParameter(
+                f"names no {what} (only commas and blanks): give at least one, or leave {hint} out",
+                param_hint=hint,
+            )
     if fleet is None and not names and not places:
         return None
     for place in places:
@@ -181,6 +200,18 @@ def _fleet_targets(path: Path) -> list[Target]:
 Work = Callable[["Aws", Target], list[dict[str, Any]]]
 
 
+@dataclass(frozen=True)
+class _Reached:
+    """Who a target reaches (STS's account, the session's region), or the answer that ends it
+    there (an error row)."""
+
+    target: Target
+    account: str
+    region: str
+    aws: Aws | None = None
+    ended: Answer | None = None
+
+
 def ask(
     asked: Sequence[Target],
     endpoint_url: str | None,
@@ -188,41 +219,22 @@ def ask(
     console: Console,
     what: str = "asking",
 ) -> list[Answer]:
-    """Run `work(aws, target)` for every target in parallel (at most MAX_PARALLEL at once), with
-    a progress bar on `console`; the answers in the targets' order. Never raises for a member:
-    whatever goes wrong there becomes its `error` (one line): the errors of AWS, the network
-    and files (`conventions.error_line`), and MemberFailed, which `work` raises to say why."""
+    """Run `work(aws, target)` once for every member the targets reach, in parallel (at most
+    MAX_PARALLEL at once), with a progress bar on `console`; one answer per member, in the
+    targets' order.
 
-    from concurrent.futures import ThreadPoolExecutor
+    A member is the (account, region) STS and the session report: a target reaching a member an
+    earlier target reaches is not asked, and a note on `console` names both profiles. Never
+    raises for a member: whatever goes wrong there becomes its `error` (one line): the errors
+    of AWS, the network and files (`conventions.error_line`), a usage error (typer.BadParameter
+    or another typer/click usage error, e.g. a region the CLI refuses), and MemberFailed, which `work`
+    raises to say why."""
+
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    def one(target: Target) -> Answer:
-        region = target.region or "?"
-        account = UNKNOWN_ACCOUNT
-        try:
-            aws = aws_session(endpoint_url, target.region, target.profile)
-            region = str(aws.session.region_name or region)
-            account = str(aws.client("sts").get_caller_identity()["Account"])
-            if target.account and account != target.account:
-                return Answer(
-                    target,
-                    account,
-                    region,
-                    error=f"profile {target.profile or '(default)'} reaches account {account}, "
-                    f"not {target.account} as the fleet file says",
-                )
-            return Answer(target, account, region, rows=work(aws, target))
-        except typer.Exit:
-            raise
-        except MemberFailed as error:
-            return Answer(target, account, region, error=str(error))
-        except Exception as error:  # every member's failure is its row, never the command's
-            line = error_line(error)
-            if line is None and os.environ.get("BATCH_TERMINATOR_DEBUG"):
-                raise
-            return Answer(target, account, region, error=line or internal_error_line(error))
-
+    notes: list[Text] = []
     with (
         Progress(
             TextColumn(what),
@@ -235,17 +247,101 @@ def ask(
         ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(asked)))) as pool,
     ):
         bar = progress.add_task(what, total=len(asked))
-        futures = [pool.submit(one, target) for target in asked]
-        answers = []
+        reaching = [pool.submit(_reach, endpoint_url, target) for target in asked]
+        pending: list[Answer | Future[Answer]] = []
+        first: dict[tuple[str, str], Target] = {}
         try:
-            for future in futures:
-                answers.append(future.result())
+            # In the targets' order, so that the first profile named for a member is the one
+            # asked, whichever STS answers first; each member's work starts as soon as it is
+            # known to be new.
+            for future in reaching:
+                reached = future.result()
+                if reached.ended is not None:
+                    pending.append(reached.ended)
+                    progress.advance(bar)
+                    continue
+                member = (reached.account, reached.region)
+                if member in first:
+                    notes.append(_same_member_note(reached, first[member]))
+                    progress.advance(bar)
+                    continue
+                first[member] = reached.target
+                pending.append(pool.submit(_answer, work, reached))
+            answers = []
+            for item in pending:
+                if isinstance(item, Answer):
+                    answers.append(item)
+                    continue
+                answers.append(item.result())
                 progress.advance(bar)
         except KeyboardInterrupt:
             # Ctrl-C: members not yet asked are not asked; those in flight finish unread.
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+    for note in notes:
+        say(console, note)
     return answers
+
+
+def _failed(target: Target, account: str, region: str, error: Exception) -> Answer:
+    if isinstance(error, MemberFailed):
+        return Answer(target, account, region, error=str(error))
+    if isinstance(error, TyperException | click.ClickException):
+        return Answer(target, account, region, error=_usage_line(error))
+    line = error_line(error)
+    if line is None and os.environ.get("BATCH_TERMINATOR_DEBUG"):
+        raise error
+    return Answer(target, account, region, error=line or internal_error_line(error))
+
+
+def _reach(endpoint_url: str | None, target: Target) -> _Reached:
+    region = target.region or "?"
+    account = UNKNOWN_ACCOUNT
+    try:
+        aws = aws_session(endpoint_url, target.region, target.profile)
+        region = str(aws.session.region_name or region)
+        account = str(aws.client("sts").get_caller_identity()["Account"])
+    except typer.Exit:
+        raise
+    except Exception as error:  # every member's failure is its row, never the command's
+        return _Reached(target, account, region, ended=_failed(target, account, region, error))
+    if target.account and account != target.account:
+        error_text = (
+            f"profile {target.profile or '(default)'} reaches account {account}, "
+            f"not {target.account} as the fleet file says"
+        )
+        return _Reached(
+            target, account, region, ended=Answer(target, account, region, error=error_text)
+        )
+    return _Reached(target, account, region, aws=aws)
+
+
+def _answer(work: Work, reached: _Reached) -> Answer:
+    target, account, region = reached.target, reached.account, reached.region
+    assert reached.aws is not None
+    try:
+        return Answer(target, account, region, rows=work(reached.aws, target))
+    except typer.Exit:
+        raise
+    except Exception as error:  # every member's failure is its row, never the command's
+        return _failed(target, account, region, error)
+
+
+def _usage_line(error: TyperException | click.ClickException) -> str:
+    """A usage error raised for one member (e.g. `--region` refusing the fleet file's region),
+    as one line: `Invalid value for --region: 'eu-west-1\\n' is not a region name`."""
+    text = " ".join(error.format_message().split())
+    return text or type(error).__name__
+
+
+def _same_member_note(reached: _Reached, asked: Target) -> Text:
+    return labelled(
+        "note",
+        f"profile {reached.target.profile or '(default)'} reaches account {reached.account} in "
+        f"{reached.region}, already asked through profile {asked.profile or '(default)'}: "
+        "asked once",
+        "yellow",
+    )
 
 
 def rows_of(answers: Sequence[Answer]) -> list[dict[str, Any]]:

@@ -15,10 +15,11 @@ targets with moto's own matching and delivery.
 from __future__ import annotations
 
 import copy
-import fnmatch
 import json
+import re
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -109,11 +110,12 @@ def _send(rule: Any, message: dict[str, Any], event: dict[str, Any]) -> None:
 #   `region`, `id`, `time` and `resources` (a central bus tells its members' events apart by
 #   them), across regions too ("Sending and receiving events between AWS Regions").
 #
-# A CloudWatch Logs target is written only when the log group's account has a CloudWatch Logs
-# resource policy letting `events.amazonaws.com` call PutLogEvents on it ("For Amazon CloudWatch
-# Logs resources, EventBridge uses resource-based policies", EventBridge user guide, "Using
-# resource-based policies for Amazon EventBridge"), and when it is in the rule's own account and
-# region.
+# A CloudWatch Logs target is written only when the log group's account has CloudWatch Logs
+# resource policies letting `events.amazonaws.com` call CreateLogStream and PutLogEvents on it for
+# the rule, and denying neither ("For Amazon CloudWatch Logs resources, EventBridge uses
+# resource-based policies", EventBridge user guide, "Using resource-based policies for Amazon
+# EventBridge"), and when it is in the rule's own account and region. Both resource policies, the
+# bus's and the log group's, are evaluated as IAM does (`_allowed` below).
 #
 # `refused` keeps the deliveries EventBridge did not make, for tests and the demo.
 
@@ -147,49 +149,216 @@ def leave_organizations() -> None:
         _organizations.clear()
 
 
-def admits(policy: str | None, account_id: str) -> bool:
+def admits(policy: str | None, account_id: str, bus_arn: str | None = None) -> bool:
     """Whether an event bus's resource policy (JSON, None: no policy) lets `account_id` call
-    PutEvents on it. An explicit Deny wins over any Allow; a statement whose condition the
-    emulator cannot evaluate grants nothing (only `aws:PrincipalOrgID` and
-    `aws:PrincipalAccount` with StringEquals are understood)."""
+    PutEvents on it (the bus `bus_arn`; None: any `Resource` is taken to name it), evaluated as
+    IAM evaluates a resource-based policy (see `_allowed`). The condition keys the emulator
+    knows are `aws:PrincipalOrgID` (see `join_organization`), `aws:PrincipalAccount` and
+    `aws:PrincipalIsAWSService`."""
     if not policy:
         return False
-    statements = json.loads(policy).get("Statement", [])
-    if isinstance(statements, dict):
-        statements = [statements]
-    applies = [s for s in statements if _covers(s, account_id)]
-    if any(s.get("Effect") == "Deny" for s in applies):
+    request = _Request(
+        action="events:PutEvents",
+        resources=(bus_arn,) if bus_arn else (),
+        principal=("AWS", account_id),
+        context={
+            "aws:principalorgid": _organizations.get(account_id),
+            "aws:principalaccount": account_id,
+            "aws:principalisawsservice": "false",
+        },
+    )
+    return _allowed(_statements(policy), request)
+
+
+# ---- resource-based policies, evaluated as IAM does ------------------------------------------------
+#
+# "Policy evaluation logic" (IAM user guide): a request is allowed when a statement that applies
+# to it allows it and no statement that applies to it denies it: an explicit Deny overrides any
+# Allow, and without an applicable Allow the request is implicitly denied. A statement applies
+# when its Action (or NotAction), Principal (or NotPrincipal), Resource (or NotResource) and every
+# condition match the request. Action names are case-insensitive and take the `*` and `?`
+# wildcards ("IAM JSON policy elements: Action"); `Principal: "*"` and `{"AWS": "*"}` are
+# everyone; NotPrincipal is everyone but the principals it names ("IAM JSON policy elements:
+# NotPrincipal"). Conditions ("IAM JSON policy elements: Condition operators"): the operators of a
+# statement, and the keys of an operator, must all match (AND); an operator's values are
+# alternatives (OR); a key absent from the request makes a positive operator false and a negated
+# one (StringNotEquals, ArnNotLike...) true, and makes an `...IfExists` operator true; ArnEquals
+# and ArnLike compare each of the six colon-delimited parts of the ARN with wildcards.
+#
+# Where the emulator cannot evaluate a condition (an operator, set qualifier or key it does not
+# know), it fails closed: such a Deny applies, such an Allow grants nothing.
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One call as a resource policy sees it: the action (`service:Name`), the resources it acts
+    on (any may match; empty: every Resource element matches), the principal (`("AWS",
+    account id)` or `("Service", service principal)`), and the condition keys the emulator knows
+    (lower case), None for a key it knows to be absent from the request."""
+
+    action: str
+    resources: tuple[str, ...]
+    principal: tuple[str, str]
+    context: dict[str, str | None]
+
+
+def _statements(document: str) -> list[dict[str, Any]]:
+    statements = json.loads(document).get("Statement", [])
+    statements = [statements] if isinstance(statements, dict) else list(statements)
+    return [statement for statement in statements if isinstance(statement, dict)]
+
+
+def _allowed(statements: list[dict[str, Any]], request: _Request) -> bool:
+    allowed = False
+    for statement in statements:
+        applies = _applies(statement, request)
+        effect = statement.get("Effect")
+        if effect == "Deny" and applies is not False:
+            return False  # an explicit Deny wins; one the emulator cannot evaluate applies
+        if effect == "Allow" and applies is True:
+            allowed = True
+    return allowed
+
+
+def _applies(statement: dict[str, Any], request: _Request) -> bool | None:
+    """True when the statement applies to the request, False when it does not, None when only a
+    condition the emulator cannot evaluate decides."""
+    if not (
+        _element_matches(statement, "Action", request.action, _action_matches)
+        and _principal_matches(statement, request.principal)
+        and (
+            not request.resources
+            or any(
+                _element_matches(statement, "Resource", resource, _resource_matches, default=True)
+                for resource in request.resources
+            )
+        )
+    ):
         return False
-    return any(s.get("Effect") == "Allow" for s in applies)
+    condition = statement.get("Condition") or {}
+    return _condition(condition, request.context) if isinstance(condition, dict) else None
 
 
-def _covers(statement: dict[str, Any], account_id: str) -> bool:
-    actions = statement.get("Action", [])
-    actions = [actions] if isinstance(actions, str) else list(actions)
-    if not any(a in ("events:PutEvents", "events:*", "*") for a in actions):
+def _values(value: Any) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    return [item if isinstance(item, str) else json.dumps(item) for item in items]
+
+
+def _element_matches(
+    statement: dict[str, Any],
+    name: str,
+    value: str,
+    matches: Callable[[str, str], bool],
+    *,
+    default: bool = False,
+) -> bool:
+    """`Action`/`NotAction` (or `Resource`/`NotResource`) of the statement against `value`;
+    `default` when the statement has neither."""
+    if name in statement:
+        return any(matches(pattern, value) for pattern in _values(statement[name]))
+    if f"Not{name}" in statement:
+        return not any(matches(pattern, value) for pattern in _values(statement[f"Not{name}"]))
+    return default
+
+
+def _wildcard(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
+    """IAM's wildcards: `*` any run of characters, `?` any one character."""
+    text = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.fullmatch(text, value, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) is not None
+
+
+def _action_matches(pattern: str, action: str) -> bool:
+    return _wildcard(pattern, action, ignore_case=True)
+
+
+def _resource_matches(pattern: str, arn: str) -> bool:
+    return _wildcard(pattern, arn)
+
+
+def _principal_matches(statement: dict[str, Any], principal: tuple[str, str]) -> bool:
+    if "Principal" in statement:
+        return _names_principal(statement["Principal"], principal)
+    if "NotPrincipal" in statement:
+        return not _names_principal(statement["NotPrincipal"], principal)
+    return False  # a resource-based policy statement names its principals
+
+
+def _names_principal(element: Any, principal: tuple[str, str]) -> bool:
+    if element == "*":
+        return True
+    if not isinstance(element, dict):
         return False
-    principal = statement.get("Principal")
-    if principal != "*":
-        named = (principal or {}).get("AWS", []) if isinstance(principal, dict) else []
-        named = [named] if isinstance(named, str) else list(named)
-        if not any(p in ("*", account_id, f"arn:aws:iam::{account_id}:root") for p in named):
-            return False
-    return _condition_holds(statement.get("Condition") or {}, account_id)
+    kind, who = principal
+    if "*" in _values(element.get("AWS", [])):
+        return True
+    for named in _values(element.get(kind, [])):
+        if named == who:
+            return True
+        if kind == "AWS" and re.fullmatch(rf"arn:aws[a-z-]*:iam::{re.escape(who)}:root", named):
+            return True
+    return False
 
 
-def _condition_holds(condition: dict[str, Any], account_id: str) -> bool:
-    facts = {
-        "aws:principalorgid": _organizations.get(account_id),
-        "aws:principalaccount": account_id,
-    }
+def _arn_like(pattern: str, arn: str) -> bool:
+    wanted, actual = pattern.split(":", 5), arn.split(":", 5)
+    return len(wanted) == len(actual) == 6 and all(
+        _wildcard(w, a) for w, a in zip(wanted, actual, strict=True)
+    )
+
+
+def _string_equals(wanted: str, actual: str) -> bool:
+    return wanted == actual
+
+
+def _string_equals_ignore_case(wanted: str, actual: str) -> bool:
+    return wanted.casefold() == actual.casefold()
+
+
+def _bool_equals(wanted: str, actual: str) -> bool:
+    return wanted.lower() == actual.lower()
+
+
+_POSITIVE: dict[str, Callable[[str, str], bool]] = {
+    "StringEquals": _string_equals,
+    "StringEqualsIgnoreCase": _string_equals_ignore_case,
+    "StringLike": _wildcard,
+    "ArnEquals": _arn_like,
+    "ArnLike": _arn_like,
+    "Bool": _bool_equals,
+}
+_NEGATED = {
+    "StringNotEquals": "StringEquals",
+    "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+    "StringNotLike": "StringLike",
+    "ArnNotEquals": "ArnEquals",
+    "ArnNotLike": "ArnLike",
+}
+
+
+def _condition(condition: dict[str, Any], context: dict[str, str | None]) -> bool | None:
+    """Whether a Condition element holds for the request: False when a test fails, else None
+    when a test cannot be evaluated, else True."""
+    verdict: bool | None = True
     for operator, tests in condition.items():
-        if operator != "StringEquals":
-            return False
+        base = operator.removesuffix("IfExists")
+        negated = base in _NEGATED
+        compare = _POSITIVE.get(_NEGATED.get(base, base))
+        if compare is None or not isinstance(tests, dict):
+            verdict = None  # an operator (or a ForAnyValue:/ForAllValues: set) not known here
+            continue
         for key, wanted in tests.items():
-            values = [wanted] if isinstance(wanted, str) else list(wanted)
-            if key.lower() not in facts or facts[key.lower()] not in values:
+            if key.lower() not in context:
+                verdict = None  # a key the emulator does not know
+                continue
+            actual = context[key.lower()]
+            if actual is None:
+                holds = negated or base != operator
+            else:
+                found = any(compare(value, actual) for value in _values(wanted))
+                holds = not found if negated else found
+            if not holds:
                 return False
-    return True
+    return verdict
 
 
 def _forward(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
@@ -208,7 +377,7 @@ def _forward(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
     if bus is None:
         refuse(f"event bus {arn.resource_id} does not exist in {arn.account} {arn.region}")
         return
-    if arn.account != sender and not admits(bus.policy, sender):
+    if arn.account != sender and not admits(bus.policy, sender, target["Arn"]):
         refuse(f"the resource policy of event bus {target['Arn']} does not admit {sender}")
         return
     for receiving in list(bus.rules.values()):
@@ -257,7 +426,11 @@ def _is_log_group(arn: str) -> bool:
 
 
 def _log_group_refuses(rule: Any, arn: str) -> str | None:
-    """Why EventBridge may not write to the log group `arn` for `rule`; None when it may."""
+    """Why EventBridge may not write to the log group `arn` for `rule`; None when it may.
+
+    EventBridge creates a log stream and puts the event in it as `events.amazonaws.com`, for the
+    rule (`aws:SourceArn`, `aws:SourceAccount`): the account's CloudWatch Logs resource policies,
+    all together, must allow both calls on the group and deny neither (see `_allowed`)."""
     from moto.logs.models import logs_backends
 
     parsed = parse_arn(arn)
@@ -266,31 +439,32 @@ def _log_group_refuses(rule: Any, arn: str) -> str | None:
     backend = logs_backends[rule.account_id][rule.region_name]
     if parsed.resource_id not in backend.groups:
         return f"log group {parsed.resource_id} does not exist"
-    for policy in list(backend.resource_policies.values()):
-        statements = json.loads(policy.policy_document).get("Statement", [])
-        for statement in [statements] if isinstance(statements, dict) else statements:
-            if _lets_events_write(statement, arn):
-                return None
-    return f"no CloudWatch Logs resource policy lets events.amazonaws.com write to {arn}"
-
-
-def _lets_events_write(statement: dict[str, Any], arn: str) -> bool:
-    if statement.get("Effect") != "Allow":
-        return False
-    principal = statement.get("Principal") or {}
-    services = ["events.amazonaws.com"] if principal == "*" else principal.get("Service", [])
-    services = [services] if isinstance(services, str) else list(services)
-    actions = statement.get("Action", [])
-    actions = [actions] if isinstance(actions, str) else list(actions)
-    resources = statement.get("Resource", [])
-    resources = [resources] if isinstance(resources, str) else list(resources)
-    return (
-        "events.amazonaws.com" in services
-        and any(a in ("logs:PutLogEvents", "logs:*", "*") for a in actions)
-        and any(
-            fnmatch.fnmatchcase(arn, r) or fnmatch.fnmatchcase(f"{arn}:*", r) for r in resources
+    statements = [
+        statement
+        for policy in list(backend.resource_policies.values())
+        for statement in _statements(policy.policy_document)
+    ]
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+        request = _Request(
+            action=action,
+            # The group, and its streams (`<group ARN>:*`, as policies and CloudFormation's
+            # `Arn` attribute name them).
+            resources=(arn, f"{arn}:*"),
+            principal=("Service", "events.amazonaws.com"),
+            context={
+                "aws:sourcearn": str(rule.arn),
+                "aws:sourceaccount": str(rule.account_id),
+                "aws:principalisawsservice": "true",
+                "aws:principalorgid": None,
+                "aws:principalaccount": None,
+            },
         )
-    )
+        if not _allowed(statements, request):
+            return (
+                f"the CloudWatch Logs resource policies do not let events.amazonaws.com call "
+                f"{action} on {arn} for rule {rule.arn}"
+            )
+    return None
 
 
 def _log_group_without_suffix(target: dict[str, Any]) -> dict[str, Any]:

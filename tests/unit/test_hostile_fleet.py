@@ -204,12 +204,6 @@ def test_a_region_the_functions_know_can_be_a_member() -> None:
 # ---- the fan-out's options --------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="split_values drops blanks, and targets() returns None when nothing is left: "
-    "`--profiles ' , '` (an empty shell variable) silently asks the default credentials' one "
-    "account instead of saying the list is empty",
-)
 @pytest.mark.parametrize(
     ("profiles", "regions"),
     [([" , "], None), ([""], None), (None, [","]), (None, [" "])],
@@ -290,13 +284,6 @@ CENTRAL = auditing.AuditQuery(timedelta(hours=24), limit=500, central=True)
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="EventBridge retries a target's delivery (up to 24 hours, 'How EventBridge retries "
-    "delivering events'), so the fleet log group can hold one event twice (same event id); "
-    "read_audit neither drops the repeat nor keeps the id (decision_line drops `id`), so the "
-    "central audit lists the decision twice and the dashboard counts it twice",
-)
 def test_one_event_stored_twice_is_one_decision_in_the_central_audit() -> None:
     event = json.dumps(decision_event("e-1", "222222222222", "us-east-1", detail_of("job-1")))
     result = auditing.read_audit(FilterOnlyLogs([event, event]), "g", CENTRAL, NOW, insights=False)
@@ -401,30 +388,14 @@ ALLOW_MEMBER = {
                 "Action": "events:PutEvents",
                 "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": "o-aaaaaaaaaa"}},
             },
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a Deny whose condition operator the emulator does not know "
-                "(StringNotEquals) is taken as not applying, so the Allow admits: unknown "
-                "conditions must make a Deny apply, not vanish",
-            ),
             id="deny-outside-the-organization",
         ),
         pytest.param(
             {"Effect": "Deny", "Principal": "*", "Action": "events:Put*"},
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a Deny with a wildcard action (events:Put*) is not matched: only "
-                "events:PutEvents, events:* and * are",
-            ),
             id="deny-wildcard-action",
         ),
         pytest.param(
             {"Effect": "Deny", "Principal": "*", "Action": "events:putevents"},
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="IAM action names are case-insensitive; the emulator compares them "
-                "exactly, so a lower-case Deny is ignored",
-            ),
             id="deny-lower-case-action",
         ),
         pytest.param(
@@ -433,11 +404,6 @@ ALLOW_MEMBER = {
                 "NotPrincipal": {"AWS": "arn:aws:iam::444444444444:root"},
                 "Action": "events:PutEvents",
             },
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a Deny with NotPrincipal (everyone but 444444444444) is ignored: "
-                "_covers reads Principal only",
-            ),
             id="deny-not-principal",
         ),
     ],
@@ -486,11 +452,6 @@ LET_EVENTS_WRITE = {
                     "Resource": "*",
                 },
             ],
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="_lets_events_write looks for an Allow only: a Deny for "
-                "events.amazonaws.com beside it is ignored, and the emulator writes the event",
-            ),
             id="allow-and-deny",
         ),
         pytest.param(
@@ -504,11 +465,6 @@ LET_EVENTS_WRITE = {
                     },
                 }
             ],
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="_lets_events_write ignores Condition: an Allow for another rule's "
-                "aws:SourceArn lets this rule write too",
-            ),
             id="allow-for-another-rule",
         ),
     ],
@@ -543,3 +499,368 @@ def test_the_emulator_writes_a_log_group_target_its_policy_lets_events_write() -
             policyDocument=json.dumps({"Version": "2012-10-17", "Statement": [LET_EVENTS_WRITE]}),
         )
         assert eventbridge._log_group_refuses(_Rule(), GROUP_ARN) is None
+
+
+# ---- fixes: what the attacks above found, held on every path that shares the mechanism -------
+
+
+@given(
+    given_names=st.lists(st.sampled_from(["", " ", ",", " , ", ",,"]), min_size=1, max_size=3),
+    option=st.sampled_from(["--profiles", "--regions"]),
+    other=st.sampled_from([None, "team-a", "us-east-1"]),
+)
+def test_a_given_option_that_names_nothing_is_refused_naming_it(
+    given_names: list[str], option: str, other: str | None
+) -> None:
+    """Whatever blanks and commas the option holds, and whatever the other option says, the
+    refusal names the empty option (exit 2, one line)."""
+    profiles = given_names if option == "--profiles" else ([other] if other else None)
+    regions = given_names if option == "--regions" else ([other] if other else None)
+    with pytest.raises(typer.BadParameter) as raised:
+        targets(profiles, regions, None, profile=None, region=None)
+    assert raised.value.param_hint == option
+    assert "\n" not in raised.value.format_message()
+
+
+@pytest.mark.parametrize("where", ["session", "work"])
+def test_a_usage_error_for_one_member_is_its_one_line_error_row(
+    monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """A region the CLI refuses (BadParameter from the session, or from the member's work) is
+    that member's error row, naming the option, never an internal error; the other member
+    answers."""
+    from types import SimpleNamespace
+
+    from batch_terminator_cli import fleet_cli
+
+    refusal = typer.BadParameter("'eu-west-1\\n' is not a region name", param_hint="--region")
+
+    def session(_endpoint: object, region: str | None, profile: str | None) -> object:
+        if where == "session" and profile == "bad":
+            raise refusal
+        sts = SimpleNamespace(get_caller_identity=lambda: {"Account": f"{profile}-account"})
+        return SimpleNamespace(
+            session=SimpleNamespace(region_name=region), client=lambda _name: sts
+        )
+
+    def work(_aws: object, target: fleet_cli.Target) -> list[dict[str, Any]]:
+        if target.profile == "bad":
+            raise refusal
+        return [{"ok": True}]
+
+    monkeypatch.setattr(fleet_cli, "aws_session", session)
+    console = Console(file=io.StringIO())
+    asked = [fleet_cli.Target("good", "us-east-1"), fleet_cli.Target("bad", "eu-west-1")]
+    good, bad = fleet_cli.ask(asked, None, work, console)
+    assert good.rows == [{"ok": True}]
+    assert bad.error is not None
+    assert "--region" in bad.error
+    assert "not a region name" in bad.error
+    assert "internal error" not in bad.error
+    assert "\n" not in bad.error
+
+
+def test_a_member_two_profiles_reach_is_asked_once_through_the_first_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first profile named for an (account, region) is asked, whichever answers STS
+    first; the others are not asked and the note names both."""
+    import threading
+    from types import SimpleNamespace
+
+    from batch_terminator_cli import fleet_cli
+
+    first_may_answer = threading.Event()
+
+    def session(_endpoint: object, region: str | None, profile: str | None) -> object:
+        def identity() -> dict[str, str]:
+            if profile == "dev":  # the first named answers STS last
+                first_may_answer.wait(timeout=5)
+            else:
+                first_may_answer.set()
+            return {"Account": "111111111111"}
+
+        sts = SimpleNamespace(get_caller_identity=identity)
+        return SimpleNamespace(
+            session=SimpleNamespace(region_name=region), client=lambda _name: sts
+        )
+
+    worked: list[str | None] = []
+
+    def work(_aws: object, target: fleet_cli.Target) -> list[dict[str, Any]]:
+        worked.append(target.profile)
+        return [{"profile": target.profile}]
+
+    monkeypatch.setattr(fleet_cli, "aws_session", session)
+    console = Console(file=io.StringIO(), width=400)
+    asked = [
+        fleet_cli.Target(profile, region)
+        for profile in ("dev", "dev-admin")
+        for region in ("us-east-1", "eu-west-1")
+    ]
+    answers = fleet_cli.ask(asked, None, work, console)
+    assert [(a.target.profile, a.region) for a in answers] == [
+        ("dev", "us-east-1"),
+        ("dev", "eu-west-1"),
+    ]
+    assert sorted(worked, key=str) == ["dev", "dev"]
+    said = " ".join(console.file.getvalue().split())  # type: ignore[attr-defined]
+    for region in ("us-east-1", "eu-west-1"):
+        assert (
+            f"profile dev-admin reaches account 111111111111 in {region}, already asked "
+            "through profile dev" in said
+        )
+
+
+def test_the_central_insights_query_keeps_each_event_once() -> None:
+    """The Logs Insights reading drops repeats in the service (`dedup id`, before `limit`, so
+    that a repeat does not take a decision's place) and again here."""
+    query = auditing.AuditQuery(timedelta(hours=1), limit=2, central=True).insights_query()
+    assert query.index("| dedup id") < query.index("| limit 2")
+    assert query.rstrip().endswith("| limit 2")
+    member = auditing.AuditQuery(timedelta(hours=1), limit=2).insights_query()
+    assert "dedup" not in member
+
+
+class InsightsLogs:
+    """A CloudWatch Logs client whose Logs Insights query returns `messages` as they are."""
+
+    def __init__(self, messages: list[str]) -> None:
+        self.messages = messages
+
+    def start_query(self, **_kwargs: Any) -> dict[str, str]:
+        return {"queryId": "q"}
+
+    def get_query_results(self, **_kwargs: Any) -> dict[str, Any]:
+        return {
+            "status": "Complete",
+            "statistics": {"recordsScanned": len(self.messages)},
+            "results": [
+                [
+                    {"field": "@timestamp", "value": "2026-11-29 10:00:00.000"},
+                    {"field": "@message", "value": message},
+                ]
+                for message in self.messages
+            ],
+        }
+
+
+@given(
+    events=st.lists(
+        st.tuples(st.sampled_from(["e-1", "e-2", "e-3", None]), st.sampled_from(["j-1", "j-2"])),
+        min_size=1,
+        max_size=8,
+    ),
+    insights=st.booleans(),
+)
+def test_each_event_id_is_one_central_line_on_both_readings(
+    events: list[tuple[str | None, str]], insights: bool
+) -> None:
+    """One line per event id (the first stored, with its id as `event_id`), on the Insights and
+    the FilterLogEvents readings alike; events without an id are all kept."""
+    messages = []
+    for event_id, job in events:
+        event = decision_event(event_id or "", "222222222222", "us-east-1", detail_of(job))
+        if event_id is None:
+            del event["id"]
+        messages.append(json.dumps(event))
+    logs: Any = InsightsLogs(messages) if insights else FilterOnlyLogs(messages)
+    result = auditing.read_audit(logs, "g", CENTRAL, NOW, insights=insights, sleep=lambda _s: None)
+    assert result.via == ("insights" if insights else "filter")
+    ids = [line["event_id"] for line in result.lines]
+    with_ids = [event_id for event_id in ids if event_id is not None]
+    assert len(with_ids) == len(set(with_ids))
+    assert set(with_ids) == {event_id for event_id, _ in events if event_id is not None}
+    assert ids.count(None) == sum(1 for event_id, _ in events if event_id is None)
+    rows = [auditing.fleet_audit_fields(line) for line in result.lines]
+    assert all("event_id" in row for row in rows)
+
+
+def test_the_member_audit_keeps_every_line() -> None:
+    """The member-side audit (terminator log lines, which carry no event id) is not
+    deduplicated: two identical lines are two lines."""
+    from batch_terminator.models.audit import AUDIT_MESSAGE
+
+    line = json.dumps({"message": AUDIT_MESSAGE, "id": "e-1", **detail_of("job-1")})
+    query = auditing.AuditQuery(timedelta(hours=24), limit=500)
+    result = auditing.read_audit(FilterOnlyLogs([line, line]), "g", query, NOW, insights=False)
+    assert [found["job_id"] for found in result.lines] == ["job-1", "job-1"]
+
+
+@pytest.mark.parametrize(
+    ("statement", "admitted"),
+    [
+        pytest.param(
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "events:PutEvents",
+                "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}},
+            },
+            False,
+            id="deny-unknown-operator-applies",
+        ),
+        pytest.param(
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "events:PutEvents",
+                "Condition": {"StringEquals": {"aws:SourceIp": "10.0.0.1"}},
+            },
+            False,
+            id="deny-unknown-key-applies",
+        ),
+        pytest.param(
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "events:PutEvents",
+                "Condition": {
+                    "StringEquals": {"aws:PrincipalAccount": "444444444444"},
+                    "DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"},
+                },
+            },
+            True,
+            id="deny-a-known-false-test-does-not-apply",
+        ),
+        pytest.param(
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "events:PutEvents",
+                "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-aaaaaaaaaa"}},
+            },
+            True,
+            id="deny-positive-absent-key-does-not-apply",
+        ),
+        pytest.param(
+            {
+                "Effect": "Deny",
+                "NotPrincipal": {"AWS": f"arn:aws:iam::{MEMBER}:root"},
+                "Action": "events:PutEvents",
+            },
+            True,
+            id="deny-not-principal-spares-the-member",
+        ),
+        pytest.param(
+            {"Effect": "Deny", "Principal": "*", "NotAction": "events:PutEvents"},
+            True,
+            id="deny-not-action-spares-put-events",
+        ),
+        pytest.param(
+            {"Effect": "Deny", "Principal": "*", "Action": "events:Put?vents"},
+            False,
+            id="deny-single-character-wildcard",
+        ),
+        pytest.param(
+            {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "EVENTS:*"},
+            False,
+            id="deny-upper-case-service-wildcard",
+        ),
+    ],
+)
+def test_the_bus_policy_is_evaluated_as_iam_does(
+    statement: dict[str, Any], admitted: bool
+) -> None:  # fmt: skip
+    eventbridge.leave_organizations()
+    assert eventbridge.admits(bus_policy(ALLOW_MEMBER, statement), MEMBER) is admitted
+
+
+@pytest.mark.parametrize(
+    ("allow", "admitted"),
+    [
+        pytest.param(
+            {**ALLOW_MEMBER, "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2020"}}},
+            False,
+            id="allow-unknown-operator-grants-nothing",
+        ),
+        pytest.param(
+            {**ALLOW_MEMBER, "Action": "events:put*"},
+            True,
+            id="allow-wildcard-any-case",
+        ),
+        pytest.param(
+            {**ALLOW_MEMBER, "Resource": "arn:aws:events:us-east-1:111111111111:event-bus/other"},
+            False,
+            id="allow-for-another-bus",
+        ),
+        pytest.param(
+            {**ALLOW_MEMBER, "Condition": {"StringNotEquals": {"aws:PrincipalAccount": MEMBER}}},
+            False,
+            id="allow-negated-test-that-fails",
+        ),
+    ],
+)
+def test_an_allow_grants_only_what_it_says(allow: dict[str, Any], admitted: bool) -> None:
+    eventbridge.leave_organizations()
+    bus = "arn:aws:events:us-east-1:111111111111:event-bus/batch-terminator-fleet"
+    assert eventbridge.admits(bus_policy(allow), MEMBER, bus) is admitted
+
+
+@pytest.mark.parametrize(
+    ("condition", "writes"),
+    [
+        pytest.param({"ArnEquals": {"aws:SourceArn": _Rule.arn}}, True, id="arn-equals-this-rule"),
+        pytest.param(
+            {"ArnLike": {"aws:SourceArn": "arn:aws:events:us-east-1:123456789012:rule/*"}},
+            True,
+            id="arn-like-every-rule",
+        ),
+        pytest.param(
+            {"ArnLike": {"aws:SourceArn": "arn:aws:events:*:123456789012:rule/batch-*/decisions"}},
+            True,
+            id="arn-like-wildcard-region",
+        ),
+        pytest.param({"StringEquals": {"aws:SourceArn": _Rule.arn}}, True, id="string-equals"),
+        pytest.param(
+            {"StringEquals": {"aws:SourceAccount": "999999999999"}}, False, id="another-account"
+        ),
+        pytest.param(
+            {"ArnLike": {"aws:SourceArn": "arn:aws:events:us-east-1:123456789012:rule/x/*"}},
+            False,
+            id="arn-like-another-bus",
+        ),
+    ],
+)
+def test_the_log_group_policy_reads_the_rules_source_arn(
+    condition: dict[str, Any], writes: bool
+) -> None:
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        logs = boto3.client("logs", region_name="us-east-1")
+        logs.create_log_group(logGroupName=GROUP)
+        logs.put_resource_policy(
+            policyName="fleet",
+            policyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{**LET_EVENTS_WRITE, "Condition": condition}],
+                }
+            ),
+        )
+        assert (eventbridge._log_group_refuses(_Rule(), GROUP_ARN) is None) is writes
+
+
+def test_the_log_group_needs_both_calls_allowed() -> None:
+    """EventBridge creates the stream and puts the event: a policy allowing PutLogEvents only,
+    or denying CreateLogStream, stops the write."""
+    import boto3
+    from moto import mock_aws
+
+    for statements in (
+        [{**LET_EVENTS_WRITE, "Action": "logs:PutLogEvents"}],
+        [
+            LET_EVENTS_WRITE,
+            {"Effect": "Deny", "Principal": "*", "Action": "logs:createlogstream", "Resource": "*"},
+        ],
+    ):
+        with mock_aws():
+            logs = boto3.client("logs", region_name="us-east-1")
+            logs.create_log_group(logGroupName=GROUP)
+            logs.put_resource_policy(
+                policyName="fleet",
+                policyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+            )
+            assert eventbridge._log_group_refuses(_Rule(), GROUP_ARN) is not None
