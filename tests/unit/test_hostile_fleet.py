@@ -111,7 +111,7 @@ def test_an_accepted_region_is_an_ascii_region_name(region: str) -> None:
 
 def test_a_member_written_twice_is_refused_even_with_a_trailing_newline() -> None:
     # Refused either way: as not 12 digits (the account's own check) or as listed twice.
-    with pytest.raises(FleetFileError, match="12 digits|listed twice"):
+    with pytest.raises(FleetFileError, match=r"12 digits|listed twice"):
         parse_fleet(fleet_text(["111111111111", "111111111111\n"], ["us-east-1"]))
 
 
