@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from batch_terminator.contract import DECISION_DETAIL_TYPE, EVENT_SOURCE, FLEET_LOG_GROUP
+from batch_terminator_cli import conventions
 from batch_terminator_cli.demo import DEMO_POLICIES
 from batch_terminator_cli.sandbox import environment
 from tests.integration.cli_support import clean, run
@@ -207,7 +208,7 @@ def test_hostile_lines_in_the_central_log_are_shown_literally_and_never_crash(
         json.dumps(hostile),
     )
     fleet = str(home / "fleet.yaml")
-    with environment({"COLUMNS": "1000"}):  # no folding: the markup whole on one line
+    with wide_console():  # no folding: the markup whole on one line
         table = run("audit", "--central", "--fleet", fleet, "--limit", "500")
     clean(table)
     assert table.exit_code == 0, table.output
@@ -326,10 +327,25 @@ def test_a_fleet_file_region_the_cli_refuses_is_named_not_an_internal_error(
     clean(result)
 
 
+@contextlib.contextmanager
+def wide_console() -> Iterator[None]:
+    """The CLI's consoles 1,000 columns wide, whatever the terminal (or COLUMNS when the
+    consoles were made) says: a cell is then never folded."""
+    consoles = (conventions.out, conventions.err)
+    widths = [console._width for console in consoles]
+    try:
+        for console in consoles:
+            console.width = 1000
+        yield
+    finally:
+        for console, width in zip(consoles, widths, strict=True):
+            console._width = width
+
+
 def test_a_profile_name_with_markup_is_printed_literally(fleet_scene: tuple[Scene, Path]) -> None:
     """A profile name is the operator's text, shown in the error row as written (nothing found
     here)."""
-    with environment({"COLUMNS": "1000"}):
+    with wide_console():
         result = run("status", "--profiles", f"team-b,{MARKUP}", "--regions", "eu-west-1")
     clean(result)
     assert result.exit_code == 1

@@ -70,7 +70,7 @@ def test_organization_and_retention_and_partition() -> None:
     fleet = parse_fleet(
         "version: 1\norganizationId: o-a1b2c3d4e5\n"
         'central: {account: "111111111111", region: cn-north-1, logRetentionDays: 731}\n'
-        f"members: [{MEMBER}]\n"
+        'members: [{account: "222222222222", regions: [cn-north-1, cn-northwest-1]}]\n'
     )
     assert fleet.organization_id == "o-a1b2c3d4e5"
     assert fleet.central is not None
