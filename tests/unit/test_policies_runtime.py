@@ -4,7 +4,6 @@ and nothing the schema would refuse."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from datetime import timedelta
 from typing import Any
@@ -12,12 +11,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from batch_terminator.contract import ACTIVE_STATUSES
 from batch_terminator.logic.durations import format_limit
 from batch_terminator.models import policies as runtime
 from batch_terminator.models import policies_schema as schema
+from tests.unit.parity import same
 
 names = st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
 texts = st.text(st.sampled_from("abcxyz019-_:/.=*"), min_size=1, max_size=12)
@@ -101,23 +101,6 @@ def written_files(draw: st.DrawFn) -> dict[str, Any]:
         "settings": settings_,
         "policies": [draw(policy(name)) for name in chosen],
     }
-
-
-def same(read: Any, model: Any, where: str = "") -> None:
-    """`read` (runtime dataclasses) holds exactly what `model` (schema models) holds."""
-    if dataclasses.is_dataclass(read):
-        assert isinstance(model, BaseModel), where
-        assert {f.name for f in dataclasses.fields(read)} == set(type(model).model_fields), where
-        for f in dataclasses.fields(read):
-            same(getattr(read, f.name), getattr(model, f.name), f"{where}.{f.name}")
-    elif isinstance(read, list):
-        assert isinstance(model, list), where
-        assert len(read) == len(model), where
-        for i, (a, b) in enumerate(zip(read, model, strict=True)):
-            same(a, b, f"{where}.{i}")
-    else:
-        assert read == model, where
-        assert type(read) is type(model), where
 
 
 @settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])

@@ -5,7 +5,6 @@ same errors."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 import re
 import uuid
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from batch_terminator.contract import JobStatus
 from batch_terminator.logic.bodies import InvalidRequest
@@ -21,6 +20,7 @@ from batch_terminator.models.base import describe_validation_error
 from batch_terminator.models.request import Origin, validate_request
 from batch_terminator.models.request_schema import ORIGIN_CONTEXT
 from batch_terminator.models.request_schema import TerminationRequest as Schema
+from tests.unit.parity import same
 
 ORIGIN = Origin("123456789012", "us-east-1")
 JOB = str(uuid.UUID(int=7))
@@ -92,16 +92,6 @@ bodies = st.fixed_dictionaries(
         "policy": st.sampled_from(["gpu-cap", "Not_A_Name", "-x"]),
     },
 )
-
-
-def same(read: Any, model: Any, where: str = "") -> None:
-    if dataclasses.is_dataclass(read):
-        assert isinstance(model, BaseModel), where
-        assert {f.name for f in dataclasses.fields(read)} == set(type(model).model_fields), where
-        for f in dataclasses.fields(read):
-            same(getattr(read, f.name), getattr(model, f.name), f"{where}.{f.name}")
-    else:
-        assert read == model, where
 
 
 def _datetimes(errors: str) -> str:
