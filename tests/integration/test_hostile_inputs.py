@@ -1018,7 +1018,8 @@ def box() -> Iterator[Sandbox]:
         yield running
 
 
-def _fresh(box: Sandbox) -> None:
+def fresh(box: Sandbox) -> None:
+    """The box as new for the next case: no audit or trigger lines, an empty DLQ."""
     box.audit.clear()
     box.trigger_logs.clear()
     sqs, url = box.sqs, box.deployment.dlq_url
@@ -1032,7 +1033,7 @@ def stopped(box: Sandbox) -> set[str]:
 
 
 def run_request(box: Sandbox, hostile: Hostile) -> None:
-    _fresh(box)
+    fresh(box)
     job = box.world.job("etl", "gpu-training", "RUNNING")
     bad = box.send(hostile.input, source=hostile.extra.get("source"))
     good = box.send({"jobId": job, "reason": "fine"})
@@ -1059,7 +1060,7 @@ def run_request(box: Sandbox, hostile: Hostile) -> None:
 
 
 def run_deadline(box: Sandbox, hostile: Hostile) -> None:
-    _fresh(box)
+    fresh(box)
     # A job past quick-cap's 2 minutes: its RUNNING event is in the events queue already.
     job = box.world.job("train", "gpu-training", "RUNNING", age=timedelta(minutes=10))
     sent = box.sqs.send_message(QueueUrl=box.deployment.events_queue_url, MessageBody=hostile.input)
@@ -1084,7 +1085,7 @@ _transitions = iter(range(1, 100_000))
 
 
 def run_brake(box: Sandbox, hostile: Hostile) -> None:
-    _fresh(box)
+    fresh(box)
     before = stopped(box)
     if isinstance(hostile.input, dict) and "Sns" in hostile.input:
         # A real alarm after the bad record, in the same SNS event, still brakes.
@@ -1105,7 +1106,7 @@ def run_brake(box: Sandbox, hostile: Hostile) -> None:
 
 
 def run_sweep(box: Sandbox, hostile: Hostile) -> None:
-    _fresh(box)
+    fresh(box)
     box.sweeper_logs.clear()
     # Younger than quick-cap's 2 minutes: only its tag could select it.
     odd = box.world.job(
@@ -1263,7 +1264,7 @@ FUZZ = settings(
 @FUZZ
 @given(st.one_of(json_values.map(json.dumps), sqs_text))
 def test_fuzz_the_request_queue_loses_nothing(box: Sandbox, text: str) -> None:
-    _fresh(box)
+    fresh(box)
     sent = box.send(text)
     invocations = box.run_terminator()
     assert box.queued() == 0
@@ -1295,7 +1296,7 @@ def test_fuzz_the_request_queue_loses_nothing(box: Sandbox, text: str) -> None:
     )
 )
 def test_fuzz_the_events_queue_is_one_line_per_message(box: Sandbox, text: str) -> None:
-    _fresh(box)
+    fresh(box)
     sent = box.sqs.send_message(QueueUrl=box.deployment.events_queue_url, MessageBody=text)
     invocations = box.run_deadlines()
     assert all(not i.response["batchItemFailures"] for i in invocations)
@@ -1319,7 +1320,7 @@ def test_fuzz_the_events_queue_is_one_line_per_message(box: Sandbox, text: str) 
     )
 )
 def test_fuzz_the_brake_never_crashes_and_explains_each_ignore(box: Sandbox, event: Any) -> None:
-    _fresh(box)
+    fresh(box)
     result = box.run_brake(event)
     ignored = [line for line in box.trigger_logs if line.get("message") == "brake event ignored"]
     assert result["outcomes"].count("ignored") == len(ignored)

@@ -15,25 +15,13 @@ from typer.testing import CliRunner
 from batch_terminator.models.policies import PoliciesFile
 from batch_terminator_cli.main import app
 from batch_terminator_cli.sandbox import Sandbox, sandbox
-from tests.integration.test_hostile_inputs import POLICIES
+from tests.integration.test_hostile_inputs import POLICIES, fresh, stopped
 
 
 @pytest.fixture(scope="module")
 def box() -> Iterator[Sandbox]:
     with sandbox(PoliciesFile.model_validate(POLICIES)) as running:
         yield running
-
-
-def fresh(box: Sandbox) -> None:
-    box.audit.clear()
-    sqs, url = box.sqs, box.deployment.dlq_url
-    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in got:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-
-
-def stopped(box: Sandbox) -> set[str]:
-    return {event.job_id for event in box.control.terminations()}
 
 
 def assert_rejected_and_the_batch_goes_on(box: Sandbox, bad_body: str, named: str) -> None:

@@ -317,7 +317,7 @@ def _request(payload: Any, origin: Origin, errors: list[str]) -> TerminationRequ
     before = len(errors)
     label = _leaf(_text(min_length=1, max_length=MAX_LABEL_LENGTH, plain=True, shows=True))
     values = {
-        "job_id": _field(payload, "jobId", _leaf(_job_id(origin)), "", errors),
+        "job_id": _field(payload, "jobId", _leaf(_in_origin(check_job_id, origin)), "", errors),
         "job_ids": _field(payload, "jobIds", _job_ids(origin), "", errors),
         "selector": _field(payload, "selector", _selector(origin), "", errors),
         "reason": _field(
@@ -396,16 +396,18 @@ def _unicode(value: str) -> None:
 _non_empty = _text(min_length=1, max_length=MAX_TEXT_LENGTH, plain=True, shows=False)
 
 
-def _job_id(origin: Origin) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
+def _in_origin(check: Callable[[str, Origin], str], origin: Origin) -> Callable[[Any], str]:
+    """A strict string passed to `check(value, origin)` (a job id or queue, name or ARN)."""
+
+    def checked(value: Any) -> str:
         if not isinstance(value, str):
             raise _Problem("Input should be a valid string")
         try:
-            return check_job_id(value, origin)
+            return check(value, origin)
         except ValueError as exc:
             raise _Problem(str(exc)) from exc
 
-    return check
+    return checked
 
 
 def _list_of(item: Check, min_length: int, max_length: int | None, noun: str = "List") -> Check:
@@ -441,19 +443,7 @@ def _list_of(item: Check, min_length: int, max_length: int | None, noun: str = "
 
 
 def _job_ids(origin: Origin) -> Check:
-    return _list_of(_leaf(_job_id(origin)), 1, MAX_JOB_IDS_PER_REQUEST)
-
-
-def _queue(origin: Origin) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if not isinstance(value, str):
-            raise _Problem("Input should be a valid string")
-        try:
-            return check_queue(value, origin)
-        except ValueError as exc:
-            raise _Problem(str(exc)) from exc
-
-    return check
+    return _list_of(_leaf(_in_origin(check_job_id, origin)), 1, MAX_JOB_IDS_PER_REQUEST)
 
 
 def _status(value: Any) -> JobStatus:
@@ -574,7 +564,7 @@ def _selector(origin: Origin) -> Check:
             "job_queues": _field(
                 value,
                 "jobQueues",
-                _list_of(_leaf(_queue(origin)), 1, MAX_SELECTOR_QUEUES),
+                _list_of(_leaf(_in_origin(check_queue, origin)), 1, MAX_SELECTOR_QUEUES),
                 loc,
                 errors,
                 required=True,
