@@ -23,7 +23,7 @@ from batch_terminator.contract import (
 )
 from batch_terminator.models.base import ContractModel
 from batch_terminator.models.request import partition_of
-from batch_terminator_cli.policies_file import UNKNOWN_KEY, node_at
+from batch_terminator_cli.policies_file import UNKNOWN_KEY, duplicate_keys, node_at
 
 # A fleet file lists a few hundred members at most; anything larger is refused unread.
 MAX_FILE_BYTES: Final = 256 * 1024
@@ -275,7 +275,8 @@ def _compose(text: str, source: str) -> yaml.Node:
         loader.dispose()
     if root is None:
         raise FleetFileError(source, "", "file is empty: it needs `version: 1` and `members`")
-    _refuse_duplicate_keys(root, "", source)
+    for twice in duplicate_keys(root, ""):
+        raise FleetFileError(source, f"{twice.path} (line {twice.line})", twice.message)
     return root
 
 
@@ -290,23 +291,6 @@ def _construct(root: yaml.Node, source: str) -> Any:
         raise FleetFileError(source, where, f"not valid YAML: {problem}") from exc
     finally:
         loader.dispose()
-
-
-def _refuse_duplicate_keys(node: yaml.Node, path: str, source: str) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            name = str(key.value)
-            child = f"{path}.{name}" if path else name
-            if name in seen:
-                raise FleetFileError(
-                    source, f"{child} (line {key.start_mark.line + 1})", "key is given twice"
-                )
-            seen.add(name)
-            _refuse_duplicate_keys(value, child, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _refuse_duplicate_keys(item, f"{path}[{index}]", source)
 
 
 # pydantic's wording for the error kinds a fleet file meets, in the file's own terms.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,7 +141,7 @@ def _parse(text: str, source: str) -> PoliciesFile:
                     )
                 ],
             )
-        duplicates = list(_duplicate_keys(root, ""))
+        duplicates = list(duplicate_keys(root, ""))
         if duplicates:
             raise PoliciesFileError(source, duplicates)
         # The data from the node just checked: the text is parsed once.
@@ -194,7 +194,9 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
     return total
 
 
-def _duplicate_keys(node: yaml.Node, path: str) -> Any:
+def duplicate_keys(node: yaml.Node, path: str) -> Iterator[Problem]:
+    """Each key given a second time in a mapping under `node`, as a Problem (its line and key
+    path, `policies[0].when`): YAML parsers disagree on which of the two wins."""
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
@@ -203,10 +205,10 @@ def _duplicate_keys(node: yaml.Node, path: str) -> Any:
             if name in seen:
                 yield Problem(key.start_mark.line + 1, child, "key is given twice")
             seen.add(name)
-            yield from _duplicate_keys(value, child)
+            yield from duplicate_keys(value, child)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            yield from _duplicate_keys(item, f"{path}[{index}]")
+            yield from duplicate_keys(item, f"{path}[{index}]")
 
 
 UNKNOWN_KEY = re.compile(r"unknown key '([^']+)'")
